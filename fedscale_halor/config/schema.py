@@ -1,0 +1,117 @@
+"""The job configuration as frozen dataclasses: one field per YAML key, each with a default and its meaning.
+
+Field names are FedScale's / Halor's YAML keys, so a config file maps onto them one to one.
+``metadata["help"]`` is the documentation of the key; ``metadata["choices"]`` or ``metadata["range"]`` bound it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+def knob(default: Any, help: str, *, choices: tuple[Any, ...] | None = None,
+         range: tuple[float | None, float | None] | None = None) -> Any:
+    """A config field with its documentation and its allowed values."""
+    metadata: dict[str, Any] = {"help": help}
+    if choices is not None:
+        metadata["choices"] = choices
+    if range is not None:
+        metadata["range"] = range
+    if isinstance(default, (list, dict)):
+        raise TypeError("config defaults must be immutable; use a tuple")
+    return field(default=default, metadata=metadata)
+
+
+@dataclass(frozen=True)
+class AuthConfig:
+    ssh_user: str = knob("", "user for SSH logins to ps_ip and worker_ips; empty means the current user")
+    ssh_private_key: str = knob("~/.ssh/id_rsa", "private key file for SSH logins")
+
+
+@dataclass(frozen=True)
+class DeploymentConfig:
+    """Where the job's processes run (the top level of a FedScale config file)."""
+
+    ps_ip: str = knob("127.0.0.1", "host of the aggregator (parameter server)")
+    ps_port: int = knob(29501, "gRPC port of the aggregator", range=(1, 65535))
+    worker_ips: tuple[str, ...] = knob(
+        ("127.0.0.1:[1]",),
+        "executor hosts as 'host:[n_gpu0,n_gpu1,...]': one executor process per slot; on a host without GPUs each "
+        "number is a count of CPU executors")
+    exp_path: str = knob("", "folder of the code on every host (FedScale's exp_path); empty means this checkout")
+    executor_entry: str = knob("core/executor.py", "executor entry point, relative to exp_path")
+    aggregator_entry: str = knob("core/aggregator.py", "aggregator entry point, relative to exp_path")
+    auth: AuthConfig = field(default_factory=AuthConfig, metadata={"help": "SSH credentials (ssh_user, ssh_private_key)"})
+    setup_commands: tuple[str, ...] = knob((), "shell commands run on every host before a process starts")
+
+
+@dataclass(frozen=True)
+class JobConfig:
+    """The ``job_conf`` entries of a config file."""
+
+    # identity and logs
+    job_name: str = knob("demo_job", "name of the job: logs go to <log_path>/<job_name>/<timestamp>/")
+    log_path: str = knob("./logs", "root folder of the job's logs")
+    task: str = knob("cv", "kind of task", choices=("cv", "speech"))
+
+    # data
+    data_set: str = knob("digits", "data set name",
+                         choices=("digits", "cifar10", "fashion_mnist", "femnist", "google_speech", "synthetic"))
+    data_dir: str = knob("", "folder of the raw data set; empty means ./data/<data_set>")
+    data_map_file: str = knob("", "FedScale client_data_mapping CSV (femnist); empty means the data set's default")
+    num_classes: int = knob(0, "number of classes; 0 takes the data set's own", range=(0, None))
+    total_worker: int = knob(100, "number of simulated clients (partitions other than the real mapping)",
+                             range=(1, None))
+    partitioning: int = knob(-1, "partition scheme: -1 IID, 0 real client mapping, 1 non-IID uniform, 2 Zipf, "
+                                 "3 balanced, 8 Dirichlet", choices=(-1, 0, 1, 2, 3, 8))
+    dirichlet_alpha: float = knob(0.5, "concentration of the Dirichlet partition (smaller is more skewed)",
+                                  range=(1e-6, None))
+    zipf_param: float = knob(1.95, "exponent of the Zipf partition", range=(1.0 + 1e-9, None))
+    filter_less: int = knob(0, "drop clients with fewer training samples than this", range=(0, None))
+    filter_more: int = knob(0, "drop clients with more training samples than this; 0 keeps all", range=(0, None))
+    sample_seed: int = knob(233, "seed of every random choice of the job (partition, selection, shuffling)")
+
+    # model and training
+    model: str = knob("digits_cnn", "model name from the model registry")
+    rounds: int = knob(50, "number of federated rounds", range=(1, None))
+    num_participants: int = knob(10, "clients selected per round", range=(1, None))
+    sample_mode: str = knob("random", "client selection strategy", choices=("random",))
+    local_steps: int = knob(20, "local SGD iterations per selected client per round", range=(1, None))
+    batch_size: int = knob(10, "local training batch size", range=(1, None))
+    test_bsz: int = knob(128, "evaluation batch size", range=(1, None))
+    learning_rate: float = knob(0.05, "client learning rate", range=(0.0, None))
+    min_learning_rate: float = knob(5e-5, "floor of the decayed learning rate", range=(0.0, None))
+    decay_factor: float = knob(0.98, "learning rate multiplier applied every decay_round rounds", range=(0.0, 1.0))
+    decay_round: int = knob(10, "rounds between learning-rate decays", range=(1, None))
+    momentum: float = knob(0.9, "SGD momentum of local training", range=(0.0, 1.0))
+    weight_decay: float = knob(5e-4, "SGD weight decay of local training", range=(0.0, None))
+
+    # aggregation
+    gradient_policy: str = knob("fedavg", "aggregation strategy",
+                                choices=("fedavg", "fed-prox", "fed-yogi", "fed-adam"))
+    weighted_avg: bool = knob(True, "weight client models by their sample counts (False: Halor's plain mean)")
+    proxy_mu: float = knob(0.1, "FedProx proximal coefficient mu (fed-prox only)", range=(0.0, None))
+    yogi_eta: float = knob(3e-3, "server learning rate of FedYogi / FedAdam", range=(0.0, None))
+    yogi_tau: float = knob(1e-8, "adaptivity epsilon of FedYogi / FedAdam", range=(0.0, None))
+    yogi_beta: float = knob(0.9, "first-moment decay of FedYogi / FedAdam", range=(0.0, 1.0))
+    yogi_beta2: float = knob(0.99, "second-moment decay of FedYogi / FedAdam", range=(0.0, 1.0))
+
+    # evaluation, devices, checkpoints
+    eval_interval: int = knob(5, "evaluate the global model every this many rounds (and after the last)",
+                              range=(1, None))
+    use_cuda: bool = knob(False, "train on a GPU when one is present")
+    save_checkpoint: bool = knob(True, "save the global model (safetensors) at every evaluation")
+    executor_threads: int = knob(0, "torch CPU threads per executor; 0 lets torch decide", range=(0, None))
+    num_executors: int = knob(1, "executors of the in-process (memory transport) runner", range=(1, None))
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """A whole config file: deployment, job, and the keys read but not yet supported."""
+
+    deployment: DeploymentConfig
+    job: JobConfig
+    source: Path | None = None
+    unsupported_keys: tuple[str, ...] = ()

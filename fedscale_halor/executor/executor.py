@@ -1,0 +1,116 @@
+"""An executor: one process (or thread) that simulates many clients, one after another.
+
+It registers with the aggregator, then pulls events until told to shut down. It holds one copy of the global model
+per version and trains whichever clients it is handed; data is memory-mapped, so any executor can train any client.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from fedscale_halor.client.base import Trainer
+from fedscale_halor.client.evaluation import evaluate
+from fedscale_halor.data.federated import FederatedDataset
+from fedscale_halor.transport.base import Transport
+from fedscale_halor.transport.messages import (
+    ClientFailure,
+    ClientTrain,
+    ClientUpdate,
+    Event,
+    ExecutorInfo,
+    Idle,
+    ModelTest,
+    Shutdown,
+    TestOutcome,
+    UpdateModel,
+)
+from fedscale_halor.types import Weights
+
+_log = logging.getLogger("fedscale_halor.executor")
+
+
+class RegistrationRefused(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class ExecutorParts:
+    model: torch.nn.Module
+    dataset: FederatedDataset
+    trainer: Trainer
+    test_batch_size: int
+    device: str = "cpu"
+
+
+class Executor:
+    def __init__(self, executor_id: str, transport: Transport, parts: ExecutorParts) -> None:
+        self._id = executor_id
+        self._transport = transport
+        self._parts = parts
+        self._version = -1
+        self._weights: Weights = {}
+        self._handlers: dict[type, Callable[[Event], bool]] = {
+            UpdateModel: self._on_update_model,
+            ClientTrain: self._on_client_train,
+            ModelTest: self._on_model_test,
+            Idle: self._on_idle,
+            Shutdown: self._on_shutdown,
+        }
+        self.clients_trained = 0
+
+    def run(self) -> None:
+        """Serve the aggregator until it says shut down."""
+        reply = self._transport.register(ExecutorInfo(self._id, socket.gethostname(), self._parts.device))
+        if not reply.accepted:
+            raise RegistrationRefused(f"executor {self._id}: aggregator refused registration: {reply.reason}")
+        keep_going = True
+        while keep_going:
+            event = self._transport.next_event(self._id)
+            keep_going = self._handlers[type(event)](event)
+
+    def _on_update_model(self, event: Event) -> bool:
+        assert isinstance(event, UpdateModel)
+        self._version, self._weights = event.version, event.weights
+        return True
+
+    def _on_client_train(self, event: Event) -> bool:
+        assert isinstance(event, ClientTrain)
+        if event.model_version != self._version:
+            raise RuntimeError(f"executor {self._id}: asked to train on model version {event.model_version} "
+                               f"but holds version {self._version}")
+        for task in event.tasks:
+            try:
+                data = self._parts.dataset.client_data(task.client_id)
+                result = self._parts.trainer.train(self._parts.model, self._weights, data, task)
+            except Exception as error:  # one broken client must not take the executor's other clients down
+                _log.exception("executor %s: client %d failed in round %d", self._id, task.client_id, task.round)
+                self._transport.submit(self._id, ClientFailure(task.round, task.client_id, repr(error)))
+                continue
+            self.clients_trained += 1
+            self._transport.submit(self._id, ClientUpdate(result))
+        return True
+
+    def _on_model_test(self, event: Event) -> bool:
+        assert isinstance(event, ModelTest)
+        features, labels = self._parts.dataset.test_shard(event.shard_index, event.shard_count)
+        result = evaluate(self._parts.model, self._weights, features, labels, self._parts.test_batch_size,
+                          self._parts.device)
+        self._transport.submit(self._id, TestOutcome(event.round, event.model_version, event.shard_index, result))
+        return True
+
+    def _on_idle(self, event: Event) -> bool:
+        assert isinstance(event, Idle)
+        if event.wait_s > 0:
+            time.sleep(event.wait_s)
+        return True
+
+    def _on_shutdown(self, event: Event) -> bool:
+        assert isinstance(event, Shutdown)
+        _log.info("executor %s: shutting down (%s)", self._id, event.reason)
+        return False

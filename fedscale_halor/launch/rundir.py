@@ -1,0 +1,49 @@
+"""A run's log folder, <log_path>/<job_name>/<timestamp>/, and the job's log files inside it."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+
+_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def new_timestamp() -> str:
+    return time.strftime("%m%d_%H%M%S")
+
+
+def create_run_dir(log_path: str | Path, job_name: str, timestamp: str | None = None) -> Path:
+    """Create the run's folder; a taken timestamp gets a numeric suffix, so two runs never share a folder."""
+    parent = Path(log_path).expanduser().resolve() / job_name
+    parent.mkdir(parents=True, exist_ok=True)
+    stem = timestamp or new_timestamp()
+    candidate, suffix = parent / stem, 1
+    while True:
+        try:
+            candidate.mkdir()
+            return candidate
+        except FileExistsError:
+            candidate = parent / f"{stem}_{suffix}"
+            suffix += 1
+
+
+def attach_log_file(logger_name: str, path: Path, *, echo: bool) -> logging.Handler:
+    """Send a logger's records to ``path`` (and to stdout when ``echo``); returns the file handler."""
+    logger = logging.getLogger(logger_name)
+    logger.setLevel(logging.INFO)
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter(_FORMAT))
+    logger.addHandler(handler)
+    if echo and not any(getattr(h, "_fedscale_echo", False) for h in logger.handlers):
+        console = logging.StreamHandler(sys.stdout)
+        console.setFormatter(logging.Formatter("%(message)s"))
+        console._fedscale_echo = True  # type: ignore[attr-defined]
+        logger.addHandler(console)
+    return handler
+
+
+def detach_log_file(logger_name: str, handler: logging.Handler) -> None:
+    logging.getLogger(logger_name).removeHandler(handler)
+    handler.close()

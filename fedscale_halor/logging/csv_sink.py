@@ -1,0 +1,37 @@
+"""metrics.csv: one row per round, written as it happens so a killed job keeps its history."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from fedscale_halor.logging.base import MetricsSink
+from fedscale_halor.types import RoundMetrics
+
+COLUMNS = (
+    "round", "clock_s", "wall_time_s", "participants", "completed", "train_loss", "learning_rate",
+    "test_loss", "test_top1", "test_top5", "test_samples",
+)
+
+
+class CsvSink(MetricsSink):
+    def __init__(self, path: Path) -> None:
+        self._file = path.open("w", newline="", encoding="utf-8")
+        self._writer = csv.writer(self._file)
+        self._writer.writerow(COLUMNS)
+        self._file.flush()
+
+    def on_round(self, metrics: RoundMetrics) -> None:
+        test = metrics.test
+        self._writer.writerow([
+            metrics.round, f"{metrics.clock_s:.4f}", f"{metrics.wall_time_s:.4f}", len(metrics.participants),
+            metrics.completed, f"{metrics.train_loss:.6f}", f"{metrics.learning_rate:.6g}",
+            "" if test is None else f"{test.loss:.6f}",
+            "" if test is None else f"{test.top1:.6f}",
+            "" if test is None else f"{test.top5:.6f}",
+            "" if test is None else test.num_samples,
+        ])
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()

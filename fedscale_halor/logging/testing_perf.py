@@ -1,0 +1,47 @@
+"""``testing_perf``: FedScale's pickle of evaluation history, rewritten after every evaluation.
+
+Layout, as FedScale's aggregator writes it: {data_set, model, sample_mode, gradient_policy, task,
+perf: {round: {round, clock, loss, top_1, top_5, test_len}}}, with accuracies as fractions in [0, 1].
+The file is only ever written here (from plain dicts and numbers); it is a local artefact, never read from a network.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+from typing import Any
+
+from fedscale_halor.config.schema import JobConfig
+from fedscale_halor.logging.base import MetricsSink
+from fedscale_halor.types import RoundMetrics
+
+
+class TestingPerfSink(MetricsSink):
+    def __init__(self, path: Path, job: JobConfig) -> None:
+        self._path = path
+        self._history: dict[str, Any] = {
+            "data_set": job.data_set,
+            "model": job.model,
+            "sample_mode": job.sample_mode,
+            "gradient_policy": job.gradient_policy,
+            "task": job.task,
+            "perf": {},
+        }
+
+    def on_round(self, metrics: RoundMetrics) -> None:
+        test = metrics.test
+        if test is None:
+            return
+        self._history["perf"][metrics.round] = {
+            "round": metrics.round,
+            "clock": metrics.clock_s,
+            "loss": test.loss,
+            "top_1": test.top1,
+            "top_5": test.top5,
+            "test_len": test.num_samples,
+        }
+        partial = self._path.with_suffix(".partial")
+        with partial.open("wb") as handle:
+            pickle.dump(self._history, handle)
+        os.replace(partial, self._path)

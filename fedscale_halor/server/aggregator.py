@@ -1,0 +1,117 @@
+"""The round loop of the parameter server: select, train, aggregate, evaluate, log, checkpoint.
+
+It talks to executors only through the work board (and so through whichever transport serves the board).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from fedscale_halor.aggregation.base import Strategy
+from fedscale_halor.client.schedule import learning_rate_at
+from fedscale_halor.config.schema import JobConfig
+from fedscale_halor.logging.base import MetricsSink
+from fedscale_halor.seeding import derive_seed
+from fedscale_halor.selection.base import ClientSelector
+from fedscale_halor.server.board import RoundOutcome, WorkBoard
+from fedscale_halor.server.checkpoint import CheckpointState, save_checkpoint
+from fedscale_halor.types import EvalResult, RoundMetrics, TrainTask, Weights
+
+_log = logging.getLogger("fedscale_halor.aggregator")
+
+
+@dataclass(frozen=True)
+class AggregatorParts:
+    """Everything the round loop needs besides the job config."""
+
+    board: WorkBoard
+    client_ids: Sequence[int]
+    initial_weights: Weights
+    selector: ClientSelector
+    strategy: Strategy
+    sink: MetricsSink
+    checkpoint_dir: Path | None = None
+
+
+class Aggregator:
+    def __init__(self, job: JobConfig, parts: AggregatorParts) -> None:
+        self._job = job
+        self._parts = parts
+        self._weights: Weights = parts.initial_weights
+        self._version = 0
+        self._clock_s = 0.0
+
+    @property
+    def weights(self) -> Weights:
+        return self._weights
+
+    def run(self, executor_count: int, register_timeout_s: float = 120.0) -> list[RoundMetrics]:
+        board = self._parts.board
+        if not board.wait_for_executors(executor_count, register_timeout_s):
+            raise TimeoutError(f"only {board.executor_count} of {executor_count} executors registered "
+                               f"within {register_timeout_s:.0f} s")
+        board.set_model(self._version, self._weights)
+        history: list[RoundMetrics] = []
+        try:
+            for round_index in range(1, self._job.rounds + 1):
+                history.append(self._run_round(round_index, executor_count))
+        finally:
+            board.shutdown("job finished")
+            self._parts.sink.close()
+        return history
+
+    def _run_round(self, round_index: int, executor_count: int) -> RoundMetrics:
+        job, parts = self._job, self._parts
+        started = time.perf_counter()
+        learning_rate = learning_rate_at(round_index - 1, job.learning_rate, job.decay_factor, job.decay_round,
+                                         job.min_learning_rate)
+        participants = parts.selector.select(round_index, parts.client_ids, job.num_participants)
+        tasks = [
+            TrainTask(round=round_index, client_id=client_id, model_version=self._version,
+                      learning_rate=learning_rate, local_steps=job.local_steps, batch_size=job.batch_size,
+                      seed=derive_seed(job.sample_seed, round_index, "train", client_id))
+            for client_id in participants
+        ]
+        outcome = parts.board.run_round(round_index, tasks)
+        for failure in outcome.failures:
+            _log.warning("round %d: client %d failed and is dropped: %s", round_index, failure.client_id,
+                         failure.error)
+        self._weights = parts.strategy.aggregate(self._weights, outcome.results)
+        self._version += 1
+        parts.board.set_model(self._version, self._weights)
+        parts.selector.feedback(round_index, outcome.results)
+        self._clock_s += max((result.wall_time_s for result in outcome.results), default=0.0)
+
+        test = None
+        if round_index % job.eval_interval == 0 or round_index == job.rounds:
+            test = parts.board.run_test(round_index, shard_count=executor_count)
+            self._save(round_index)
+        metrics = RoundMetrics(
+            round=round_index, clock_s=self._clock_s, wall_time_s=time.perf_counter() - started,
+            participants=tuple(participants), completed=len(outcome.results),
+            train_loss=_mean_train_loss(outcome), learning_rate=learning_rate, test=test,
+        )
+        parts.sink.on_round(metrics)
+        return metrics
+
+    def _save(self, round_index: int) -> None:
+        if self._parts.checkpoint_dir is not None and self._job.save_checkpoint:
+            save_checkpoint(self._parts.checkpoint_dir, CheckpointState(round_index, self._version, self._clock_s),
+                            self._weights)
+
+
+def _mean_train_loss(outcome: RoundOutcome) -> float:
+    samples = sum(result.num_samples for result in outcome.results)
+    if samples == 0:
+        return float("nan")
+    return sum(result.loss_mean * result.num_samples for result in outcome.results) / samples
+
+
+def final_accuracy(history: Sequence[RoundMetrics]) -> EvalResult | None:
+    """The last evaluation of a run, if any."""
+    tested = [metrics.test for metrics in history if metrics.test is not None]
+    return tested[-1] if tested else None

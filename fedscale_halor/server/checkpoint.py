@@ -1,0 +1,41 @@
+"""Checkpoints of the global model: safetensors weights plus a small JSON of where the job stands."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from fedscale_halor.types import Weights
+
+
+@dataclass(frozen=True)
+class CheckpointState:
+    round: int
+    model_version: int
+    clock_s: float
+
+
+def save_checkpoint(folder: Path, state: CheckpointState, weights: Weights) -> Path:
+    """Write ``model.safetensors`` and ``state.json`` atomically (temp files, then rename)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    model_path, state_path = folder / "model.safetensors", folder / "state.json"
+    tensors = {name: tensor.detach().contiguous().cpu() for name, tensor in weights.items()}
+    save_file(tensors, str(model_path.with_suffix(".partial")), metadata={"round": str(state.round)})
+    os.replace(model_path.with_suffix(".partial"), model_path)
+    state_path.with_suffix(".partial").write_text(json.dumps(asdict(state)), encoding="utf-8")
+    os.replace(state_path.with_suffix(".partial"), state_path)
+    return model_path
+
+
+def load_checkpoint(folder: Path) -> tuple[CheckpointState, dict[str, torch.Tensor]]:
+    state_path, model_path = folder / "state.json", folder / "model.safetensors"
+    for path in (state_path, model_path):
+        if not path.is_file():
+            raise FileNotFoundError(f"checkpoint file missing: {path}")
+    state = CheckpointState(**json.loads(state_path.read_text(encoding="utf-8")))
+    return state, load_file(str(model_path))

@@ -1,0 +1,87 @@
+"""What the aggregator and its executors say to each other, as plain frozen dataclasses.
+
+Transports convert these to and from their wire format (the gRPC transport in its serde module); orchestration code
+never sees a wire type.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fedscale_halor.types import EvalResult, TrainResult, TrainTask, Weights
+
+
+@dataclass(frozen=True)
+class ExecutorInfo:
+    executor_id: str
+    host: str
+    device: str
+
+
+@dataclass(frozen=True)
+class RegisterReply:
+    accepted: bool
+    reason: str = ""
+
+
+# Events: the aggregator's answer to an executor's poll.
+@dataclass(frozen=True)
+class UpdateModel:
+    version: int
+    weights: Weights
+
+
+@dataclass(frozen=True)
+class ClientTrain:
+    round: int
+    model_version: int
+    tasks: tuple[TrainTask, ...]
+
+
+@dataclass(frozen=True)
+class ModelTest:
+    round: int
+    model_version: int
+    shard_index: int
+    shard_count: int
+
+
+@dataclass(frozen=True)
+class Idle:
+    """Nothing to do yet; poll again after ``wait_s``."""
+
+    wait_s: float
+
+
+@dataclass(frozen=True)
+class Shutdown:
+    reason: str
+
+
+Event = UpdateModel | ClientTrain | ModelTest | Idle | Shutdown
+
+
+# Completions: what an executor reports.
+@dataclass(frozen=True)
+class ClientUpdate:
+    result: TrainResult
+
+
+@dataclass(frozen=True)
+class ClientFailure:
+    """A client whose training raised; the aggregator counts it as dropped instead of waiting for it."""
+
+    round: int
+    client_id: int
+    error: str
+
+
+@dataclass(frozen=True)
+class TestOutcome:
+    round: int
+    model_version: int
+    shard_index: int
+    result: EvalResult
+
+
+Completion = ClientUpdate | ClientFailure | TestOutcome

@@ -1,0 +1,97 @@
+"""Frozen value types shared by every part of the package.
+
+Weights are ordered ``str -> torch.Tensor`` mappings (a model's state dict, on the CPU).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import torch
+
+Weights = Mapping[str, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class ClientData:
+    """One client's local training set, ready for a model: float features, int64 labels."""
+
+    client_id: int
+    features: torch.Tensor
+    labels: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+
+@dataclass(frozen=True)
+class TrainTask:
+    """What one client must do in one round."""
+
+    round: int
+    client_id: int
+    model_version: int
+    learning_rate: float
+    local_steps: int
+    batch_size: int
+    seed: int
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """A client's outcome: its weights after local training and the statistics selectors need."""
+
+    client_id: int
+    round: int
+    model_version: int
+    weights: Weights
+    num_samples: int
+    num_steps: int
+    loss_mean: float
+    loss_square_mean: float
+    wall_time_s: float
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """Sums (never means) over an evaluated shard, so shards add up exactly."""
+
+    num_samples: int = 0
+    loss_sum: float = 0.0
+    top1_correct: int = 0
+    top5_correct: int = 0
+
+    def __add__(self, other: EvalResult) -> EvalResult:
+        return EvalResult(
+            num_samples=self.num_samples + other.num_samples,
+            loss_sum=self.loss_sum + other.loss_sum,
+            top1_correct=self.top1_correct + other.top1_correct,
+            top5_correct=self.top5_correct + other.top5_correct,
+        )
+
+    @property
+    def loss(self) -> float:
+        return self.loss_sum / self.num_samples if self.num_samples else float("nan")
+
+    @property
+    def top1(self) -> float:
+        return self.top1_correct / self.num_samples if self.num_samples else float("nan")
+
+    @property
+    def top5(self) -> float:
+        return self.top5_correct / self.num_samples if self.num_samples else float("nan")
+
+
+@dataclass(frozen=True)
+class RoundMetrics:
+    """Everything the sinks log about one finished round."""
+
+    round: int
+    clock_s: float
+    wall_time_s: float
+    participants: tuple[int, ...]
+    completed: int
+    train_loss: float
+    learning_rate: float
+    test: EvalResult | None = None
