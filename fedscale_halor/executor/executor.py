@@ -27,7 +27,7 @@ from fedscale_halor.transport.messages import (
     Idle,
     ModelTest,
     Shutdown,
-    TestOutcome,
+    EvalOutcome,
     UpdateModel,
 )
 from fedscale_halor.types import Weights
@@ -101,7 +101,7 @@ class Executor:
         features, labels = self._parts.dataset.test_shard(event.shard_index, event.shard_count)
         result = evaluate(self._parts.model, self._weights, features, labels, self._parts.test_batch_size,
                           self._parts.device)
-        self._transport.submit(self._id, TestOutcome(event.round, event.model_version, event.shard_index, result))
+        self._transport.submit(self._id, EvalOutcome(event.round, event.model_version, event.shard_index, result))
         return True
 
     def _on_idle(self, event: Event) -> bool:

@@ -22,7 +22,7 @@ from fedscale_halor.executor.executor import Executor, ExecutorParts
 from fedscale_halor.launch.rundir import attach_log_file, create_run_dir, detach_log_file
 from fedscale_halor.logging.base import FanOutSink
 from fedscale_halor.logging.csv_sink import CsvSink
-from fedscale_halor.logging.testing_perf import TestingPerfSink
+from fedscale_halor.logging.testing_perf import PerfHistorySink
 from fedscale_halor.logging.text_sink import TextSink
 from fedscale_halor.models import build_model
 from fedscale_halor.seeding import derive_seed
@@ -71,7 +71,7 @@ def run_in_process(cfg: ExperimentConfig, *, timestamp: str | None = None, echo:
         sink = FanOutSink([
             TextSink(_log, job.rounds),
             CsvSink(run_dir / "metrics.csv"),
-            TestingPerfSink(run_dir / "testing_perf", job),
+            PerfHistorySink(run_dir / "testing_perf", job),
         ])
         aggregator = Aggregator(job, AggregatorParts(
             board=board, client_ids=dataset.client_ids, initial_weights=initial_weights(model, job.sample_seed),

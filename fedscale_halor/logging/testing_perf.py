@@ -17,7 +17,7 @@ from fedscale_halor.logging.base import MetricsSink
 from fedscale_halor.types import RoundMetrics
 
 
-class TestingPerfSink(MetricsSink):
+class PerfHistorySink(MetricsSink):
     def __init__(self, path: Path, job: JobConfig) -> None:
         self._path = path
         self._history: dict[str, Any] = {

@@ -23,7 +23,7 @@ from fedscale_halor.transport.messages import (
     Idle,
     ModelTest,
     Shutdown,
-    TestOutcome,
+    EvalOutcome,
     UpdateModel,
 )
 from fedscale_halor.types import EvalResult, TrainResult, TrainTask, Weights
@@ -114,7 +114,7 @@ class WorkBoard:
                 if completion.round == self._round and completion.client_id in self._awaited_clients:
                     self._awaited_clients.discard(completion.client_id)
                     self._failures[completion.client_id] = completion
-            elif isinstance(completion, TestOutcome):
+            elif isinstance(completion, EvalOutcome):
                 if completion.round == self._test_round:
                     self._test_outcomes[completion.shard_index] = completion.result
             else:

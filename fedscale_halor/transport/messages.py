@@ -77,11 +77,11 @@ class ClientFailure:
 
 
 @dataclass(frozen=True)
-class TestOutcome:
+class EvalOutcome:
     round: int
     model_version: int
     shard_index: int
     result: EvalResult
 
 
-Completion = ClientUpdate | ClientFailure | TestOutcome
+Completion = ClientUpdate | ClientFailure | EvalOutcome

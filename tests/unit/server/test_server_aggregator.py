@@ -1,0 +1,117 @@
+"""The round loop against a hand-written fake executor: every number here is worked out by hand."""
+
+import threading
+from collections.abc import Sequence
+
+import torch
+
+from fedscale_halor.aggregation.base import Strategy
+from fedscale_halor.config.schema import JobConfig
+from fedscale_halor.logging.base import MetricsSink
+from fedscale_halor.selection.base import ClientSelector
+from fedscale_halor.server.aggregator import Aggregator, AggregatorParts
+from fedscale_halor.server.board import WorkBoard
+from fedscale_halor.transport.messages import (
+    ClientTrain,
+    ClientUpdate,
+    EvalOutcome,
+    ModelTest,
+    Shutdown,
+    UpdateModel,
+)
+from fedscale_halor.types import EvalResult, RoundMetrics, TrainResult, Weights
+
+
+class FirstClientsSelector(ClientSelector):
+    def __init__(self) -> None:
+        self.feedback_rounds: list[int] = []
+
+    def select(self, round_index: int, feasible: Sequence[int], count: int) -> list[int]:
+        return sorted(feasible)[:count]
+
+    def feedback(self, round_index: int, results: Sequence[TrainResult]) -> None:
+        self.feedback_rounds.append(round_index)
+
+
+class MeanStrategy(Strategy):
+    def combine(self, global_weights: Weights, ordered_results: Sequence[TrainResult]) -> dict[str, torch.Tensor]:
+        return {"w": torch.stack([r.weights["w"] for r in ordered_results]).mean(dim=0)}
+
+
+class ListSink(MetricsSink):
+    def __init__(self) -> None:
+        self.rounds: list[RoundMetrics] = []
+        self.closed = False
+
+    def on_round(self, metrics: RoundMetrics) -> None:
+        self.rounds.append(metrics)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def fake_executor(board: WorkBoard, seen_lrs: list[float], seen_versions: list[int]) -> None:
+    """Each client returns global + client_id; evaluation reports the model's value as 'correct' counts."""
+    board.add_executor("fake")
+    weights: Weights = {}
+    while True:
+        event = board.next_event("fake")
+        if isinstance(event, UpdateModel):
+            weights = event.weights
+            seen_versions.append(event.version)
+        elif isinstance(event, ClientTrain):
+            for task in event.tasks:
+                seen_lrs.append(task.learning_rate)
+                trained = {"w": weights["w"] + task.client_id}
+                board.submit(ClientUpdate(TrainResult(task.client_id, task.round, task.model_version, trained,
+                                                      num_samples=10, num_steps=task.local_steps,
+                                                      loss_mean=float(task.client_id), loss_square_mean=1.0,
+                                                      wall_time_s=0.5 * task.client_id)))
+        elif isinstance(event, ModelTest):
+            value = int(weights["w"].item())
+            board.submit(EvalOutcome(event.round, event.model_version, event.shard_index,
+                                     EvalResult(num_samples=100, loss_sum=1.0, top1_correct=value, top5_correct=value)))
+        elif isinstance(event, Shutdown):
+            return
+
+
+def test_round_loop_aggregates_decays_evaluates_and_logs() -> None:
+    # Prepare: clients 1..4 exist, 2 per round -> clients 1 and 2 every round; w grows by mean(1, 2) = 1.5 per round
+    job = JobConfig(rounds=4, num_participants=2, total_worker=4, eval_interval=2, learning_rate=0.1,
+                    decay_factor=0.5, decay_round=2, min_learning_rate=0.0, save_checkpoint=False)
+    board = WorkBoard(long_poll_s=0.01)
+    selector, sink = FirstClientsSelector(), ListSink()
+    lrs: list[float] = []
+    versions: list[int] = []
+    executor = threading.Thread(target=fake_executor, args=(board, lrs, versions), daemon=True)
+    executor.start()
+    aggregator = Aggregator(job, AggregatorParts(board, [1, 2, 3, 4], {"w": torch.tensor(0.0)}, selector,
+                                                 MeanStrategy(), sink))
+
+    # Execute
+    history = aggregator.run(executor_count=1, register_timeout_s=5)
+    executor.join(timeout=5)
+
+    # Assert
+    assert not executor.is_alive()
+    assert float(aggregator.weights["w"]) == 6.0  # 4 rounds x 1.5
+    assert [m.round for m in history] == [1, 2, 3, 4] and sink.rounds == history and sink.closed
+    assert lrs == [0.1, 0.1, 0.1, 0.1, 0.05, 0.05, 0.05, 0.05]  # decay by half after 2 rounds
+    assert versions == [0, 1, 2, 3, 4]  # each version sent once: 4 rounds + the evaluations reuse versions 2, 4
+    assert [m.test is not None for m in history] == [False, True, False, True]
+    assert history[1].test.top1_correct == 3 and history[3].test.top1_correct == 6
+    assert history[0].train_loss == 1.5  # samples-weighted mean of losses 1 and 2
+    assert [m.clock_s for m in history] == [1.0, 2.0, 3.0, 4.0]  # slowest client (id 2) takes 1 s per round
+    assert selector.feedback_rounds == [1, 2, 3, 4]
+
+
+def test_missing_executors_time_out_with_a_clear_error() -> None:
+    job = JobConfig(rounds=1, num_participants=1, total_worker=1, save_checkpoint=False)
+    aggregator = Aggregator(job, AggregatorParts(WorkBoard(), [0], {"w": torch.tensor(0.0)}, FirstClientsSelector(),
+                                                 MeanStrategy(), ListSink()))
+    try:
+        aggregator.run(executor_count=2, register_timeout_s=0.05)
+    except TimeoutError as error:
+        assert "0 of 2 executors" in str(error)
+    else:
+        raise AssertionError("expected a timeout")
