@@ -7,7 +7,7 @@ import torch
 from fedscale_halor.aggregation.base import Strategy
 from fedscale_halor.aggregation.registry import STRATEGY_BUILDERS
 from fedscale_halor.client.base import Trainer
-from fedscale_halor.client.trainer import LocalTrainer
+from fedscale_halor.client.local import LocalTrainer
 from fedscale_halor.config.schema import JobConfig
 from fedscale_halor.selection.base import ClientSelector
 from fedscale_halor.selection.registry import SELECTOR_BUILDERS
@@ -15,7 +15,7 @@ from fedscale_halor.selection.registry import SELECTOR_BUILDERS
 _PROXIMAL_POLICIES = frozenset({"fed-prox"})
 
 
-def _lookup(registry: dict, key: str, what: str):  # noqa: ANN202
+def _lookup(registry: dict, key: str, what: str):
     try:
         return registry[key]
     except KeyError:

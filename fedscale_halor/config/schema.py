@@ -43,8 +43,10 @@ class DeploymentConfig:
     exp_path: str = knob("", "folder of the code on every host (FedScale's exp_path); empty means this checkout")
     executor_entry: str = knob("core/executor.py", "executor entry point, relative to exp_path")
     aggregator_entry: str = knob("core/aggregator.py", "aggregator entry point, relative to exp_path")
-    auth: AuthConfig = field(default_factory=AuthConfig, metadata={"help": "SSH credentials (ssh_user, ssh_private_key)"})
-    setup_commands: tuple[str, ...] = knob((), "shell commands run on every host before a process starts")
+    auth: AuthConfig = field(default_factory=AuthConfig,
+                             metadata={"help": "SSH credentials (ssh_user, ssh_private_key)"})
+    setup_commands: tuple[str, ...] = knob(
+        (), "shell commands run on every host before a process starts; that host's shell expands their $VARs")
 
 
 @dataclass(frozen=True)

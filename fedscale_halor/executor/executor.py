@@ -22,12 +22,12 @@ from fedscale_halor.transport.messages import (
     ClientFailure,
     ClientTrain,
     ClientUpdate,
+    EvalOutcome,
     Event,
     ExecutorInfo,
     Idle,
     ModelTest,
     Shutdown,
-    EvalOutcome,
     UpdateModel,
 )
 from fedscale_halor.types import Weights
@@ -35,7 +35,7 @@ from fedscale_halor.types import Weights
 _log = logging.getLogger("fedscale_halor.executor")
 
 
-class RegistrationRefused(RuntimeError):
+class RegistrationRefusedError(RuntimeError):
     pass
 
 
@@ -68,7 +68,7 @@ class Executor:
         """Serve the aggregator until it says shut down."""
         reply = self._transport.register(ExecutorInfo(self._id, socket.gethostname(), self._parts.device))
         if not reply.accepted:
-            raise RegistrationRefused(f"executor {self._id}: aggregator refused registration: {reply.reason}")
+            raise RegistrationRefusedError(f"executor {self._id}: aggregator refused registration: {reply.reason}")
         keep_going = True
         while keep_going:
             event = self._transport.next_event(self._id)

@@ -1,0 +1,51 @@
+"""The Strategy and ServerOptimizer abstractions of server-side aggregation."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+
+import torch
+
+from fedscale_halor.types import TrainResult, Weights
+
+
+def arrival_independent_order(results: Sequence[TrainResult]) -> list[TrainResult]:
+    """Results sorted by client id (then round and model version, for stale duplicates of one client), so that
+    floating-point sums never depend on the order in which updates arrived."""
+    return sorted(results, key=lambda result: (result.client_id, result.round, result.model_version))
+
+
+class Strategy(ABC):
+    """Turns the global weights and the clients' results of a round into the next global weights."""
+
+    def aggregate(self, global_weights: Weights, results: Sequence[TrainResult]) -> dict[str, torch.Tensor]:
+        return self.combine(global_weights, arrival_independent_order(results))
+
+    @abstractmethod
+    def combine(self, global_weights: Weights, ordered_results: Sequence[TrainResult]) -> dict[str, torch.Tensor]:
+        """The new global weights from results already sorted by ``arrival_independent_order``."""
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """Server-side state to checkpoint (none for stateless strategies)."""
+        return {}
+
+    def load_state_dict(self, state: Mapping[str, torch.Tensor]) -> None:
+        if state:
+            raise ValueError(f"{type(self).__name__} keeps no state, but the checkpoint has key {next(iter(state))!r}")
+
+
+class ServerOptimizer(ABC):
+    """Moves the global weights along the pseudo-gradient ``delta = averaged - global``."""
+
+    @abstractmethod
+    def step(self, global_weights: Weights, averaged: Weights) -> dict[str, torch.Tensor]:
+        """The new global weights."""
+
+    @abstractmethod
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The optimizer's state as a flat dict of tensors (safetensors-compatible)."""
+
+    @abstractmethod
+    def load_state_dict(self, state: Mapping[str, torch.Tensor]) -> None:
+        """Restore what ``state_dict`` exported."""

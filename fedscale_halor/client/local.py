@@ -1,0 +1,118 @@
+"""Sequential local training of one client: plain SGD, optionally with FedProx's proximal term."""
+
+from __future__ import annotations
+
+import time
+
+import torch
+import torch.nn.functional as F  # noqa: N812
+from torch import nn
+
+from fedscale_halor.client.base import Trainer
+from fedscale_halor.client.batching import batch_indices
+from fedscale_halor.client.fedprox import ProximalTerm
+from fedscale_halor.seeding import torch_generator
+from fedscale_halor.types import ClientData, TrainResult, TrainTask, Weights
+
+
+def cpu_weights(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Detached CPU copies of the model's state dict (parameters and buffers), never aliasing the model."""
+    return {name: tensor.detach().to("cpu", copy=True) for name, tensor in model.state_dict().items()}
+
+
+def _rng_devices(device: torch.device) -> list[int]:
+    if device.type != "cuda":
+        return []
+    return [device.index if device.index is not None else torch.cuda.current_device()]
+
+
+class LocalTrainer(Trainer):
+    """Runs exactly ``task.local_steps`` SGD steps over reshuffled mini-batches of the client's data.
+
+    Every random choice (batch order, dropout) is seeded from ``task.seed``, so the same task on the same device
+    gives the same weights. ``proximal_mu > 0`` turns the client into a FedProx client.
+    """
+
+    def __init__(self, momentum: float = 0.9, weight_decay: float = 5e-4, proximal_mu: float = 0.0,
+                 device: str | torch.device = "cpu") -> None:
+        if proximal_mu < 0:
+            raise ValueError(f"proximal_mu must be non-negative, got {proximal_mu}")
+        self.momentum = momentum
+        self.weight_decay = weight_decay
+        self.proximal_mu = proximal_mu
+        self.device = torch.device(device)
+
+    def train(self, model: nn.Module, global_weights: Weights, data: ClientData, task: TrainTask) -> TrainResult:
+        started = time.perf_counter()
+        _check_inputs(data, task)
+        model.to(self.device)
+        try:
+            model.load_state_dict(global_weights, strict=True)
+        except RuntimeError as error:
+            raise ValueError(f"client {task.client_id}: the global weights do not fit the model: {error}") from error
+
+        num_samples = len(data)
+        if num_samples == 0 or task.local_steps == 0:
+            # Nothing to learn from: hand back the global weights untouched rather than looping on an empty loader.
+            return _result(task, cpu_weights(model), num_samples, 0, 0.0, 0.0, started)
+
+        with torch.random.fork_rng(devices=_rng_devices(self.device)):
+            torch.manual_seed(task.seed)
+            loss_mean, loss_square_mean = self._run_steps(model, data, task)
+        return _result(task, cpu_weights(model), num_samples, task.local_steps, loss_mean, loss_square_mean, started)
+
+    def _run_steps(self, model: nn.Module, data: ClientData, task: TrainTask) -> tuple[float, float]:
+        features = data.features.to(self.device)
+        labels = data.labels.to(self.device)
+        optimizer = torch.optim.SGD(model.parameters(), lr=task.learning_rate, momentum=self.momentum,
+                                    weight_decay=self.weight_decay)
+        proximal = ProximalTerm(model, self.proximal_mu) if self.proximal_mu > 0 else None
+        # Loss statistics accumulate on the device so the loop never waits for the GPU; one sync at the end.
+        loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
+        loss_square_sum = torch.zeros((), dtype=torch.float64, device=self.device)
+        samples_seen = 0
+        model.train()
+        for indices in batch_indices(len(data), task.batch_size, task.local_steps, torch_generator(task.seed)):
+            device_indices = indices.to(self.device)
+            per_sample_loss = F.cross_entropy(model(features[device_indices]), labels[device_indices],
+                                              reduction="none")
+            loss = per_sample_loss.mean()
+            if proximal is not None:
+                loss = loss + proximal()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            detached = per_sample_loss.detach()
+            loss_sum += detached.sum(dtype=torch.float64)
+            loss_square_sum += detached.square().sum(dtype=torch.float64)
+            samples_seen += int(indices.numel())
+        # All batches have the same size, so the per-sample mean equals the mean of the batch means.
+        total, total_square = torch.stack([loss_sum, loss_square_sum]).tolist()
+        return total / samples_seen, total_square / samples_seen
+
+
+def _check_inputs(data: ClientData, task: TrainTask) -> None:
+    if data.client_id != task.client_id:
+        raise ValueError(f"task for client {task.client_id} was given the data of client {data.client_id}")
+    if data.features.shape[0] != data.labels.shape[0]:
+        raise ValueError(f"client {data.client_id}: {data.features.shape[0]} feature rows but "
+                         f"{data.labels.shape[0]} labels")
+    if task.local_steps < 0:
+        raise ValueError(f"client {task.client_id}: local_steps must be non-negative, got {task.local_steps}")
+    if task.batch_size < 1:
+        raise ValueError(f"client {task.client_id}: batch_size must be positive, got {task.batch_size}")
+
+
+def _result(task: TrainTask, weights: dict[str, torch.Tensor], num_samples: int, num_steps: int, loss_mean: float,
+            loss_square_mean: float, started: float) -> TrainResult:
+    return TrainResult(
+        client_id=task.client_id,
+        round=task.round,
+        model_version=task.model_version,
+        weights=weights,
+        num_samples=num_samples,
+        num_steps=num_steps,
+        loss_mean=loss_mean,
+        loss_square_mean=loss_square_mean,
+        wall_time_s=time.perf_counter() - started,
+    )

@@ -1,0 +1,303 @@
+"""Reading FedScale-format job files (and ``--set key=value`` overrides) into an ExperimentConfig.
+
+The file layout is FedScale's: deployment keys at the top level, ``auth`` as a mapping, and ``job_conf`` as a list
+of one-key mappings (``- rounds: 10``). Keys FedScale puts inside ``job_conf`` although they describe the
+deployment (``ps_port``, ...) are routed to DeploymentConfig.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Hashable, Iterable, Mapping, Sequence
+from pathlib import Path
+
+import yaml
+
+from fedscale_halor.config.errors import ConfigError, config_error
+from fedscale_halor.config.known_keys import (
+    KEY_ALIASES,
+    PATH_KEYS,
+    RECOGNIZED_UNSUPPORTED_KEYS,
+    SHELL_TEXT_KEYS,
+)
+from fedscale_halor.config.schema import AuthConfig, DeploymentConfig, ExperimentConfig, JobConfig
+from fedscale_halor.config.validation import (
+    FieldSpec,
+    check_job_consistency,
+    coerce_field,
+    field_specs,
+    show_value,
+    unknown_key_message,
+)
+from fedscale_halor.config.variables import environment_with_defaults, expand_user, expand_variables
+
+_LOGGER = logging.getLogger(__name__)
+
+_DEPLOYMENT, _AUTH, _JOB = "deployment", "auth", "job"
+_AUTH_KEY = "auth"
+_JOB_CONF_KEY = "job_conf"
+
+
+@dataclasses.dataclass(frozen=True)
+class _RawValue:
+    """A value as read from the file, before expansion and typing, with where it was found."""
+
+    section: str
+    name: str
+    value: object
+    key_path: str
+
+
+def load_config(path: str | Path, overrides: Mapping[str, object] | None = None, *,
+                environ: Mapping[str, str] | None = None) -> ExperimentConfig:
+    """Load and validate a job file; ``overrides`` (``key -> value``) are applied last, with the same checks.
+
+    ``environ`` replaces the process environment for ``$VAR`` expansion (tests use it).
+    """
+    source = Path(path).expanduser()
+    return config_from_mapping(read_yaml_mapping(source), source, overrides, environ=environ)
+
+
+def read_yaml_mapping(path: Path) -> Mapping[str, object]:
+    """The top-level mapping of a YAML file; any reading or parsing problem is a ConfigError naming the file."""
+    label = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{label}: no such config file") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{label}: cannot read the config file ({error})") from None
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)
+    except yaml.MarkedYAMLError as error:
+        line = f"line {error.problem_mark.line + 1}: " if error.problem_mark is not None else ""
+        raise ConfigError(f"{label}: {line}invalid YAML: {error.problem or error}") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{label}: invalid YAML: {error}") from None
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{label}: expected a mapping of config keys at the top level, got {_kind_of(data)}")
+    return data
+
+
+def config_from_mapping(data: Mapping[str, object], source: Path | None,
+                        overrides: Mapping[str, object] | None = None, *,
+                        environ: Mapping[str, str] | None = None) -> ExperimentConfig:
+    """Validate an already parsed job file; ``source`` names it in error messages and in the result."""
+    label = source_label(source)
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{label}: expected a mapping of config keys at the top level, got {_kind_of(data)}")
+    variables = environment_with_defaults(environ)
+    raw_values, unsupported = _collect_raw_values(data, label)
+    typed = {section: {} for section in (_DEPLOYMENT, _AUTH, _JOB)}
+    specs = _section_specs()
+    for raw in raw_values:
+        spec = specs[raw.section][raw.name]
+        typed[raw.section][raw.name] = _resolve(spec, raw.value, variables, label, raw.key_path)
+    deployment = DeploymentConfig(**typed[_DEPLOYMENT], auth=AuthConfig(**typed[_AUTH]))
+    job = JobConfig(**typed[_JOB])
+    check_job_consistency(job, label)
+    config = ExperimentConfig(deployment=deployment, job=job, source=source, unsupported_keys=tuple(unsupported))
+    if overrides:
+        config = _apply_overrides(config, overrides, variables)
+    _warn_unsupported(config.unsupported_keys, label)
+    return config
+
+
+def with_overrides(cfg: ExperimentConfig, overrides: Mapping[str, object], *,
+                   environ: Mapping[str, str] | None = None) -> ExperimentConfig:
+    """``cfg`` with ``key -> value`` overrides applied (values may be strings, as typed on a command line).
+
+    Keys are JobConfig or DeploymentConfig keys, optionally written ``job_conf.<key>`` or ``auth.<key>``.
+    """
+    updated = _apply_overrides(cfg, overrides, environment_with_defaults(environ))
+    added = [key for key in updated.unsupported_keys if key not in cfg.unsupported_keys]
+    _warn_unsupported(added, source_label(cfg.source))
+    return updated
+
+
+def source_label(source: Path | None) -> str:
+    return str(source) if source is not None else "<config mapping>"
+
+
+def _section_specs() -> dict[str, dict[str, FieldSpec]]:
+    deployment = {name: spec for name, spec in field_specs(DeploymentConfig).items() if spec.kind != "section"}
+    return {_DEPLOYMENT: deployment, _AUTH: field_specs(AuthConfig), _JOB: field_specs(JobConfig)}
+
+
+def _all_known_keys() -> list[str]:
+    specs = _section_specs()
+    return [*specs[_DEPLOYMENT], _AUTH_KEY, _JOB_CONF_KEY, *specs[_AUTH], *specs[_JOB], *KEY_ALIASES,
+            *RECOGNIZED_UNSUPPORTED_KEYS]
+
+
+def _collect_raw_values(data: Mapping[str, object], label: str) -> tuple[list[_RawValue], list[str]]:
+    """Every value of the file, routed to its section; recognized-but-unsupported keys are listed apart."""
+    collected: dict[tuple[str, str], _RawValue] = {}
+    unsupported: list[str] = []
+    job_conf_items: list[tuple[str, object]] = []
+    for key, value in data.items():
+        if str(key) == _JOB_CONF_KEY:
+            job_conf_items = _job_conf_items(value, label)
+        else:
+            _route(str(key), value, str(key), False, label, collected, unsupported)
+    for key, value in job_conf_items:
+        _route(key, value, f"{_JOB_CONF_KEY}.{key}", True, label, collected, unsupported)
+    return list(collected.values()), unsupported
+
+
+def _job_conf_items(value: object, label: str) -> list[tuple[str, object]]:
+    if value is None:
+        return []
+    if isinstance(value, Mapping):
+        return [(str(key), item) for key, item in value.items()]
+    if not isinstance(value, Sequence) or isinstance(value, str):
+        raise config_error(label, _JOB_CONF_KEY,
+                           f"expected a list of one-key mappings such as '- rounds: 10', got {_kind_of(value)}")
+    items: list[tuple[str, object]] = []
+    for index, entry in enumerate(value):
+        if not isinstance(entry, Mapping):
+            raise config_error(label, f"{_JOB_CONF_KEY}[{index}]",
+                               f"expected a one-key mapping such as '- rounds: 10', got {show_value(entry)}")
+        items.extend((str(key), item) for key, item in entry.items())
+    return items
+
+
+def _route(key: str, value: object, key_path: str, in_job_conf: bool, label: str,
+           collected: dict[tuple[str, str], _RawValue], unsupported: list[str]) -> None:
+    specs = _section_specs()
+    name = KEY_ALIASES.get(key, key)
+    if name == _AUTH_KEY:
+        _route_auth(value, key_path, label, collected)
+    elif name in specs[_DEPLOYMENT]:
+        _add(_RawValue(_DEPLOYMENT, name, value, key_path), label, collected)
+    elif name in specs[_JOB]:
+        if not in_job_conf:
+            raise config_error(label, key_path, f"a job key at the top level; move it into the {_JOB_CONF_KEY} list")
+        _add(_RawValue(_JOB, name, value, key_path), label, collected)
+    elif key in RECOGNIZED_UNSUPPORTED_KEYS:
+        if key not in unsupported:
+            unsupported.append(key)
+    else:
+        raise config_error(label, key_path, unknown_key_message(key, _all_known_keys()))
+
+
+def _route_auth(value: object, key_path: str, label: str, collected: dict[tuple[str, str], _RawValue]) -> None:
+    if value is None:
+        return
+    if not isinstance(value, Mapping):
+        raise config_error(label, key_path,
+                           f"expected a mapping with ssh_user and ssh_private_key, got {show_value(value)}")
+    auth_specs = field_specs(AuthConfig)
+    for sub_key, sub_value in value.items():
+        sub_path = f"{key_path}.{sub_key}"
+        if str(sub_key) not in auth_specs:
+            raise config_error(label, sub_path, unknown_key_message(str(sub_key), auth_specs))
+        _add(_RawValue(_AUTH, str(sub_key), sub_value, sub_path), label, collected)
+
+
+def _add(raw: _RawValue, label: str, collected: dict[tuple[str, str], _RawValue]) -> None:
+    previous = collected.get((raw.section, raw.name))
+    if previous is not None and previous.value != raw.value:
+        raise config_error(label, raw.key_path,
+                           f"given again with a different value ({show_value(raw.value)}; "
+                           f"{previous.key_path} is {show_value(previous.value)}); keep only one")
+    collected[(raw.section, raw.name)] = raw
+
+
+def _resolve(spec: FieldSpec, value: object, variables: Mapping[str, str], label: str, key_path: str) -> object:
+    """Expansion, then typing and validation, of one value."""
+    if spec.name not in SHELL_TEXT_KEYS:
+        value = _expand_strings(value, variables, label, key_path)
+    if spec.name in PATH_KEYS and isinstance(value, str):
+        value = expand_user(value)
+    return coerce_field(spec, value, label, key_path)
+
+
+def _expand_strings(value: object, variables: Mapping[str, str], label: str, key_path: str) -> object:
+    if isinstance(value, str):
+        return expand_variables(value, variables, label, key_path)
+    if isinstance(value, (list, tuple)):
+        return [_expand_strings(item, variables, label, f"{key_path}[{index}]") for index, item in enumerate(value)]
+    return value
+
+
+def _apply_overrides(cfg: ExperimentConfig, overrides: Mapping[str, object],
+                     variables: Mapping[str, str]) -> ExperimentConfig:
+    label = source_label(cfg.source)
+    specs = _section_specs()
+    changes: dict[str, dict[str, object]] = {_DEPLOYMENT: {}, _AUTH: {}, _JOB: {}}
+    unsupported = list(cfg.unsupported_keys)
+    for key, value in overrides.items():
+        section, name, shown = _override_target(str(key), label)
+        if section is None:
+            if name not in unsupported:
+                unsupported.append(name)
+            continue
+        spec = specs[section][name]
+        changes[section][name] = _resolve(spec, _split_list_text(spec, value), variables, label, f"override {shown}")
+    auth = dataclasses.replace(cfg.deployment.auth, **changes[_AUTH])
+    deployment = dataclasses.replace(cfg.deployment, auth=auth, **changes[_DEPLOYMENT])
+    job = dataclasses.replace(cfg.job, **changes[_JOB])
+    check_job_consistency(job, label)
+    return dataclasses.replace(cfg, deployment=deployment, job=job, unsupported_keys=tuple(unsupported))
+
+
+def _override_target(key: str, label: str) -> tuple[str | None, str, str]:
+    """(section, field name, name shown in messages) of an override key; section None: recognized, unsupported."""
+    specs = _section_specs()
+    name = key.strip()
+    allowed: Iterable[str] = (_JOB, _DEPLOYMENT, _AUTH)
+    for prefix, section in ((f"{_JOB_CONF_KEY}.", _JOB), ("job.", _JOB), (f"{_AUTH_KEY}.", _AUTH),
+                            ("deployment.", _DEPLOYMENT)):
+        if name.startswith(prefix):
+            name, allowed = name[len(prefix):], (section,)
+            break
+    name = KEY_ALIASES.get(name, name)
+    for section in allowed:
+        if name in specs[section]:
+            shown = {_JOB: f"{_JOB_CONF_KEY}.{name}", _AUTH: f"{_AUTH_KEY}.{name}", _DEPLOYMENT: name}[section]
+            return section, name, shown
+    if name in RECOGNIZED_UNSUPPORTED_KEYS:
+        return None, name, name
+    raise config_error(label, f"override {key}", unknown_key_message(name, _all_known_keys()))
+
+
+def _split_list_text(spec: FieldSpec, value: object) -> object:
+    # On a command line a list is one string; ';' separates items because worker_ips entries contain commas.
+    if spec.kind == "strings" and isinstance(value, str):
+        return [item.strip() for item in value.split(";") if item.strip()]
+    return value
+
+
+def _warn_unsupported(keys: Sequence[str], label: str) -> None:
+    if keys:
+        _LOGGER.warning("%s: ignoring keys that FedScale, REFL or Halor define but this platform does not "
+                        "support yet: %s", label, ", ".join(keys))
+
+
+def _kind_of(value: object) -> str:
+    if value is None:
+        return "an empty document"
+    if isinstance(value, str):
+        return f"the text {value!r}"
+    if isinstance(value, Sequence):
+        return "a list"
+    return type(value).__name__
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A SafeLoader that refuses a key given twice in one mapping (PyYAML silently keeps the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[object, object]:
+        seen: set[object] = set()
+        for key_node, _value_node in node.value:
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            if not isinstance(key, Hashable):
+                continue  # SafeLoader itself reports unhashable keys
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping", node.start_mark, f"found the key {key!r} twice",
+                    key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)

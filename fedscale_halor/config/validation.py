@@ -1,0 +1,238 @@
+"""Turning raw YAML (or override) values into typed field values, and the checks that span several fields.
+
+Every problem is a ConfigError worded ``<file>: <key>: expected <what>, got <value>``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import re
+import typing
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from fedscale_halor.config.errors import config_error
+from fedscale_halor.config.known_keys import VALUE_ALIASES
+from fedscale_halor.config.schema import JobConfig
+
+_INTEGER_LITERAL = re.compile(r"[+-]?\d+")
+_NUMBER_LITERAL = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+_TRUE_WORDS = frozenset({"true", "yes", "on", "1"})
+_FALSE_WORDS = frozenset({"false", "no", "off", "0"})
+
+# Values whose shape a type cannot express; checked per element so the message points at the bad entry.
+_FORMATS: Mapping[str, tuple[re.Pattern[str], str]] = {
+    "worker_ips": (re.compile(r"[^\s:\[\]]+:\[\s*\d+(?:\s*,\s*\d+)*\s*\]"),
+                   "'host:[n0,n1,...]' such as '127.0.0.1:[1]'"),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class FieldSpec:
+    """What a config field accepts, read from the schema's type hints and metadata."""
+
+    name: str
+    kind: str  # one of: str, int, float, bool, strings, section
+    default: Any
+    help: str
+    choices: tuple[Any, ...] | None = None
+    value_range: tuple[float | None, float | None] | None = None
+
+
+_KINDS: Mapping[Any, str] = {str: "str", int: "int", float: "float", bool: "bool", tuple[str, ...]: "strings"}
+
+
+def field_specs(config_class: type) -> dict[str, FieldSpec]:
+    """The fields of a schema dataclass, in declaration order."""
+    hints = typing.get_type_hints(config_class)
+    specs: dict[str, FieldSpec] = {}
+    for field in dataclasses.fields(config_class):
+        hint = hints[field.name]
+        kind = "section" if dataclasses.is_dataclass(hint) else _KINDS.get(hint)
+        if kind is None:
+            raise TypeError(f"{config_class.__name__}.{field.name}: the loader has no rule for type {hint!r}")
+        default = field.default_factory() if field.default is dataclasses.MISSING else field.default  # type: ignore[misc]
+        specs[field.name] = FieldSpec(
+            name=field.name, kind=kind, default=default, help=field.metadata.get("help", ""),
+            choices=field.metadata.get("choices"), value_range=field.metadata.get("range"))
+    return specs
+
+
+def describe_expected(spec: FieldSpec) -> str:
+    """The accepted values in words, e.g. "an integer >= 1" or "one of 'cv', 'speech'"."""
+    if spec.choices is not None:
+        return "one of " + ", ".join(repr(choice) for choice in spec.choices)
+    base = {"str": "a string", "int": "an integer", "float": "a number", "bool": "true or false",
+            "strings": "a list of strings", "section": "a mapping"}[spec.kind]
+    if spec.value_range is None:
+        return base
+    low, high = spec.value_range
+    if low is not None and high is not None:
+        return f"{base} in [{low!r}, {high!r}]"
+    if low is not None:
+        return f"{base} >= {low!r}"
+    return f"{base} <= {high!r}"
+
+
+def show_value(value: object) -> str:
+    """A value as the user wrote it (YAML spelling for null and booleans)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(value)
+
+
+class _MismatchError(Exception):
+    """Internal: the value does not fit the field; the caller words the message."""
+
+
+def coerce_field(spec: FieldSpec, value: object, source_label: str, key_path: str) -> Any:
+    """The typed value of ``value`` for the field, or a ConfigError naming the file and key."""
+    value = _apply_value_alias(spec.name, value)
+    try:
+        typed = _coerce_kind(spec, value, source_label, key_path)
+    except _MismatchError:
+        raise config_error(source_label, key_path,
+                           f"expected {describe_expected(spec)}, got {show_value(value)}") from None
+    if spec.choices is not None and typed not in spec.choices:
+        hint = _did_you_mean(str(typed), (str(choice) for choice in spec.choices))
+        raise config_error(source_label, key_path,
+                           f"expected {describe_expected(spec)}, got {show_value(value)}{hint}")
+    if spec.value_range is not None and not _in_range(typed, spec.value_range):
+        raise config_error(source_label, key_path, f"expected {describe_expected(spec)}, got {show_value(value)}")
+    if spec.name in _FORMATS:
+        _check_format(spec.name, typed, source_label, key_path)
+    return typed
+
+
+def _apply_value_alias(name: str, value: object) -> object:
+    aliases = VALUE_ALIASES.get(name)
+    if aliases is None:
+        return value
+    if value is None:
+        return aliases.get(None, value)
+    if isinstance(value, str):
+        return aliases.get(value.strip().lower(), value)
+    return value
+
+
+def _coerce_kind(spec: FieldSpec, value: object, source_label: str, key_path: str) -> Any:
+    if spec.kind == "str":
+        return _as_string(value, empty_allowed=spec.default == "")
+    if spec.kind == "int":
+        return _as_integer(value)
+    if spec.kind == "float":
+        return _as_float(value)
+    if spec.kind == "bool":
+        return _as_bool(value)
+    if spec.kind == "strings":
+        return _as_strings(value, source_label, key_path)
+    raise _MismatchError
+
+
+def _as_string(value: object, *, empty_allowed: bool) -> str:
+    if isinstance(value, str):
+        return value
+    # A bare number such as `job_name: 2024` is still plainly a name; null means "unset" where unset is "".
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if value is None and empty_allowed:
+        return ""
+    raise _MismatchError
+
+
+def _as_integer(value: object) -> int:
+    if isinstance(value, bool):
+        raise _MismatchError
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and _INTEGER_LITERAL.fullmatch(value.strip()):
+        return int(value.strip())
+    number = _as_float(value)
+    # FedScale writes large integers in float notation (e.g. 1e15); keep them when they are whole.
+    if number.is_integer():
+        return int(number)
+    raise _MismatchError
+
+
+def _as_float(value: object) -> float:
+    if isinstance(value, bool):
+        raise _MismatchError
+    if isinstance(value, (int, float)):
+        number = float(value)
+    elif isinstance(value, str) and _NUMBER_LITERAL.fullmatch(value.strip()):
+        # PyYAML reads exponent literals without a dot (3e-3, as FedScale files write them) as strings.
+        number = float(value.strip())
+    else:
+        raise _MismatchError
+    if not math.isfinite(number):
+        raise _MismatchError
+    return number
+
+
+def _as_bool(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    # FedScale passes booleans as "True"/"False" strings and REFL as 0/1.
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in _TRUE_WORDS:
+            return True
+        if word in _FALSE_WORDS:
+            return False
+    raise _MismatchError
+
+
+def _as_strings(value: object, source_label: str, key_path: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    if not isinstance(value, Sequence):
+        raise _MismatchError
+    items: list[str] = []
+    for index, item in enumerate(value):
+        if not isinstance(item, str):
+            raise config_error(source_label, f"{key_path}[{index}]", f"expected a string, got {show_value(item)}")
+        items.append(item)
+    return tuple(items)
+
+
+def _in_range(value: float, value_range: tuple[float | None, float | None]) -> bool:
+    low, high = value_range
+    return (low is None or value >= low) and (high is None or value <= high)
+
+
+def _check_format(name: str, values: tuple[str, ...], source_label: str, key_path: str) -> None:
+    pattern, wording = _FORMATS[name]
+    for index, item in enumerate(values):
+        if not pattern.fullmatch(item.strip()):
+            raise config_error(source_label, f"{key_path}[{index}]", f"expected {wording}, got {item!r}")
+
+
+def _did_you_mean(word: str, candidates: Iterable[str]) -> str:
+    matches = difflib.get_close_matches(word, list(candidates), n=1)
+    return f"; did you mean {matches[0]!r}?" if matches else ""
+
+
+def unknown_key_message(key: str, candidates: Iterable[str]) -> str:
+    """The message for a key no schema, alias or known system defines, with the closest known key."""
+    return "unknown key" + _did_you_mean(key, candidates)
+
+
+def check_job_consistency(job: JobConfig, source_label: str) -> None:
+    """Checks that involve several job keys (each key alone is already valid)."""
+    # With the real client mapping the number of clients comes from the data, not from total_worker.
+    if job.partitioning != 0 and job.num_participants > job.total_worker:
+        raise config_error(
+            source_label, "job_conf.num_participants",
+            f"expected at most total_worker ({job.total_worker}) clients per round, got {job.num_participants}")
+    if job.min_learning_rate > job.learning_rate:
+        raise config_error(
+            source_label, "job_conf.min_learning_rate",
+            f"expected a number <= learning_rate ({job.learning_rate!r}), got {job.min_learning_rate!r}")

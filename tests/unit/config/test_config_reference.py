@@ -1,0 +1,44 @@
+"""docs/configuration.md is the rendered schema reference and lists every key."""
+
+from __future__ import annotations
+
+from fedscale_halor.config.known_keys import RECOGNIZED_UNSUPPORTED_KEYS
+from fedscale_halor.config.reference import REGENERATE_COMMAND, render_config_reference
+from fedscale_halor.config.schema import AuthConfig, DeploymentConfig, JobConfig
+from fedscale_halor.config.validation import field_specs
+from fedscale_halor.config.variables import repository_root
+
+
+def test_committed_reference_is_up_to_date() -> None:
+    # Prepare
+    committed = (repository_root() / "docs" / "configuration.md").read_text(encoding="utf-8")
+
+    # Execute
+    rendered = render_config_reference()
+
+    # Assert
+    assert committed == rendered, f"docs/configuration.md is stale; regenerate it with: {REGENERATE_COMMAND}"
+
+
+def test_reference_documents_every_key_with_type_default_and_meaning() -> None:
+    # Execute
+    text = render_config_reference()
+
+    # Assert
+    for prefix, config_class in (("", DeploymentConfig), ("auth.", AuthConfig), ("", JobConfig)):
+        for spec in field_specs(config_class).values():
+            if spec.kind == "section":
+                continue
+            rows = [line for line in text.splitlines() if line.startswith(f"| `{prefix}{spec.name}` |")]
+            assert len(rows) == 1, spec.name
+            assert len(rows[0].split(" | ")) == 5, spec.name
+    assert "| `rounds` | integer | `50` | an integer >= 1 | number of federated rounds |" in text
+
+
+def test_reference_lists_every_recognized_unsupported_key() -> None:
+    # Execute
+    text = render_config_reference()
+
+    # Assert
+    section = text.split("## Recognized keys that are not supported yet", 1)[1]
+    assert all(f"`{key}`" in section for key in RECOGNIZED_UNSUPPORTED_KEYS)
