@@ -36,7 +36,7 @@ REFL_UNSUPPORTED_KEYS: tuple[str, ...] = (
     "last_worker", "learners", "manager_port", "model_boost", "no_filter_dropouts", "process_files_ratio",
     "prohibit_reselect", "random_behv", "resume_wandb", "scale_coff", "scale_sys", "scale_sys_percent",
     "send_delta", "stale_all", "stale_beta", "stale_factor", "stale_skip_round", "stale_update",
-    "straggler_penalty", "target_ratio", "test_interval", "total_clients", "train_ratio", "use_wandb",
+    "straggler_penalty", "target_ratio", "test_interval", "train_ratio", "use_wandb",
     "used_samples", "wandb_entity", "wandb_key", "wandb_tags",
 )
 
@@ -53,6 +53,8 @@ RECOGNIZED_UNSUPPORTED_KEYS: tuple[str, ...] = tuple(
 KEY_ALIASES: Mapping[str, str] = {
     "epochs": "rounds",
     "decay_epoch": "decay_round",
+    # Oort's and FedScale's older name for the number of participants per round.
+    "total_worker": "num_participants",
 }
 
 # Spellings of a value that other systems accept, mapped to the schema's own spelling (keys are lower case;

@@ -88,7 +88,7 @@ def _reading_rules() -> str:
         "Overrides (`fedscale-halor ... --set key=value`, `run_exps.sh`) may name any job or deployment key, "
         "optionally as `job_conf.<key>` or `auth.<key>`; they are checked like file values. In an override, list "
         "items are separated by `;`.",
-        "Checks across keys: `num_participants` <= `total_worker` (unless `partitioning` is 0, where the clients "
+        "Checks across keys: `num_participants` <= `total_clients` (unless `partitioning` is 0, where the clients "
         "come from the data), and `min_learning_rate` <= `learning_rate`.",
         f"When a config is saved with a run's logs, values of keys whose names contain {secrets} are written as "
         f"`{REDACTED}`.",
@@ -123,7 +123,7 @@ def _escape(cell: str) -> str:
 
 
 def _aliases() -> str:
-    lines = [f"- `{alias}` is read as `{name}` (REFL's name)." for alias, name in KEY_ALIASES.items()]
+    lines = [f"- `{alias}` is read as `{name}`." for alias, name in KEY_ALIASES.items()]
     for key, spellings in VALUE_ALIASES.items():
         grouped: dict[str, list[str]] = {}
         for spelling, canonical in spellings.items():

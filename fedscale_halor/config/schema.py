@@ -64,7 +64,7 @@ class JobConfig:
     data_dir: str = knob("", "folder of the raw data set; empty means ./data/<data_set>")
     data_map_file: str = knob("", "FedScale client_data_mapping CSV (femnist); empty means the data set's default")
     num_classes: int = knob(0, "number of classes; 0 takes the data set's own", range=(0, None))
-    total_worker: int = knob(100, "number of simulated clients (partitions other than the real mapping)",
+    total_clients: int = knob(100, "number of simulated clients (partitions other than the real mapping)",
                              range=(1, None))
     partitioning: int = knob(-1, "partition scheme: -1 IID, 0 real client mapping, 1 non-IID uniform, 2 Zipf, "
                                  "3 balanced, 8 Dirichlet", choices=(-1, 0, 1, 2, 3, 8))

@@ -227,11 +227,11 @@ def unknown_key_message(key: str, candidates: Iterable[str]) -> str:
 
 def check_job_consistency(job: JobConfig, source_label: str) -> None:
     """Checks that involve several job keys (each key alone is already valid)."""
-    # With the real client mapping the number of clients comes from the data, not from total_worker.
-    if job.partitioning != 0 and job.num_participants > job.total_worker:
+    # With the real client mapping the number of clients comes from the data, not from total_clients.
+    if job.partitioning != 0 and job.num_participants > job.total_clients:
         raise config_error(
             source_label, "job_conf.num_participants",
-            f"expected at most total_worker ({job.total_worker}) clients per round, got {job.num_participants}")
+            f"expected at most total_clients ({job.total_clients}) clients per round, got {job.num_participants}")
     if job.min_learning_rate > job.learning_rate:
         raise config_error(
             source_label, "job_conf.min_learning_rate",

@@ -19,11 +19,11 @@ from fedscale_halor.transport.messages import (
     ClientTrain,
     ClientUpdate,
     Completion,
+    EvalOutcome,
     Event,
     Idle,
     ModelTest,
     Shutdown,
-    EvalOutcome,
     UpdateModel,
 )
 from fedscale_halor.types import EvalResult, TrainResult, TrainTask, Weights

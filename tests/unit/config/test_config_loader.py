@@ -369,10 +369,10 @@ def test_unknown_override_key_is_named_with_a_hint() -> None:
 
 def test_override_breaking_a_cross_field_rule_is_refused() -> None:
     # Prepare
-    base = config_from_mapping({"job_conf": [{"total_worker": 20}]}, Path("conf.yml"), environ={})
+    base = config_from_mapping({"job_conf": [{"total_clients": 20}]}, Path("conf.yml"), environ={})
 
     # Execute / Assert
-    with pytest.raises(ConfigError, match=r"^conf.yml: job_conf.num_participants: expected at most total_worker"):
+    with pytest.raises(ConfigError, match=r"^conf.yml: job_conf.num_participants: expected at most total_clients"):
         with_overrides(base, {"num_participants": "25"}, environ={})
 
 

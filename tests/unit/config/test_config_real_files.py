@@ -48,7 +48,7 @@ def test_digits_config_is_the_main_job() -> None:
     job = load_config(path, environ={}).job
 
     # Assert
-    assert (job.model, job.total_worker, job.partitioning, job.dirichlet_alpha) == ("digits_cnn", 100, 8, 0.5)
+    assert (job.model, job.total_clients, job.partitioning, job.dirichlet_alpha) == ("digits_cnn", 100, 8, 0.5)
     assert (job.num_participants, job.rounds, job.local_steps, job.batch_size) == (10, 60, 10, 10)
     assert (job.learning_rate, job.eval_interval, job.filter_less) == (0.05, 5, 0)
     assert (job.num_executors, job.sample_seed) == (2, 233)
@@ -66,7 +66,7 @@ def test_shipped_configs_carry_halor_hyper_parameters() -> None:
 
     # Assert
     assert (cifar.model, cifar.learning_rate, cifar.batch_size, cifar.local_steps) == ("resnet18", 0.04, 10, 20)
-    assert (cifar.partitioning, cifar.dirichlet_alpha, cifar.total_worker, cifar.num_participants) == (8, 0.1, 1000, 10)
+    assert (cifar.partitioning, cifar.dirichlet_alpha, cifar.total_clients, cifar.num_participants) == (8, 0.1, 1000, 10)
     assert (femnist.model, femnist.partitioning, femnist.batch_size) == ("femnist_cnn", 0, 20)
     assert (femnist.learning_rate, femnist.filter_less) == (0.05, 21)
     assert (speech.model, speech.partitioning, speech.task) == ("resnet34_speech", 0, "speech")
@@ -120,7 +120,8 @@ def test_refl_halor_job_loads_with_its_environment(caplog: pytest.LogCaptureFixt
 
     # Assert
     job = cfg.job
-    assert (job.total_worker, job.local_steps, job.partitioning, job.sample_seed) == (100, 5, 1, 233)
+    assert (job.total_clients, job.num_participants, job.local_steps, job.partitioning, job.sample_seed) == (
+        3000, 100, 5, 1, 233)
     assert job.rounds == 1000  # from REFL's "epochs"
     assert job.gradient_policy == "fedavg"
     assert (job.yogi_eta, job.yogi_tau) == (0.003, 1e-8)
@@ -129,7 +130,7 @@ def test_refl_halor_job_loads_with_its_environment(caplog: pytest.LogCaptureFixt
     assert cfg.deployment.setup_commands[2] == "export LD_LIBRARY_PATH=$LD_LIBRARY_PATH:$CONDA_PATH/lib"
     expected_unsupported = {"device_conf_file", "device_avail_file", "num_loaders", "use_wandb", "stale_update",
                             "deadline", "target_ratio", "last_worker", "random_behv", "avail_priority",
-                            "filter_class_ratio", "total_clients", "exp_type", "overcommitment", "wandb_key",
+                            "filter_class_ratio", "exp_type", "overcommitment", "wandb_key",
                             "wandb_entity", "halor", "his_beta", "halor_resample"}
     assert set(cfg.unsupported_keys) == expected_unsupported
     message = " ".join(record.getMessage() for record in caplog.records if record.levelno == logging.WARNING)

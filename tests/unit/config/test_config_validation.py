@@ -197,16 +197,16 @@ def test_non_string_list_entry_is_named() -> None:
 
 def test_more_participants_than_clients_is_refused() -> None:
     # Execute
-    message = job_error(total_worker=20, num_participants=30, partitioning=8)
+    message = job_error(total_clients=20, num_participants=30, partitioning=8)
 
     # Assert
-    assert message == ("conf.yml: job_conf.num_participants: expected at most total_worker (20) clients per round, "
+    assert message == ("conf.yml: job_conf.num_participants: expected at most total_clients (20) clients per round, "
                        "got 30")
 
 
-def test_participants_are_not_bounded_by_total_worker_with_the_real_mapping() -> None:
+def test_participants_are_not_bounded_by_total_clients_with_the_real_mapping() -> None:
     # Execute
-    config = job(total_worker=20, num_participants=50, partitioning=0)
+    config = job(total_clients=20, num_participants=50, partitioning=0)
 
     # Assert
     assert config.num_participants == 50

@@ -77,7 +77,7 @@ def fake_executor(board: WorkBoard, seen_lrs: list[float], seen_versions: list[i
 
 def test_round_loop_aggregates_decays_evaluates_and_logs() -> None:
     # Prepare: clients 1..4 exist, 2 per round -> clients 1 and 2 every round; w grows by mean(1, 2) = 1.5 per round
-    job = JobConfig(rounds=4, num_participants=2, total_worker=4, eval_interval=2, learning_rate=0.1,
+    job = JobConfig(rounds=4, num_participants=2, total_clients=4, eval_interval=2, learning_rate=0.1,
                     decay_factor=0.5, decay_round=2, min_learning_rate=0.0, save_checkpoint=False)
     board = WorkBoard(long_poll_s=0.01)
     selector, sink = FirstClientsSelector(), ListSink()
@@ -106,7 +106,7 @@ def test_round_loop_aggregates_decays_evaluates_and_logs() -> None:
 
 
 def test_missing_executors_time_out_with_a_clear_error() -> None:
-    job = JobConfig(rounds=1, num_participants=1, total_worker=1, save_checkpoint=False)
+    job = JobConfig(rounds=1, num_participants=1, total_clients=1, save_checkpoint=False)
     aggregator = Aggregator(job, AggregatorParts(WorkBoard(), [0], {"w": torch.tensor(0.0)}, FirstClientsSelector(),
                                                  MeanStrategy(), ListSink()))
     try:

@@ -8,10 +8,10 @@ from fedscale_halor.transport.messages import (
     ClientFailure,
     ClientTrain,
     ClientUpdate,
+    EvalOutcome,
     Idle,
     ModelTest,
     Shutdown,
-    EvalOutcome,
     UpdateModel,
 )
 from fedscale_halor.types import EvalResult, TrainResult, TrainTask

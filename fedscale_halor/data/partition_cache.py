@@ -1,0 +1,101 @@
+"""Partitions cached on disk beside the prepared arrays, keyed by a hash of everything they depend on.
+
+Every executor of a job asks for the same partition; the first computes and saves it, the others load it. Files are
+written under a temporary name and renamed into place, so readers never see half a file; two processes computing the
+same partition at once write identical contents, so whichever rename lands last is as good as the first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import uuid
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from fedscale_halor.data.partition import DIRICHLET, REAL_CLIENTS, ZIPF, partition_indices
+from fedscale_halor.data.store import PreparedDataset
+
+CACHE_FOLDER = "partitions"
+CACHE_FORMAT_VERSION = 1
+
+logger = logging.getLogger(__name__)
+
+
+def _digest(array: np.ndarray | None) -> str:
+    if array is None:
+        return "none"
+    return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
+
+
+def partition_key(dataset: PreparedDataset, num_clients: int, scheme: int, seed: int, dirichlet_alpha: float,
+                  zipf_param: float) -> str:
+    """A hex digest of what the partition depends on: the labels (owners for real clients) and the config values.
+
+    Values a scheme ignores are left out, so that changing them does not duplicate the cached file.
+    """
+    real_clients = scheme == REAL_CLIENTS
+    inputs = {
+        "version": CACHE_FORMAT_VERSION,
+        "dataset": dataset.name,
+        "scheme": scheme,
+        "labels": _digest(dataset.train_labels),
+        "owners": _digest(dataset.train_owners) if real_clients else None,
+        "num_clients": None if real_clients else num_clients,
+        "seed": None if real_clients else seed,
+        "dirichlet_alpha": float(dirichlet_alpha) if scheme == DIRICHLET else None,
+        "zipf_param": float(zipf_param) if scheme == ZIPF else None,
+    }
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
+
+
+def cache_path(dataset: PreparedDataset, key: str) -> Path:
+    return dataset.prepared_dir / CACHE_FOLDER / f"{dataset.name}-{key[:24]}.npz"
+
+
+def save_partition(path: Path, partitions: list[np.ndarray]) -> None:
+    """Write ``partitions`` as one flat index array plus offsets, atomically."""
+    flat = np.concatenate(partitions) if partitions else np.empty(0, dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum([len(part) for part in partitions], dtype=np.int64)])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        with temporary.open("wb") as stream:
+            np.savez(stream, flat=flat.astype(np.int64), offsets=offsets.astype(np.int64))
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def load_partition(path: Path) -> list[np.ndarray] | None:
+    """The partitions saved at ``path``, or None when the file is absent or unreadable."""
+    try:
+        with np.load(path, allow_pickle=False) as saved:
+            flat, offsets = saved["flat"], saved["offsets"]
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return None
+    if offsets.ndim != 1 or len(offsets) == 0 or offsets[0] != 0 or offsets[-1] != len(flat):
+        return None
+    return [flat[offsets[client]:offsets[client + 1]] for client in range(len(offsets) - 1)]
+
+
+def cached_partition(dataset: PreparedDataset, num_clients: int, scheme: int, seed: int, *,
+                     dirichlet_alpha: float = 0.5, zipf_param: float = 1.95) -> list[np.ndarray]:
+    """``partition_indices`` of the data set's training labels, loaded from the cache when it was computed before."""
+    path = cache_path(dataset, partition_key(dataset, num_clients, scheme, seed, dirichlet_alpha, zipf_param))
+    cached = load_partition(path)
+    if cached is not None:
+        return cached
+    partitions = partition_indices(np.asarray(dataset.train_labels), num_clients, scheme, seed,
+                                   dirichlet_alpha=dirichlet_alpha, zipf_param=zipf_param,
+                                   owners=None if dataset.train_owners is None else np.asarray(dataset.train_owners))
+    try:
+        save_partition(path, partitions)
+    except OSError as error:
+        # A read-only data folder still works; each process then computes the partition itself.
+        logger.warning("could not cache the partition at %s: %s", path, error)
+    return partitions

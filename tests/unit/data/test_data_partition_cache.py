@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fedscale_halor.data import partition_cache
+from fedscale_halor.data.partition import DIRICHLET, IID, REAL_CLIENTS, partition_indices
+from fedscale_halor.data.partition_cache import (
+    cache_path,
+    cached_partition,
+    load_partition,
+    partition_key,
+    save_partition,
+)
+from fedscale_halor.data.store import PreparedDataset, open_dataset
+
+
+@pytest.fixture
+def dataset(synthetic_dir: Callable[..., Path]) -> PreparedDataset:
+    return open_dataset("synthetic", synthetic_dir(num_train=200, num_test=20, num_owners=6))
+
+
+def refuse_to_partition(*args: object, **kwargs: object) -> list[np.ndarray]:
+    raise AssertionError("the partition should have come from the cache")
+
+
+def test_key_changes_with_what_the_partition_depends_on(dataset: PreparedDataset) -> None:
+    base = partition_key(dataset, 10, DIRICHLET, 1, 0.5, 1.95)
+
+    assert partition_key(dataset, 10, DIRICHLET, 1, 0.5, 1.95) == base
+    assert partition_key(dataset, 11, DIRICHLET, 1, 0.5, 1.95) != base
+    assert partition_key(dataset, 10, DIRICHLET, 2, 0.5, 1.95) != base
+    assert partition_key(dataset, 10, DIRICHLET, 1, 0.1, 1.95) != base
+    assert partition_key(dataset, 10, IID, 1, 0.5, 1.95) != base
+
+
+def test_key_ignores_values_the_scheme_does_not_use(dataset: PreparedDataset) -> None:
+    assert partition_key(dataset, 10, IID, 1, 0.5, 1.95) == partition_key(dataset, 10, IID, 1, 0.1, 3.0)
+    assert partition_key(dataset, 10, REAL_CLIENTS, 1, 0.5, 1.95) == partition_key(dataset, 99, REAL_CLIENTS, 7,
+                                                                                    0.5, 1.95)
+
+
+def test_save_and_load_round_trip_keeps_empty_clients(tmp_path: Path) -> None:
+    partitions = [np.array([4, 7]), np.array([], dtype=np.int64), np.array([0])]
+
+    save_partition(tmp_path / "p.npz", partitions)
+    loaded = load_partition(tmp_path / "p.npz")
+
+    assert loaded is not None
+    assert [part.tolist() for part in loaded] == [[4, 7], [], [0]]
+    assert [path.name for path in tmp_path.iterdir()] == ["p.npz"]
+
+
+def test_second_request_is_served_from_the_cache(dataset: PreparedDataset, monkeypatch: pytest.MonkeyPatch) -> None:
+    first = cached_partition(dataset, 8, DIRICHLET, 3, dirichlet_alpha=0.3)
+    monkeypatch.setattr(partition_cache, "partition_indices", refuse_to_partition)
+
+    second = cached_partition(dataset, 8, DIRICHLET, 3, dirichlet_alpha=0.3)
+
+    assert all(np.array_equal(a, b) for a, b in zip(first, second, strict=True))
+    expected = partition_indices(np.asarray(dataset.train_labels), 8, DIRICHLET, 3, dirichlet_alpha=0.3)
+    assert all(np.array_equal(a, b) for a, b in zip(first, expected, strict=True))
+
+
+def test_corrupt_cache_file_is_recomputed(dataset: PreparedDataset) -> None:
+    path = cache_path(dataset, partition_key(dataset, 5, IID, 0, 0.5, 1.95))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"not a zip file")
+
+    partitions = cached_partition(dataset, 5, IID, 0)
+
+    assert sum(len(part) for part in partitions) == 200
+    reloaded = load_partition(path)
+    assert reloaded is not None and len(reloaded) == 5
+
+
+def test_real_clients_follow_the_prepared_owners(dataset: PreparedDataset) -> None:
+    partitions = cached_partition(dataset, 1, REAL_CLIENTS, 0)
+
+    owners = np.asarray(dataset.train_owners)
+    for client, part in enumerate(partitions):
+        assert np.all(owners[part] == client)
+    assert sum(len(part) for part in partitions) == 200
