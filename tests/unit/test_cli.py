@@ -1,0 +1,28 @@
+from pathlib import Path
+
+import pytest
+
+from fedscale_halor.cli import main
+
+
+def test_prepare_converts_digits_once_and_says_where(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    status = main(["prepare", "digits", "--data-dir", str(tmp_path / "digits")])
+
+    out = capsys.readouterr().out
+    assert status == 0
+    assert f"digits: prepared arrays in {tmp_path / 'digits' / 'prepared'}" in out
+    assert (tmp_path / "digits" / "prepared" / "train_x.npy").is_file()
+
+
+def test_prepare_without_the_raw_files_names_the_missing_file(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    status = main(["prepare", "cifar10", "--data-dir", str(tmp_path / "cifar10")])
+
+    err = capsys.readouterr().err
+    assert status == 2
+    assert "cifar-10-batches-py" in err and "dataset/README.md" in err
+
+
+def test_malformed_override_is_refused() -> None:
+    with pytest.raises(SystemExit, match="key=value"):
+        main(["start", "benchmark/configs/digits/conf.yml", "--set", "rounds"])
