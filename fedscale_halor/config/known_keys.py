@@ -78,7 +78,8 @@ VALUE_ALIASES: Mapping[str, Mapping[str | None, str]] = {
 }
 
 # Keys holding file or folder paths: a leading "~" means the user's home, as in a shell.
-PATH_KEYS: frozenset[str] = frozenset({"data_dir", "log_path", "data_map_file", "ssh_private_key", "exp_path"})
+PATH_KEYS: frozenset[str] = frozenset({"data_dir", "log_path", "data_map_file", "ssh_private_key", "exp_path",
+                                    "tls_cert_file", "tls_key_file", "tls_ca_file"})
 
 # Shell text run on each host: its $VARs belong to the shell of the host that runs it, so the loader keeps them.
 SHELL_TEXT_KEYS: frozenset[str] = frozenset({"setup_commands"})

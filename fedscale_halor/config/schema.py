@@ -108,6 +108,20 @@ class JobConfig:
     executor_threads: int = knob(0, "torch CPU threads per executor; 0 lets torch decide", range=(0, None))
     num_executors: int = knob(1, "executors of the in-process (memory transport) runner", range=(1, None))
 
+    # runtime: executors, failures, the wire
+    register_timeout: float = knob(120.0, "seconds the aggregator waits for its executors to register before it "
+                                          "gives up with an error", range=(1.0, None))
+    executor_timeout: float = knob(60.0, "seconds without a call from an executor after which it is declared dead",
+                                   range=(1.0, None))
+    dead_executor_clients: str = knob("reassign", "what happens to a dead executor's unfinished clients: handed to "
+                                                  "the other executors, or counted as dropped",
+                                      choices=("reassign", "drop"))
+    message_chunk_mb: float = knob(1.0, "gRPC messages larger than this many MiB travel in chunks of this size",
+                                   range=(0.01, 1024.0))
+    tls_cert_file: str = knob("", "PEM certificate of the aggregator; set with tls_key_file to serve gRPC over TLS")
+    tls_key_file: str = knob("", "PEM private key of the aggregator's certificate")
+    tls_ca_file: str = knob("", "PEM certificate executors trust for the aggregator (default: tls_cert_file)")
+
 
 @dataclass(frozen=True)
 class ExperimentConfig:
