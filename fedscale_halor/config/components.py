@@ -35,8 +35,8 @@ def build_trainer(job: JobConfig, device: str) -> Trainer:
     return LocalTrainer(momentum=job.momentum, weight_decay=job.weight_decay, proximal_mu=mu, device=device)
 
 
-def executor_device(job: JobConfig, slot: int) -> str:
-    """``cuda:<slot mod GPUs>`` when the job asks for CUDA and a GPU is present, else the CPU."""
+def executor_device(job: JobConfig, gpu_index: int) -> str:
+    """``cuda:<gpu_index>`` (modulo the GPUs present) when the job asks for CUDA and a GPU is present, else the CPU."""
     if job.use_cuda and torch.cuda.is_available():
-        return f"cuda:{slot % torch.cuda.device_count()}"
+        return f"cuda:{gpu_index % torch.cuda.device_count()}"
     return "cpu"

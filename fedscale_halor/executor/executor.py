@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ import torch
 from fedscale_halor.client.base import Trainer
 from fedscale_halor.client.evaluation import evaluate
 from fedscale_halor.data.federated import FederatedDataset
-from fedscale_halor.transport.base import Transport
+from fedscale_halor.transport.base import AggregatorGoneError, Transport
 from fedscale_halor.transport.messages import (
     ClientFailure,
     ClientTrain,
@@ -25,6 +26,7 @@ from fedscale_halor.transport.messages import (
     EvalOutcome,
     Event,
     ExecutorInfo,
+    Heartbeat,
     Idle,
     ModelTest,
     Shutdown,
@@ -46,6 +48,7 @@ class ExecutorParts:
     trainer: Trainer
     test_batch_size: int
     device: str = "cpu"
+    heartbeat_s: float = 10.0
 
 
 class Executor:
@@ -69,10 +72,28 @@ class Executor:
         reply = self._transport.register(ExecutorInfo(self._id, socket.gethostname(), self._parts.device))
         if not reply.accepted:
             raise RegistrationRefusedError(f"executor {self._id}: aggregator refused registration: {reply.reason}")
-        keep_going = True
-        while keep_going:
-            event = self._transport.next_event(self._id)
-            keep_going = self._handlers[type(event)](event)
+        stop_heartbeat = threading.Event()
+        heartbeat = threading.Thread(target=self._send_heartbeats, args=(stop_heartbeat,), daemon=True,
+                                     name=f"{self._id}-heartbeat")
+        heartbeat.start()
+        try:
+            keep_going = True
+            while keep_going:
+                event = self._transport.next_event(self._id)
+                keep_going = self._handlers[type(event)](event)
+        except AggregatorGoneError as error:
+            _log.info("executor %s: the aggregator is gone (%s); exiting", self._id, error)
+        finally:
+            stop_heartbeat.set()
+            heartbeat.join()
+
+    def _send_heartbeats(self, stop: threading.Event) -> None:
+        """Keep the aggregator from declaring this executor dead while one long client trains."""
+        while not stop.wait(self._parts.heartbeat_s):
+            try:
+                self._transport.submit(self._id, Heartbeat())
+            except Exception as error:  # the main loop notices a lost aggregator and ends the executor
+                _log.debug("executor %s: heartbeat not delivered: %s", self._id, error)
 
     def _on_update_model(self, event: Event) -> bool:
         assert isinstance(event, UpdateModel)

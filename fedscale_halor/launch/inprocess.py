@@ -19,6 +19,7 @@ from fedscale_halor.config.schema import ExperimentConfig
 from fedscale_halor.config.serialize import dump_config
 from fedscale_halor.data.federated import FederatedDataset
 from fedscale_halor.executor.executor import Executor, ExecutorParts
+from fedscale_halor.launch.hosts import ExecutorSlot, executor_slots
 from fedscale_halor.launch.rundir import attach_log_file, create_run_dir, detach_log_file
 from fedscale_halor.logging.base import FanOutSink
 from fedscale_halor.logging.csv_sink import CsvSink
@@ -78,10 +79,9 @@ def run_in_process(cfg: ExperimentConfig, *, timestamp: str | None = None, echo:
             selector=build_selector(job), strategy=build_strategy(job), sink=sink,
             checkpoint_dir=run_dir / "checkpoint",
         ))
-        threads = [
-            _start_executor(rank, board, service, token, cfg, dataset) for rank in range(job.num_executors)
-        ]
-        history = aggregator.run(executor_count=job.num_executors)
+        slots = executor_slots(cfg.deployment.worker_ips)
+        threads = [_start_executor(slot, board, service, token, cfg, dataset) for slot in slots]
+        history = aggregator.run(executor_count=len(slots), register_timeout_s=job.register_timeout)
         for thread in threads:
             thread.join()
         _log.info("job %s finished; logs in %s", job.job_name, run_dir)
@@ -90,10 +90,11 @@ def run_in_process(cfg: ExperimentConfig, *, timestamp: str | None = None, echo:
         detach_log_file("fedscale_halor", handler)
 
 
-def _start_executor(rank: int, board: WorkBoard, service: BoardService, token: str, cfg: ExperimentConfig,
-                    dataset: FederatedDataset) -> threading.Thread:
+def _start_executor(slot: ExecutorSlot, board: WorkBoard, service: BoardService, token: str,
+                    cfg: ExperimentConfig, dataset: FederatedDataset) -> threading.Thread:
     job = cfg.job
-    device = executor_device(job, rank)
+    rank = slot.rank
+    device = executor_device(job, slot.gpu_index)
     parts = ExecutorParts(
         model=build_model(job.model, dataset.num_classes, dataset.input_shape).to(device),
         dataset=dataset, trainer=build_trainer(job, device), test_batch_size=job.test_bsz, device=device,

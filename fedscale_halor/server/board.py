@@ -2,11 +2,14 @@
 
 Thread-safe. Executors pull (long-poll) their next event; the round loop publishes work and waits for it to finish.
 Clients are handed out dynamically (guided self-scheduling: an asking executor takes ceil(pending / live executors)),
-so fast executors take more and the load balances without the aggregator knowing their speeds.
+so fast executors take more and the load balances without the aggregator knowing their speeds. An executor silent
+for longer than the executor timeout is declared dead: its unfinished clients go back to the queue (or are counted
+as dropped) and its test shards go back to the queue, so every round still ends.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -21,6 +24,7 @@ from fedscale_halor.transport.messages import (
     Completion,
     EvalOutcome,
     Event,
+    Heartbeat,
     Idle,
     ModelTest,
     Shutdown,
@@ -28,11 +32,15 @@ from fedscale_halor.transport.messages import (
 )
 from fedscale_halor.types import EvalResult, TrainResult, TrainTask, Weights
 
+_log = logging.getLogger("fedscale_halor.aggregator")
+
 
 @dataclass
 class _ExecutorState:
     known_version: int = -1
     last_seen: float = field(default_factory=time.monotonic)
+    clients: dict[int, TrainTask] = field(default_factory=dict)
+    shards: set[int] = field(default_factory=set)
 
 
 @dataclass(frozen=True)
@@ -41,11 +49,21 @@ class RoundOutcome:
     failures: tuple[ClientFailure, ...]
 
 
+@dataclass(frozen=True)
+class LivenessPolicy:
+    executor_timeout_s: float = 60.0
+    reassign_dead_clients: bool = True
+    orphan_timeout_s: float = 120.0  # how long work may wait with no executor at all before the job fails
+
+
 class WorkBoard:
-    def __init__(self, long_poll_s: float = 0.5) -> None:
+    def __init__(self, long_poll_s: float = 0.5, liveness: LivenessPolicy | None = None) -> None:
         self._long_poll_s = long_poll_s
+        self._liveness = liveness or LivenessPolicy()
         self._changed = threading.Condition()
         self._executors: dict[str, _ExecutorState] = {}
+        self._reaped: set[str] = set()
+        self._orphaned_since: float | None = None
         self._model_version = -1
         self._model: Weights = {}
         self._round = -1
@@ -64,6 +82,7 @@ class WorkBoard:
     def add_executor(self, executor_id: str) -> None:
         with self._changed:
             self._executors[executor_id] = _ExecutorState()
+            self._reaped.discard(executor_id)
             self._changed.notify_all()
 
     @property
@@ -74,12 +93,10 @@ class WorkBoard:
     def next_event(self, executor_id: str) -> Event:
         deadline = time.monotonic() + self._long_poll_s
         with self._changed:
-            state = self._executors.get(executor_id)
-            if state is None:
-                raise KeyError(f"executor {executor_id!r} has not registered")
+            state = self._state_of(executor_id)
             while True:
                 state.last_seen = time.monotonic()
-                event = self._take_event(state)
+                event = self._take_event(executor_id, state)
                 if event is not None:
                     return event
                 remaining = deadline - time.monotonic()
@@ -87,7 +104,17 @@ class WorkBoard:
                     return Idle(wait_s=0.0)
                 self._changed.wait(remaining)
 
-    def _take_event(self, state: _ExecutorState) -> Event | None:
+    def _state_of(self, executor_id: str) -> _ExecutorState:
+        state = self._executors.get(executor_id)
+        if state is None and executor_id in self._reaped:
+            _log.warning("executor %s was declared dead but is back; it gets work again", executor_id)
+            self._reaped.discard(executor_id)
+            state = self._executors[executor_id] = _ExecutorState()
+        if state is None:
+            raise KeyError(f"executor {executor_id!r} has not registered")
+        return state
+
+    def _take_event(self, executor_id: str, state: _ExecutorState) -> Event | None:
         if self._shutdown_reason is not None:
             return Shutdown(self._shutdown_reason)
         has_work = bool(self._pending_tasks or self._pending_shards)
@@ -97,29 +124,66 @@ class WorkBoard:
         if self._pending_tasks:
             share = math.ceil(len(self._pending_tasks) / max(1, len(self._executors)))
             tasks = tuple(self._pending_tasks.popleft() for _ in range(share))
+            state.clients.update({task.client_id: task for task in tasks})
             return ClientTrain(self._round, self._model_version, tasks)
         if self._pending_shards:
             shard = self._pending_shards.popleft()
+            state.shards.add(shard)
             return ModelTest(self._test_round, self._model_version, shard, self._shard_count)
         return None
 
-    def submit(self, completion: Completion) -> None:
+    def submit(self, executor_id: str, completion: Completion) -> None:
         with self._changed:
+            state = self._state_of(executor_id)
+            state.last_seen = time.monotonic()
             if isinstance(completion, ClientUpdate):
                 result = completion.result
+                state.clients.pop(result.client_id, None)
                 if result.round == self._round and result.client_id in self._awaited_clients:
                     self._awaited_clients.discard(result.client_id)
                     self._results[result.client_id] = result
             elif isinstance(completion, ClientFailure):
-                if completion.round == self._round and completion.client_id in self._awaited_clients:
-                    self._awaited_clients.discard(completion.client_id)
-                    self._failures[completion.client_id] = completion
+                state.clients.pop(completion.client_id, None)
+                self._record_failure(completion)
             elif isinstance(completion, EvalOutcome):
+                state.shards.discard(completion.shard_index)
                 if completion.round == self._test_round:
                     self._test_outcomes[completion.shard_index] = completion.result
-            else:
+            elif not isinstance(completion, Heartbeat):
                 raise TypeError(f"unknown completion {type(completion).__name__}")
             self._changed.notify_all()
+
+    def _record_failure(self, failure: ClientFailure) -> None:
+        if failure.round == self._round and failure.client_id in self._awaited_clients:
+            self._awaited_clients.discard(failure.client_id)
+            self._failures[failure.client_id] = failure
+
+    # liveness ---------------------------------------------------------------------------------------------------
+    def _reap_dead_executors(self) -> None:
+        now = time.monotonic()
+        for executor_id, state in list(self._executors.items()):
+            if now - state.last_seen <= self._liveness.executor_timeout_s:
+                continue
+            del self._executors[executor_id]
+            self._reaped.add(executor_id)
+            unfinished = sorted(state.clients)
+            _log.warning("executor %s silent for %.0f s: declared dead; %d unfinished clients %s", executor_id,
+                         now - state.last_seen, len(unfinished),
+                         "reassigned" if self._liveness.reassign_dead_clients else "dropped")
+            if self._liveness.reassign_dead_clients:
+                self._pending_tasks.extend(state.clients[client] for client in unfinished)
+            else:
+                for client in unfinished:
+                    self._record_failure(ClientFailure(self._round, client, f"executor {executor_id} died"))
+            self._pending_shards.extend(sorted(state.shards))
+        if self._executors:
+            self._orphaned_since = None
+        elif self._orphaned_since is None:
+            self._orphaned_since = now
+        elif now - self._orphaned_since > self._liveness.orphan_timeout_s:
+            self._failure = (f"no executor has been alive for {self._liveness.orphan_timeout_s:.0f} s "
+                             f"(executor timeout {self._liveness.executor_timeout_s:.0f} s)")
+        self._changed.notify_all()
 
     # round-loop side ------------------------------------------------------------------------------------------
     def set_model(self, version: int, weights: Weights) -> None:
@@ -154,16 +218,19 @@ class WorkBoard:
                 total = total + self._test_outcomes[shard]
             return total
 
+    def _wait(self, done: Callable[[], bool]) -> None:
+        check_every = min(1.0, self._liveness.executor_timeout_s / 4)
+        while not done() and self._failure is None:
+            self._changed.wait(check_every)
+            self._reap_dead_executors()
+        if self._failure is not None:
+            raise RuntimeError(self._failure)
+
     def fail(self, reason: str) -> None:
         """Make the round loop's current and future waits raise instead of hanging (e.g. an executor crashed)."""
         with self._changed:
             self._failure = reason
             self._changed.notify_all()
-
-    def _wait(self, done: Callable[[], bool]) -> None:
-        self._changed.wait_for(lambda: done() or self._failure is not None)
-        if self._failure is not None:
-            raise RuntimeError(self._failure)
 
     def shutdown(self, reason: str) -> None:
         with self._changed:

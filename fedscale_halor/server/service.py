@@ -36,4 +36,4 @@ class BoardService(AggregatorService):
 
     def submit(self, token: str, executor_id: str, completion: Completion) -> None:
         self._authenticate(token, f"executor {executor_id}")
-        self._board.submit(completion)
+        self._board.submit(executor_id, completion)

@@ -16,6 +16,10 @@ class AuthenticationError(PermissionError):
     """An executor presented a missing or wrong job token."""
 
 
+class AggregatorGoneError(ConnectionError):
+    """The aggregator stopped answering after it had been reached: the job is over for this executor."""
+
+
 class AggregatorService(ABC):
     """The aggregator's side of the protocol; every call carries the job token."""
 

@@ -84,4 +84,9 @@ class EvalOutcome:
     result: EvalResult
 
 
-Completion = ClientUpdate | ClientFailure | EvalOutcome
+@dataclass(frozen=True)
+class Heartbeat:
+    """Sent while an executor is busy, so a long local training is not mistaken for a dead executor."""
+
+
+Completion = ClientUpdate | ClientFailure | EvalOutcome | Heartbeat

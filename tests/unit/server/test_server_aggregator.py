@@ -63,13 +63,13 @@ def fake_executor(board: WorkBoard, seen_lrs: list[float], seen_versions: list[i
             for task in event.tasks:
                 seen_lrs.append(task.learning_rate)
                 trained = {"w": weights["w"] + task.client_id}
-                board.submit(ClientUpdate(TrainResult(task.client_id, task.round, task.model_version, trained,
+                board.submit("fake", ClientUpdate(TrainResult(task.client_id, task.round, task.model_version, trained,
                                                       num_samples=10, num_steps=task.local_steps,
                                                       loss_mean=float(task.client_id), loss_square_mean=1.0,
                                                       wall_time_s=0.5 * task.client_id)))
         elif isinstance(event, ModelTest):
             value = int(weights["w"].item())
-            board.submit(EvalOutcome(event.round, event.model_version, event.shard_index,
+            board.submit("fake", EvalOutcome(event.round, event.model_version, event.shard_index,
                                      EvalResult(num_samples=100, loss_sum=1.0, top1_correct=value, top5_correct=value)))
         elif isinstance(event, Shutdown):
             return

@@ -3,7 +3,7 @@ import threading
 import pytest
 import torch
 
-from fedscale_halor.server.board import WorkBoard
+from fedscale_halor.server.board import LivenessPolicy, WorkBoard
 from fedscale_halor.transport.messages import (
     ClientFailure,
     ClientTrain,
@@ -69,7 +69,7 @@ def test_model_is_sent_once_per_version_then_clients_are_shared_by_guided_schedu
     assert isinstance(b_work, ClientTrain) and [t.client_id for t in b_work.tasks] == [3]
     assert isinstance(a_rest, ClientTrain) and [t.client_id for t in a_rest.tasks] == [4]
     for client_id in range(5):
-        board.submit(ClientUpdate(_result(client_id)))
+        board.submit("a", ClientUpdate(_result(client_id)))
     thread.join(timeout=5)
     assert not thread.is_alive()
 
@@ -79,9 +79,9 @@ def test_round_returns_results_and_failures_and_ignores_other_rounds() -> None:
     thread, outcome = _run_round_in_background(board, [_task(7), _task(9)])
     _wait_until_published(board, "a")
 
-    board.submit(ClientUpdate(_result(7, round_index=0)))  # a late update from an earlier round
-    board.submit(ClientUpdate(_result(7)))
-    board.submit(ClientFailure(round=1, client_id=9, error="boom"))
+    board.submit("a", ClientUpdate(_result(7, round_index=0)))  # a late update from an earlier round
+    board.submit("a", ClientUpdate(_result(7)))
+    board.submit("a", ClientFailure(round=1, client_id=9, error="boom"))
     thread.join(timeout=5)
 
     assert [r.client_id for r in outcome[0].results] == [7]
@@ -118,8 +118,8 @@ def test_test_shards_are_summed_in_shard_order() -> None:
 
     assert isinstance(shard_a, ModelTest) and isinstance(shard_b, ModelTest)
     assert {shard_a.shard_index, shard_b.shard_index} == {0, 1}
-    board.submit(EvalOutcome(3, 0, shard_b.shard_index, EvalResult(10, 5.0, 7, 9)))
-    board.submit(EvalOutcome(3, 0, shard_a.shard_index, EvalResult(30, 3.0, 20, 29)))
+    board.submit("a", EvalOutcome(3, 0, shard_b.shard_index, EvalResult(10, 5.0, 7, 9)))
+    board.submit("a", EvalOutcome(3, 0, shard_a.shard_index, EvalResult(30, 3.0, 20, 29)))
     thread.join(timeout=5)
 
     assert totals == [EvalResult(40, 8.0, 27, 38)]
@@ -143,3 +143,88 @@ def test_failure_turns_a_wait_into_an_error() -> None:
     thread.join(timeout=5)
 
     assert len(errors) == 1 and "executor_0 crashed" in str(errors[0])
+
+
+def _quick_liveness(reassign: bool = True) -> LivenessPolicy:
+    return LivenessPolicy(executor_timeout_s=0.2, reassign_dead_clients=reassign, orphan_timeout_s=0.5)
+
+
+def test_a_silent_executors_clients_are_reassigned_to_the_living() -> None:
+    # Prepare: "a" takes clients 0 and 1 then goes silent; "b" keeps polling
+    board = WorkBoard(long_poll_s=0.01, liveness=_quick_liveness())
+    board.add_executor("a")
+    board.add_executor("b")
+    board.set_model(0, {"w": torch.zeros(1)})
+    thread, outcome = _run_round_in_background(board, [_task(0), _task(1)])
+    _wait_until_published(board, "a")
+    taken = board.next_event("a")
+    assert isinstance(taken, ClientTrain) and [t.client_id for t in taken.tasks] == [0]
+
+    # Execute: "b" polls until a's client comes back to the queue
+    reassigned: list[int] = []
+    for _ in range(500):
+        event = board.next_event("b")
+        if isinstance(event, ClientTrain):
+            reassigned += [t.client_id for t in event.tasks]
+            for task in event.tasks:
+                board.submit("b", ClientUpdate(_result(task.client_id)))
+        if not thread.is_alive():
+            break
+    thread.join(timeout=5)
+
+    # Assert
+    assert sorted(reassigned) == [0, 1]
+    assert sorted(r.client_id for r in outcome[0].results) == [0, 1]
+    assert board.executor_count == 1
+
+
+def test_with_the_drop_policy_a_dead_executors_clients_count_as_failures() -> None:
+    board = WorkBoard(long_poll_s=0.01, liveness=_quick_liveness(reassign=False))
+    board.add_executor("a")
+    board.add_executor("b")
+    board.set_model(0, {"w": torch.zeros(1)})
+    thread, outcome = _run_round_in_background(board, [_task(0), _task(1)])
+    _wait_until_published(board, "a")
+    board.next_event("a")  # takes client 0, then dies
+    board.next_event("b")  # the model
+    event = board.next_event("b")
+    board.submit("b", ClientUpdate(_result(event.tasks[0].client_id)))
+    for _ in range(100):  # "b" stays alive while the round loop notices that "a" is gone
+        board.next_event("b")
+        if not thread.is_alive():
+            break
+    thread.join(timeout=5)
+
+    assert [r.client_id for r in outcome[0].results] == [1]
+    assert [(f.client_id, "executor a died" in f.error) for f in outcome[0].failures] == [(0, True)]
+
+
+def test_a_declared_dead_executor_that_comes_back_gets_work_again() -> None:
+    board = WorkBoard(long_poll_s=0.01, liveness=_quick_liveness())
+    board.add_executor("a")
+    board.add_executor("b")
+    board.set_model(0, {"w": torch.zeros(1)})
+    thread, outcome = _run_round_in_background(board, [_task(0)])
+    _wait_until_published(board, "a")
+    board.next_event("a")  # takes client 0 and stalls past the timeout
+    for _ in range(100):
+        board.next_event("b")
+        if board.executor_count == 1:
+            break
+
+    back = board.next_event("a")
+    board.submit("a", ClientUpdate(_result(0)))
+    thread.join(timeout=5)
+
+    assert board.executor_count >= 1
+    assert isinstance(back, ClientTrain | Idle | UpdateModel)
+    assert [r.client_id for r in outcome[0].results] == [0]
+
+
+def test_work_with_no_executor_left_fails_after_the_orphan_timeout() -> None:
+    board = WorkBoard(long_poll_s=0.01, liveness=_quick_liveness())
+    board.add_executor("a")
+    board.set_model(0, {"w": torch.zeros(1)})
+
+    with pytest.raises(RuntimeError, match="no executor has been alive"):
+        board.run_round(1, [_task(0)])
