@@ -1,0 +1,73 @@
+"""Builds the aggregator and executors of a job from its config; shared by every runner and transport."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+
+from fedscale_halor.config.components import build_selector, build_strategy, build_trainer, executor_device
+from fedscale_halor.config.schema import ExperimentConfig, JobConfig
+from fedscale_halor.data.federated import FederatedDataset
+from fedscale_halor.executor.executor import Executor, ExecutorParts
+from fedscale_halor.launch.hosts import ExecutorSlot
+from fedscale_halor.logging.base import FanOutSink
+from fedscale_halor.logging.csv_sink import CsvSink
+from fedscale_halor.logging.testing_perf import PerfHistorySink
+from fedscale_halor.logging.text_sink import TextSink
+from fedscale_halor.models import build_model
+from fedscale_halor.seeding import derive_seed
+from fedscale_halor.server.aggregator import Aggregator, AggregatorParts
+from fedscale_halor.server.board import LivenessPolicy, WorkBoard
+from fedscale_halor.transport.base import Transport
+
+_log = logging.getLogger("fedscale_halor.aggregator")
+
+
+def initial_weights(model: torch.nn.Module, job_seed: int) -> dict[str, torch.Tensor]:
+    """The round-0 global model: the architecture's initialisation under a seed derived from the job seed."""
+    with torch.random.fork_rng():
+        torch.manual_seed(derive_seed(job_seed, 0, "model-init"))
+        for module in model.modules():
+            if hasattr(module, "reset_parameters"):
+                module.reset_parameters()
+    return {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}
+
+
+def new_board(job: JobConfig) -> WorkBoard:
+    return WorkBoard(liveness=LivenessPolicy(
+        executor_timeout_s=job.executor_timeout,
+        reassign_dead_clients=job.dead_executor_clients == "reassign",
+        orphan_timeout_s=job.register_timeout,
+    ))
+
+
+def build_aggregator(job: JobConfig, board: WorkBoard, run_dir: Path) -> Aggregator:
+    dataset = FederatedDataset.from_job(job)
+    _log.info("%s: %d clients, %d test samples, %d classes", job.data_set, len(dataset.client_ids),
+              dataset.num_test_samples, dataset.num_classes)
+    model = build_model(job.model, dataset.num_classes, dataset.input_shape)
+    sink = FanOutSink([
+        TextSink(_log, job.rounds),
+        CsvSink(run_dir / "metrics.csv"),
+        PerfHistorySink(run_dir / "testing_perf", job),
+    ])
+    return Aggregator(job, AggregatorParts(
+        board=board, client_ids=dataset.client_ids, initial_weights=initial_weights(model, job.sample_seed),
+        selector=build_selector(job), strategy=build_strategy(job), sink=sink,
+        checkpoint_dir=run_dir / "checkpoint",
+    ))
+
+
+def build_executor(cfg: ExperimentConfig, slot: ExecutorSlot, transport: Transport,
+                   dataset: FederatedDataset | None = None) -> Executor:
+    job = cfg.job
+    dataset = dataset or FederatedDataset.from_job(job)
+    device = executor_device(job, slot.gpu_index)
+    parts = ExecutorParts(
+        model=build_model(job.model, dataset.num_classes, dataset.input_shape).to(device),
+        dataset=dataset, trainer=build_trainer(job, device), test_batch_size=job.test_bsz, device=device,
+        heartbeat_s=max(0.5, job.executor_timeout / 4),
+    )
+    return Executor(f"executor_{slot.rank}", transport, parts)
