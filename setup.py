@@ -16,8 +16,8 @@ setup(
         "torchvision>=0.16",
         "numpy>=1.24",
         "pyyaml>=6.0",
-        "grpcio>=1.60",
-        "protobuf>=4.25",
+        "grpcio>=1.85.1",
+        "protobuf>=7.35.1",
         "pandas>=2.0",
         "safetensors>=0.4",
         "cryptography>=42",
@@ -27,6 +27,6 @@ setup(
         "matplotlib>=3.7",
         "pillow>=10",
     ],
-    extras_require={"test": ["pytest>=8", "ruff>=0.5", "grpcio-tools>=1.60"]},
+    extras_require={"test": ["pytest>=8", "ruff>=0.5", "grpcio-tools>=1.85.1"]},
     entry_points={"console_scripts": ["fedscale-halor=fedscale_halor.cli:main"]},
 )

@@ -21,10 +21,12 @@ def _parse_overrides(pairs: Sequence[str]) -> dict[str, str]:
 def _start(args: argparse.Namespace) -> int:
     from fedscale_halor.config.loader import load_config
     from fedscale_halor.launch.inprocess import run_in_process
+    from fedscale_halor.launch.local import run_local
     from fedscale_halor.server.aggregator import final_accuracy
 
     cfg = load_config(args.config, overrides=_parse_overrides(args.set))
-    outcome = run_in_process(cfg, timestamp=args.timestamp)
+    runner = run_in_process if args.in_process else run_local
+    outcome = runner(cfg, timestamp=args.timestamp)
     final = final_accuracy(outcome.history)
     if final is not None:
         print(f"final test accuracy: top-1 {final.top1:.4f}, top-5 {final.top5:.4f} ({final.num_samples} samples)")
@@ -46,11 +48,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fedscale-halor", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    start = commands.add_parser("start", help="run a job on this machine")
+    start = commands.add_parser("start", help="run a job on this machine: the aggregator and one executor process "
+                                              "per worker_ips slot, over gRPC")
     start.add_argument("config", help="job config file (FedScale YAML)")
     start.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override a config key (repeatable)")
     start.add_argument("--timestamp", help="name of the run's log folder (default: the current time)")
+    start.add_argument("--in-process", action="store_true",
+                       help="run the executors as threads of this process over the in-memory transport")
     start.set_defaults(handler=_start)
 
     prepare = commands.add_parser("prepare", help="convert a downloaded data set into memory-mappable arrays")

@@ -35,7 +35,7 @@ class DeploymentConfig:
     """Where the job's processes run (the top level of a FedScale config file)."""
 
     ps_ip: str = knob("127.0.0.1", "host of the aggregator (parameter server)")
-    ps_port: int = knob(29501, "gRPC port of the aggregator", range=(1, 65535))
+    ps_port: int = knob(29501, "gRPC port of the aggregator; 0 picks a free port", range=(0, 65535))
     worker_ips: tuple[str, ...] = knob(
         ("127.0.0.1:[1]",),
         "executor hosts as 'host:[n_gpu0,n_gpu1,...]': one executor process per slot; on a host without GPUs each "

@@ -54,7 +54,7 @@ def test_port_upper_bound_is_checked() -> None:
     data = {"ps_port": 70000}
 
     # Execute / Assert
-    with pytest.raises(ConfigError, match=r"^conf.yml: ps_port: expected an integer in \[1, 65535\], got 70000$"):
+    with pytest.raises(ConfigError, match=r"^conf.yml: ps_port: expected an integer in \[0, 65535\], got 70000$"):
         config_from_mapping(data, SOURCE, environ={})
 
 

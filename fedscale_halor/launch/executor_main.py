@@ -1,0 +1,58 @@
+"""An executor process: `python -m fedscale_halor.launch.executor_main --config C --rank R --address HOST:PORT`.
+
+The job token comes from the environment (FEDSCALE_HALOR_TOKEN), never from the command line, where `ps` would show
+it to every user of the host.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+import torch
+
+from fedscale_halor.config.loader import load_config
+from fedscale_halor.launch.assembly import build_executor
+from fedscale_halor.launch.hosts import executor_slots
+from fedscale_halor.transport.base import AuthenticationError
+from fedscale_halor.transport.grpc_client import GrpcTransport
+from fedscale_halor.transport.tls import client_tls_from_settings
+
+TOKEN_VARIABLE = "FEDSCALE_HALOR_TOKEN"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="fedscale_halor.launch.executor_main")
+    parser.add_argument("--config", required=True, help="the job's resolved config file")
+    parser.add_argument("--rank", type=int, required=True, help="this executor's rank among the job's slots")
+    parser.add_argument("--address", required=True, help="the aggregator, host:port")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's choice)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        stream=sys.stdout)
+    token = os.environ.get(TOKEN_VARIABLE, "")
+    cfg = load_config(args.config)
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    slots = executor_slots(cfg.deployment.worker_ips)
+    if not 0 <= args.rank < len(slots):
+        print(f"executor: rank {args.rank} is not among the job's {len(slots)} slots", file=sys.stderr)
+        return 2
+    tls = client_tls_from_settings(cfg.job.tls_ca_file, cfg.job.tls_cert_file)
+    transport = GrpcTransport(args.address, token, chunk_bytes=int(cfg.job.message_chunk_mb * 2**20), tls=tls,
+                              connect_timeout_s=cfg.job.register_timeout)
+    try:
+        build_executor(cfg, slots[args.rank], transport).run()
+    except AuthenticationError as error:
+        logging.getLogger("fedscale_halor.executor").error("executor_%d refused: %s", args.rank, error)
+        return 3
+    finally:
+        transport.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,149 @@
+"""The aggregator's gRPC endpoint: carries executors' calls to an ``AggregatorService``.
+
+Errors the service raises reach the executor as gRPC status codes (a refused token as UNAUTHENTICATED, an unknown
+executor as NOT_FOUND, an undecodable payload as INVALID_ARGUMENT), which ``GrpcTransport`` turns back into the same
+exceptions, so orchestration code sees one behaviour whatever the transport.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from types import TracebackType
+from typing import NoReturn, TypeVar
+
+import grpc
+
+from fedscale_halor.transport import serde
+from fedscale_halor.transport.base import AggregatorService, AuthenticationError
+from fedscale_halor.transport.grpc_wire import TOKEN_METADATA_KEY, server_options
+from fedscale_halor.transport.proto import aggregator_pb2 as pb
+from fedscale_halor.transport.proto import aggregator_pb2_grpc as pb_grpc
+from fedscale_halor.transport.tls import ServerTls
+
+_log = logging.getLogger("fedscale_halor.transport")
+
+_Result = TypeVar("_Result")
+
+
+def _token(context: grpc.ServicerContext) -> str:
+    for key, value in context.invocation_metadata() or ():
+        if key == TOKEN_METADATA_KEY:
+            return value if isinstance(value, str) else value.decode("utf-8", "replace")
+    return ""
+
+
+def _abort_with(context: grpc.ServicerContext, error: Exception) -> NoReturn:
+    if not context.is_active():  # the executor hung up mid-call (e.g. it was killed): nobody is left to answer
+        _log.info("an executor hung up during a call (%s)", type(error).__name__)
+        context.abort(grpc.StatusCode.CANCELLED, "the executor hung up")
+    if isinstance(error, AuthenticationError):
+        context.abort(grpc.StatusCode.UNAUTHENTICATED, str(error))
+    if isinstance(error, KeyError):
+        # str(KeyError) wraps the message in quotes; the executor should see the message itself
+        context.abort(grpc.StatusCode.NOT_FOUND, str(error.args[0]) if error.args else "unknown key")
+    if isinstance(error, serde.MessageTooLargeError):
+        context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(error))
+    if isinstance(error, serde.MalformedMessageError):
+        context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
+    _log.exception("aggregator service failed while answering an executor")
+    context.abort(grpc.StatusCode.INTERNAL, f"{type(error).__name__}: {error}")
+
+
+def _answer(context: grpc.ServicerContext, call: Callable[[], _Result]) -> _Result:
+    try:
+        return call()
+    except Exception as error:  # every failure must reach the executor as a status, not as a dropped stream
+        _abort_with(context, error)
+
+
+class _AggregatorServicer(pb_grpc.AggregatorServicer):
+    def __init__(self, service: AggregatorService, chunk_bytes: int, max_message_bytes: int) -> None:
+        self._service = service
+        self._chunk_bytes = chunk_bytes
+        self._max_message_bytes = max_message_bytes
+
+    def Register(self, request: pb.ExecutorInfo, context: grpc.ServicerContext) -> pb.RegisterReply:  # noqa: N802
+        info = serde.info_from_proto(request)
+        reply = _answer(context, lambda: self._service.register(_token(context), info))
+        return serde.register_reply_to_proto(reply)
+
+    def NextEvent(self, request: pb.EventRequest, context: grpc.ServicerContext) -> Iterator[pb.Chunk]:  # noqa: N802
+        token = _token(context)
+        payload = _answer(context, lambda: serde.event_to_bytes(
+            self._service.next_event(token, request.executor_id), self._max_message_bytes))
+        yield from serde.chunk_messages(payload, self._chunk_bytes)
+
+    def Submit(self, request_iterator: Iterator[pb.Chunk], context: grpc.ServicerContext) -> pb.Ack:  # noqa: N802
+        token = _token(context)
+
+        def receive_and_submit() -> None:
+            joined = serde.join_chunks(request_iterator, self._max_message_bytes)
+            completion = serde.completion_from_bytes(joined.data, self._max_message_bytes)
+            self._service.submit(token, joined.executor_id, completion)
+
+        _answer(context, receive_and_submit)
+        return pb.Ack()
+
+
+class GrpcAggregatorServer:
+    """Serves ``service`` on ``host:port`` until stopped; use as a context manager or call start() / stop()."""
+
+    def __init__(self, service: AggregatorService, host: str, port: int, *, chunk_bytes: int,
+                 tls: ServerTls | None = None, max_workers: int = 32,
+                 max_message_bytes: int = serde.DEFAULT_MAX_MESSAGE_BYTES) -> None:
+        if chunk_bytes <= 0:
+            raise ValueError(f"chunk_bytes must be positive, got {chunk_bytes}")
+        if max_workers < 2:
+            # executors hold a worker each for up to a long poll; one worker would serialize them all
+            raise ValueError(f"max_workers must be at least 2, got {max_workers}")
+        self._servicer = _AggregatorServicer(service, chunk_bytes, max_message_bytes)
+        self._address = f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
+        self._chunk_bytes = chunk_bytes
+        self._tls = tls
+        self._max_workers = max_workers
+        self._server: grpc.Server | None = None
+        self._port: int | None = None
+
+    @property
+    def port(self) -> int:
+        if self._port is None:
+            raise RuntimeError("the gRPC server has not been started")
+        return self._port
+
+    def start(self) -> int:
+        """Bind and serve; returns the bound port (the free one picked when port 0 was asked for)."""
+        if self._server is not None:
+            raise RuntimeError(f"the gRPC server on {self._address} is already started")
+        server = grpc.server(ThreadPoolExecutor(max_workers=self._max_workers, thread_name_prefix="grpc-aggregator"),
+                             options=server_options(self._chunk_bytes))
+        pb_grpc.add_AggregatorServicer_to_server(self._servicer, server)
+        try:
+            if self._tls is None:
+                port = server.add_insecure_port(self._address)
+            else:
+                port = server.add_secure_port(self._address, self._tls.credentials())
+        except RuntimeError as error:  # recent grpc raises instead of returning port 0
+            raise OSError(f"cannot bind the aggregator's gRPC server to {self._address}: {error}") from error
+        if port == 0:
+            raise OSError(f"cannot bind the aggregator's gRPC server to {self._address} (address in use?)")
+        server.start()
+        self._server, self._port = server, port
+        _log.info("aggregator gRPC server listening on %s port %d (%s)", self._address.rpartition(":")[0], port,
+                  "TLS" if self._tls is not None else "plain TCP")
+        return port
+
+    def stop(self, grace_s: float = 1.0) -> None:
+        """Stop accepting calls and end running ones after ``grace_s``; safe to call twice."""
+        server, self._server = self._server, None
+        if server is not None:
+            server.stop(grace_s).wait()
+
+    def __enter__(self) -> GrpcAggregatorServer:
+        self.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self.stop()

@@ -1,0 +1,205 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class ExecutorInfo(_message.Message):
+    __slots__ = ("executor_id", "host", "device")
+    EXECUTOR_ID_FIELD_NUMBER: _ClassVar[int]
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    DEVICE_FIELD_NUMBER: _ClassVar[int]
+    executor_id: str
+    host: str
+    device: str
+    def __init__(self, executor_id: _Optional[str] = ..., host: _Optional[str] = ..., device: _Optional[str] = ...) -> None: ...
+
+class RegisterReply(_message.Message):
+    __slots__ = ("accepted", "reason")
+    ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    accepted: bool
+    reason: str
+    def __init__(self, accepted: _Optional[bool] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class EventRequest(_message.Message):
+    __slots__ = ("executor_id",)
+    EXECUTOR_ID_FIELD_NUMBER: _ClassVar[int]
+    executor_id: str
+    def __init__(self, executor_id: _Optional[str] = ...) -> None: ...
+
+class Chunk(_message.Message):
+    __slots__ = ("data", "total_bytes", "executor_id")
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_BYTES_FIELD_NUMBER: _ClassVar[int]
+    EXECUTOR_ID_FIELD_NUMBER: _ClassVar[int]
+    data: bytes
+    total_bytes: int
+    executor_id: str
+    def __init__(self, data: _Optional[bytes] = ..., total_bytes: _Optional[int] = ..., executor_id: _Optional[str] = ...) -> None: ...
+
+class Ack(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class Tensors(_message.Message):
+    __slots__ = ("safetensors", "names")
+    SAFETENSORS_FIELD_NUMBER: _ClassVar[int]
+    NAMES_FIELD_NUMBER: _ClassVar[int]
+    safetensors: bytes
+    names: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, safetensors: _Optional[bytes] = ..., names: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class TrainTask(_message.Message):
+    __slots__ = ("round", "client_id", "model_version", "learning_rate", "local_steps", "batch_size", "seed")
+    ROUND_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    LEARNING_RATE_FIELD_NUMBER: _ClassVar[int]
+    LOCAL_STEPS_FIELD_NUMBER: _ClassVar[int]
+    BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    round: int
+    client_id: int
+    model_version: int
+    learning_rate: float
+    local_steps: int
+    batch_size: int
+    seed: int
+    def __init__(self, round: _Optional[int] = ..., client_id: _Optional[int] = ..., model_version: _Optional[int] = ..., learning_rate: _Optional[float] = ..., local_steps: _Optional[int] = ..., batch_size: _Optional[int] = ..., seed: _Optional[int] = ...) -> None: ...
+
+class TrainResult(_message.Message):
+    __slots__ = ("client_id", "round", "model_version", "weights", "num_samples", "num_steps", "loss_mean", "loss_square_mean", "wall_time_s")
+    CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    ROUND_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    WEIGHTS_FIELD_NUMBER: _ClassVar[int]
+    NUM_SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    NUM_STEPS_FIELD_NUMBER: _ClassVar[int]
+    LOSS_MEAN_FIELD_NUMBER: _ClassVar[int]
+    LOSS_SQUARE_MEAN_FIELD_NUMBER: _ClassVar[int]
+    WALL_TIME_S_FIELD_NUMBER: _ClassVar[int]
+    client_id: int
+    round: int
+    model_version: int
+    weights: Tensors
+    num_samples: int
+    num_steps: int
+    loss_mean: float
+    loss_square_mean: float
+    wall_time_s: float
+    def __init__(self, client_id: _Optional[int] = ..., round: _Optional[int] = ..., model_version: _Optional[int] = ..., weights: _Optional[_Union[Tensors, _Mapping]] = ..., num_samples: _Optional[int] = ..., num_steps: _Optional[int] = ..., loss_mean: _Optional[float] = ..., loss_square_mean: _Optional[float] = ..., wall_time_s: _Optional[float] = ...) -> None: ...
+
+class EvalResult(_message.Message):
+    __slots__ = ("num_samples", "loss_sum", "top1_correct", "top5_correct")
+    NUM_SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    LOSS_SUM_FIELD_NUMBER: _ClassVar[int]
+    TOP1_CORRECT_FIELD_NUMBER: _ClassVar[int]
+    TOP5_CORRECT_FIELD_NUMBER: _ClassVar[int]
+    num_samples: int
+    loss_sum: float
+    top1_correct: int
+    top5_correct: int
+    def __init__(self, num_samples: _Optional[int] = ..., loss_sum: _Optional[float] = ..., top1_correct: _Optional[int] = ..., top5_correct: _Optional[int] = ...) -> None: ...
+
+class UpdateModel(_message.Message):
+    __slots__ = ("version", "weights")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    WEIGHTS_FIELD_NUMBER: _ClassVar[int]
+    version: int
+    weights: Tensors
+    def __init__(self, version: _Optional[int] = ..., weights: _Optional[_Union[Tensors, _Mapping]] = ...) -> None: ...
+
+class ClientTrain(_message.Message):
+    __slots__ = ("round", "model_version", "tasks")
+    ROUND_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    TASKS_FIELD_NUMBER: _ClassVar[int]
+    round: int
+    model_version: int
+    tasks: _containers.RepeatedCompositeFieldContainer[TrainTask]
+    def __init__(self, round: _Optional[int] = ..., model_version: _Optional[int] = ..., tasks: _Optional[_Iterable[_Union[TrainTask, _Mapping]]] = ...) -> None: ...
+
+class ModelTest(_message.Message):
+    __slots__ = ("round", "model_version", "shard_index", "shard_count")
+    ROUND_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    SHARD_INDEX_FIELD_NUMBER: _ClassVar[int]
+    SHARD_COUNT_FIELD_NUMBER: _ClassVar[int]
+    round: int
+    model_version: int
+    shard_index: int
+    shard_count: int
+    def __init__(self, round: _Optional[int] = ..., model_version: _Optional[int] = ..., shard_index: _Optional[int] = ..., shard_count: _Optional[int] = ...) -> None: ...
+
+class Idle(_message.Message):
+    __slots__ = ("wait_s",)
+    WAIT_S_FIELD_NUMBER: _ClassVar[int]
+    wait_s: float
+    def __init__(self, wait_s: _Optional[float] = ...) -> None: ...
+
+class Shutdown(_message.Message):
+    __slots__ = ("reason",)
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    reason: str
+    def __init__(self, reason: _Optional[str] = ...) -> None: ...
+
+class Event(_message.Message):
+    __slots__ = ("update_model", "client_train", "model_test", "idle", "shutdown")
+    UPDATE_MODEL_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_TRAIN_FIELD_NUMBER: _ClassVar[int]
+    MODEL_TEST_FIELD_NUMBER: _ClassVar[int]
+    IDLE_FIELD_NUMBER: _ClassVar[int]
+    SHUTDOWN_FIELD_NUMBER: _ClassVar[int]
+    update_model: UpdateModel
+    client_train: ClientTrain
+    model_test: ModelTest
+    idle: Idle
+    shutdown: Shutdown
+    def __init__(self, update_model: _Optional[_Union[UpdateModel, _Mapping]] = ..., client_train: _Optional[_Union[ClientTrain, _Mapping]] = ..., model_test: _Optional[_Union[ModelTest, _Mapping]] = ..., idle: _Optional[_Union[Idle, _Mapping]] = ..., shutdown: _Optional[_Union[Shutdown, _Mapping]] = ...) -> None: ...
+
+class ClientUpdate(_message.Message):
+    __slots__ = ("result",)
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    result: TrainResult
+    def __init__(self, result: _Optional[_Union[TrainResult, _Mapping]] = ...) -> None: ...
+
+class ClientFailure(_message.Message):
+    __slots__ = ("round", "client_id", "error")
+    ROUND_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    round: int
+    client_id: int
+    error: str
+    def __init__(self, round: _Optional[int] = ..., client_id: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...
+
+class EvalOutcome(_message.Message):
+    __slots__ = ("round", "model_version", "shard_index", "result")
+    ROUND_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    SHARD_INDEX_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    round: int
+    model_version: int
+    shard_index: int
+    result: EvalResult
+    def __init__(self, round: _Optional[int] = ..., model_version: _Optional[int] = ..., shard_index: _Optional[int] = ..., result: _Optional[_Union[EvalResult, _Mapping]] = ...) -> None: ...
+
+class Completion(_message.Message):
+    __slots__ = ("client_update", "client_failure", "eval_outcome", "heartbeat")
+    CLIENT_UPDATE_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_FAILURE_FIELD_NUMBER: _ClassVar[int]
+    EVAL_OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
+    client_update: ClientUpdate
+    client_failure: ClientFailure
+    eval_outcome: EvalOutcome
+    heartbeat: Heartbeat
+    def __init__(self, client_update: _Optional[_Union[ClientUpdate, _Mapping]] = ..., client_failure: _Optional[_Union[ClientFailure, _Mapping]] = ..., eval_outcome: _Optional[_Union[EvalOutcome, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ...) -> None: ...
+
+class Heartbeat(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...

@@ -1,0 +1,301 @@
+"""Conversion between the protocol's dataclasses and their protobuf wire form, and the chunking of large payloads.
+
+The only module that knows both the dataclasses of ``messages`` and the protobuf stubs. Tensors travel as
+safetensors bytes: nothing from the network is ever unpickled. Anything that cannot be decoded raises
+``MalformedMessageError`` naming what was wrong, never an error from deep inside protobuf or safetensors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import safetensors.torch
+import torch
+from google.protobuf.message import DecodeError
+
+from fedscale_halor.transport.messages import (
+    ClientFailure,
+    ClientTrain,
+    ClientUpdate,
+    Completion,
+    EvalOutcome,
+    Event,
+    ExecutorInfo,
+    Heartbeat,
+    Idle,
+    ModelTest,
+    RegisterReply,
+    Shutdown,
+    UpdateModel,
+)
+from fedscale_halor.transport.proto import aggregator_pb2 as pb
+from fedscale_halor.types import EvalResult, TrainResult, TrainTask, Weights
+
+# Protobuf cannot serialize or parse a message of 2 GiB or more, so this is the largest limit that means anything.
+DEFAULT_MAX_MESSAGE_BYTES = 2**31 - 1
+
+
+class MalformedMessageError(ValueError):
+    """A payload from the wire that cannot be decoded into a protocol message."""
+
+
+class MessageTooLargeError(MalformedMessageError):
+    """A payload over the configured maximum size, refused before it is assembled."""
+
+
+# tensors ----------------------------------------------------------------------------------------------------------
+def weights_to_proto(weights: Weights) -> pb.Tensors:
+    return pb.Tensors(safetensors=safetensors.torch.save(_packable(weights)), names=list(weights))
+
+
+def _packable(weights: Weights) -> dict[str, torch.Tensor]:
+    # safetensors refuses non-contiguous tensors and tensors sharing storage (tied weights): give it private copies.
+    packable: dict[str, torch.Tensor] = {}
+    seen_storages: set[int] = set()
+    for name, tensor in weights.items():
+        tensor = tensor.detach().cpu().contiguous()
+        storage = tensor.untyped_storage().data_ptr()
+        if storage in seen_storages and tensor.numel() > 0:
+            tensor = tensor.clone()
+            storage = tensor.untyped_storage().data_ptr()
+        seen_storages.add(storage)
+        packable[name] = tensor
+    return packable
+
+
+def weights_from_proto(message: pb.Tensors, where: str) -> dict[str, torch.Tensor]:
+    try:
+        tensors = safetensors.torch.load(message.safetensors)
+    except Exception as error:  # safetensors raises its own (non-ValueError) error type on bad input
+        raise MalformedMessageError(f"{where}: not valid safetensors bytes: {error}") from error
+    names = list(message.names)
+    if len(set(names)) != len(names) or set(names) != set(tensors):
+        raise MalformedMessageError(f"{where}: the listed tensor names {sorted(names)} do not match the tensors "
+                                    f"present {sorted(tensors)}")
+    return {name: tensors[name] for name in names}
+
+
+# small messages ---------------------------------------------------------------------------------------------------
+def info_to_proto(info: ExecutorInfo) -> pb.ExecutorInfo:
+    return pb.ExecutorInfo(executor_id=info.executor_id, host=info.host, device=info.device)
+
+
+def info_from_proto(message: pb.ExecutorInfo) -> ExecutorInfo:
+    return ExecutorInfo(executor_id=message.executor_id, host=message.host, device=message.device)
+
+
+def register_reply_to_proto(reply: RegisterReply) -> pb.RegisterReply:
+    return pb.RegisterReply(accepted=reply.accepted, reason=reply.reason)
+
+
+def register_reply_from_proto(message: pb.RegisterReply) -> RegisterReply:
+    return RegisterReply(accepted=message.accepted, reason=message.reason)
+
+
+def _task_to_proto(task: TrainTask) -> pb.TrainTask:
+    return pb.TrainTask(round=task.round, client_id=task.client_id, model_version=task.model_version,
+                        learning_rate=task.learning_rate, local_steps=task.local_steps, batch_size=task.batch_size,
+                        seed=task.seed)
+
+
+def _task_from_proto(message: pb.TrainTask) -> TrainTask:
+    return TrainTask(round=message.round, client_id=message.client_id, model_version=message.model_version,
+                     learning_rate=message.learning_rate, local_steps=message.local_steps,
+                     batch_size=message.batch_size, seed=message.seed)
+
+
+def _eval_result_to_proto(result: EvalResult) -> pb.EvalResult:
+    return pb.EvalResult(num_samples=result.num_samples, loss_sum=result.loss_sum,
+                         top1_correct=result.top1_correct, top5_correct=result.top5_correct)
+
+
+def _eval_result_from_proto(message: pb.EvalResult) -> EvalResult:
+    return EvalResult(num_samples=message.num_samples, loss_sum=message.loss_sum,
+                      top1_correct=message.top1_correct, top5_correct=message.top5_correct)
+
+
+def _require(message: Any, field: str, where: str) -> None:
+    if not message.HasField(field):
+        raise MalformedMessageError(f"{where} carries no {field}")
+
+
+# events -----------------------------------------------------------------------------------------------------------
+def event_to_proto(event: Event) -> pb.Event:
+    if isinstance(event, UpdateModel):
+        return pb.Event(update_model=pb.UpdateModel(version=event.version, weights=weights_to_proto(event.weights)))
+    if isinstance(event, ClientTrain):
+        tasks = [_task_to_proto(task) for task in event.tasks]
+        return pb.Event(client_train=pb.ClientTrain(round=event.round, model_version=event.model_version, tasks=tasks))
+    if isinstance(event, ModelTest):
+        return pb.Event(model_test=pb.ModelTest(round=event.round, model_version=event.model_version,
+                                                shard_index=event.shard_index, shard_count=event.shard_count))
+    if isinstance(event, Idle):
+        return pb.Event(idle=pb.Idle(wait_s=event.wait_s))
+    if isinstance(event, Shutdown):
+        return pb.Event(shutdown=pb.Shutdown(reason=event.reason))
+    raise TypeError(f"not a protocol event: {type(event).__name__}")
+
+
+def _update_model_from_proto(message: pb.UpdateModel) -> UpdateModel:
+    _require(message, "weights", "UpdateModel")
+    return UpdateModel(version=message.version, weights=weights_from_proto(message.weights, "UpdateModel.weights"))
+
+
+_EVENT_DECODERS: dict[str, Callable[[Any], Event]] = {
+    "update_model": _update_model_from_proto,
+    "client_train": lambda message: ClientTrain(round=message.round, model_version=message.model_version,
+                                                tasks=tuple(_task_from_proto(task) for task in message.tasks)),
+    "model_test": lambda message: ModelTest(round=message.round, model_version=message.model_version,
+                                            shard_index=message.shard_index, shard_count=message.shard_count),
+    "idle": lambda message: Idle(wait_s=message.wait_s),
+    "shutdown": lambda message: Shutdown(reason=message.reason),
+}
+
+
+def event_from_proto(message: pb.Event) -> Event:
+    kind = message.WhichOneof("kind")
+    if kind is None:
+        raise MalformedMessageError("Event carries no event (none of its kinds is set)")
+    return _EVENT_DECODERS[kind](getattr(message, kind))
+
+
+def event_to_bytes(event: Event, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> bytes:
+    return _serialize(event_to_proto(event), max_bytes)
+
+
+def event_from_bytes(data: bytes, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> Event:
+    return event_from_proto(_parse(pb.Event, data, max_bytes))
+
+
+# completions ------------------------------------------------------------------------------------------------------
+def completion_to_proto(completion: Completion) -> pb.Completion:
+    if isinstance(completion, ClientUpdate):
+        result = completion.result
+        return pb.Completion(client_update=pb.ClientUpdate(result=pb.TrainResult(
+            client_id=result.client_id, round=result.round, model_version=result.model_version,
+            weights=weights_to_proto(result.weights), num_samples=result.num_samples, num_steps=result.num_steps,
+            loss_mean=result.loss_mean, loss_square_mean=result.loss_square_mean, wall_time_s=result.wall_time_s)))
+    if isinstance(completion, ClientFailure):
+        return pb.Completion(client_failure=pb.ClientFailure(round=completion.round, client_id=completion.client_id,
+                                                             error=completion.error))
+    if isinstance(completion, EvalOutcome):
+        return pb.Completion(eval_outcome=pb.EvalOutcome(
+            round=completion.round, model_version=completion.model_version, shard_index=completion.shard_index,
+            result=_eval_result_to_proto(completion.result)))
+    if isinstance(completion, Heartbeat):
+        return pb.Completion(heartbeat=pb.Heartbeat())
+    raise TypeError(f"not a protocol completion: {type(completion).__name__}")
+
+
+def _client_update_from_proto(message: pb.ClientUpdate) -> ClientUpdate:
+    _require(message, "result", "ClientUpdate")
+    result = message.result
+    _require(result, "weights", "ClientUpdate.result")
+    return ClientUpdate(TrainResult(
+        client_id=result.client_id, round=result.round, model_version=result.model_version,
+        weights=weights_from_proto(result.weights, "ClientUpdate.result.weights"), num_samples=result.num_samples,
+        num_steps=result.num_steps, loss_mean=result.loss_mean, loss_square_mean=result.loss_square_mean,
+        wall_time_s=result.wall_time_s))
+
+
+def _eval_outcome_from_proto(message: pb.EvalOutcome) -> EvalOutcome:
+    _require(message, "result", "EvalOutcome")
+    return EvalOutcome(round=message.round, model_version=message.model_version, shard_index=message.shard_index,
+                       result=_eval_result_from_proto(message.result))
+
+
+_COMPLETION_DECODERS: dict[str, Callable[[Any], Completion]] = {
+    "client_update": _client_update_from_proto,
+    "client_failure": lambda message: ClientFailure(round=message.round, client_id=message.client_id,
+                                                    error=message.error),
+    "eval_outcome": _eval_outcome_from_proto,
+    "heartbeat": lambda message: Heartbeat(),
+}
+
+
+def completion_from_proto(message: pb.Completion) -> Completion:
+    kind = message.WhichOneof("kind")
+    if kind is None:
+        raise MalformedMessageError("Completion carries no completion (none of its kinds is set)")
+    return _COMPLETION_DECODERS[kind](getattr(message, kind))
+
+
+def completion_to_bytes(completion: Completion, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> bytes:
+    return _serialize(completion_to_proto(completion), max_bytes)
+
+
+def completion_from_bytes(data: bytes, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> Completion:
+    return completion_from_proto(_parse(pb.Completion, data, max_bytes))
+
+
+# bytes ------------------------------------------------------------------------------------------------------------
+def _serialize(message: pb.Event | pb.Completion, max_bytes: int) -> bytes:
+    size = message.ByteSize()
+    if size > max_bytes:
+        raise MessageTooLargeError(f"{type(message).__name__} of {size} bytes exceeds the limit of {max_bytes} bytes")
+    return message.SerializeToString()
+
+
+def _parse(message_type: Any, data: bytes, max_bytes: int) -> Any:
+    if len(data) > max_bytes:
+        raise MessageTooLargeError(f"{message_type.__name__} of {len(data)} bytes exceeds the limit of {max_bytes} "
+                                   "bytes")
+    try:
+        return message_type.FromString(data)
+    except DecodeError as error:
+        raise MalformedMessageError(f"{message_type.__name__} cannot be parsed ({len(data)} bytes): {error}") from error
+
+
+# chunks -----------------------------------------------------------------------------------------------------------
+def split_chunks(data: bytes, chunk_bytes: int) -> Iterator[bytes]:
+    """Consecutive slices of at most ``chunk_bytes``; empty data gives one empty chunk, so a stream is never empty."""
+    if chunk_bytes <= 0:
+        raise ValueError(f"chunk_bytes must be positive, got {chunk_bytes}")
+    if not data:
+        yield b""
+        return
+    view = memoryview(data)
+    for start in range(0, len(data), chunk_bytes):
+        yield bytes(view[start:start + chunk_bytes])
+
+
+def chunk_messages(data: bytes, chunk_bytes: int, executor_id: str = "") -> Iterator[pb.Chunk]:
+    """The wire form of a payload: the first chunk announces the total size (and, for Submit, the executor)."""
+    for index, piece in enumerate(split_chunks(data, chunk_bytes)):
+        if index == 0:
+            yield pb.Chunk(data=piece, total_bytes=len(data), executor_id=executor_id)
+        else:
+            yield pb.Chunk(data=piece)
+
+
+@dataclass(frozen=True)
+class JoinedPayload:
+    data: bytes
+    executor_id: str
+
+
+def join_chunks(chunks: Iterable[pb.Chunk], max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> JoinedPayload:
+    """Reassemble ``chunk_messages``; refuses an oversized payload from its first chunk, before buffering it."""
+    buffer: bytearray | None = None
+    executor_id = ""
+    received = 0
+    for chunk in chunks:
+        if buffer is None:
+            if chunk.total_bytes > max_bytes:
+                raise MessageTooLargeError(f"a payload of {chunk.total_bytes} bytes was announced; the limit is "
+                                           f"{max_bytes} bytes")
+            buffer = bytearray(chunk.total_bytes)
+            executor_id = chunk.executor_id
+        end = received + len(chunk.data)
+        if end > len(buffer):
+            raise MalformedMessageError(f"chunks carry more than the {len(buffer)} bytes announced by the first chunk")
+        buffer[received:end] = chunk.data
+        received = end
+    if buffer is None:
+        raise MalformedMessageError("the payload arrived as an empty stream (no chunks)")
+    if received != len(buffer):
+        raise MalformedMessageError(f"the payload is truncated: {received} of the {len(buffer)} announced bytes "
+                                    "arrived")
+    return JoinedPayload(data=bytes(buffer), executor_id=executor_id)

@@ -1,0 +1,261 @@
+from __future__ import annotations
+
+import logging
+import re
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import grpc
+import pytest
+import torch
+from transport_fakes import CHUNK_BYTES, ScriptedService
+
+from fedscale_halor.server.board import WorkBoard
+from fedscale_halor.server.service import BoardService
+from fedscale_halor.transport import serde
+from fedscale_halor.transport.base import AuthenticationError
+from fedscale_halor.transport.grpc_client import (
+    AggregatorGoneError,
+    AggregatorUnreachableError,
+    GrpcTransport,
+    RemoteCallError,
+)
+from fedscale_halor.transport.grpc_server import GrpcAggregatorServer
+from fedscale_halor.transport.grpc_wire import TOKEN_METADATA_KEY
+from fedscale_halor.transport.messages import (
+    ClientTrain,
+    ClientUpdate,
+    EvalOutcome,
+    ExecutorInfo,
+    Idle,
+    Shutdown,
+    UpdateModel,
+)
+from fedscale_halor.transport.proto import aggregator_pb2 as pb
+from fedscale_halor.transport.proto import aggregator_pb2_grpc as pb_grpc
+from fedscale_halor.types import EvalResult, TrainResult, TrainTask
+
+INFO = ExecutorInfo(executor_id="executor_0", host="node-1", device="cpu")
+
+
+def _transport(address: str, token: str = "job-token", **options: float) -> GrpcTransport:
+    return GrpcTransport(address, token, chunk_bytes=CHUNK_BYTES, **options)
+
+
+@pytest.fixture
+def transport(served: str) -> Iterator[GrpcTransport]:
+    channel = _transport(served)
+    yield channel
+    channel.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_register_poll_and_submit_reach_the_service_intact(scripted_service: ScriptedService,
+                                                           transport: GrpcTransport) -> None:
+    # Prepare: a script of events, one with weights larger than a chunk
+    weights = {"layer.weight": torch.randn(300, 100), "bn.num_batches_tracked": torch.tensor(5)}
+    task = TrainTask(round=1, client_id=7, model_version=1, learning_rate=0.1, local_steps=5, batch_size=16, seed=99)
+    scripted_service.events.extend([UpdateModel(1, weights), ClientTrain(1, 1, (task,)), Shutdown("done")])
+    update = ClientUpdate(TrainResult(client_id=7, round=1, model_version=1, weights=weights, num_samples=40,
+                                      num_steps=5, loss_mean=0.5, loss_square_mean=0.3, wall_time_s=0.1))
+    outcome = EvalOutcome(round=1, model_version=1, shard_index=0, result=EvalResult(10, 4.5, 8, 10))
+
+    # Execute
+    reply = transport.register(INFO)
+    events = [transport.next_event("executor_0") for _ in range(4)]
+    transport.submit("executor_0", update)
+    transport.submit("executor_0", outcome)
+
+    # Assert
+    assert reply.accepted and reply.reason == "welcome executor_0"
+    assert scripted_service.registered == [INFO]
+    assert scripted_service.polled_by == ["executor_0"] * 4
+    first = events[0]
+    assert isinstance(first, UpdateModel) and first.version == 1
+    assert all(torch.equal(first.weights[name], weights[name]) for name in weights)
+    assert events[1:] == [ClientTrain(1, 1, (task,)), Shutdown("done"), Idle(0.0)]
+    [(update_sender, received_update), (outcome_sender, received_outcome)] = scripted_service.submitted
+    assert (update_sender, outcome_sender) == ("executor_0", "executor_0")
+    assert isinstance(received_update, ClientUpdate)
+    assert torch.equal(received_update.result.weights["layer.weight"], weights["layer.weight"])
+    assert received_update.result.num_samples == 40
+    assert received_outcome == outcome
+
+
+def test_a_wrong_token_is_refused_with_the_servers_reason(scripted_service: ScriptedService, served: str) -> None:
+    intruder = _transport(served, token="guessed")
+
+    with pytest.raises(AuthenticationError, match="wrong job token"):
+        intruder.register(INFO)
+    with pytest.raises(AuthenticationError):
+        intruder.next_event("executor_0")
+
+    assert scripted_service.registered == []
+    intruder.close()
+
+
+def test_the_board_service_refuses_and_logs_a_wrong_token_over_grpc(caplog: pytest.LogCaptureFixture) -> None:
+    board = WorkBoard(long_poll_s=0.0)
+    with GrpcAggregatorServer(BoardService(board, "s3cret"), "127.0.0.1", 0, chunk_bytes=CHUNK_BYTES) as server:
+        intruder = _transport(f"127.0.0.1:{server.port}", token="not-the-token")
+        with caplog.at_level(logging.WARNING, logger="fedscale_halor.aggregator"), \
+                pytest.raises(AuthenticationError, match="executor executor_9 on intruder: missing or wrong job token"):
+            intruder.register(ExecutorInfo("executor_9", "intruder", "cpu"))
+        intruder.close()
+
+    assert board.executor_count == 0
+    assert any("refused executor executor_9" in record.getMessage() for record in caplog.records)
+
+
+def test_an_unregistered_executor_gets_a_key_error_as_over_the_memory_transport() -> None:
+    board = WorkBoard(long_poll_s=0.0)
+    with GrpcAggregatorServer(BoardService(board, "s3cret"), "127.0.0.1", 0, chunk_bytes=CHUNK_BYTES) as server:
+        stranger = _transport(f"127.0.0.1:{server.port}", token="s3cret")
+        with pytest.raises(KeyError, match="executor 'executor_5' has not registered"):
+            stranger.next_event("executor_5")
+        stranger.close()
+
+
+def test_a_failing_service_reaches_the_executor_as_a_remote_call_error(scripted_service: ScriptedService,
+                                                                       transport: GrpcTransport) -> None:
+    scripted_service.fail_with = lambda: RuntimeError("the board exploded")
+
+    with pytest.raises(RemoteCallError, match=r"NextEvent .* INTERNAL: RuntimeError: the board exploded"):
+        transport.next_event("executor_0")
+
+
+def test_malformed_chunks_are_refused_as_invalid_argument(scripted_service: ScriptedService, served: str) -> None:
+    with grpc.insecure_channel(served) as channel:
+        stub = pb_grpc.AggregatorStub(channel)
+        garbage = iter([pb.Chunk(data=b"\xff\xff\xff", total_bytes=3, executor_id="executor_0")])
+        truncated = iter([pb.Chunk(data=b"\x0a", total_bytes=10, executor_id="executor_0")])
+
+        with pytest.raises(grpc.RpcError) as garbage_refusal:
+            stub.Submit(garbage, metadata=((TOKEN_METADATA_KEY, "job-token"),))
+        with pytest.raises(grpc.RpcError) as truncated_refusal:
+            stub.Submit(truncated, metadata=((TOKEN_METADATA_KEY, "job-token"),))
+
+    assert garbage_refusal.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "Completion cannot be parsed" in (garbage_refusal.value.details() or "")
+    assert truncated_refusal.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "truncated: 1 of the 10 announced bytes" in (truncated_refusal.value.details() or "")
+    assert scripted_service.submitted == []
+
+
+def test_a_completion_over_the_servers_limit_is_refused(scripted_service: ScriptedService) -> None:
+    update = ClientUpdate(TrainResult(client_id=1, round=0, model_version=0, weights={"w": torch.zeros(10_000)},
+                                      num_samples=1, num_steps=1, loss_mean=0.0, loss_square_mean=0.0,
+                                      wall_time_s=0.0))
+    with GrpcAggregatorServer(scripted_service, "127.0.0.1", 0, chunk_bytes=CHUNK_BYTES,
+                              max_message_bytes=1000) as server:
+        sender = _transport(f"127.0.0.1:{server.port}")
+        with pytest.raises(serde.MessageTooLargeError, match=r"Submit refused by the aggregator: .* limit is 1000"):
+            sender.submit("executor_0", update)
+        sender.close()
+
+    assert scripted_service.submitted == []
+
+
+def test_long_polls_of_many_executors_are_served_at_once() -> None:
+    class SlowPolls(ScriptedService):
+        def next_event(self, token: str, executor_id: str) -> Idle:
+            time.sleep(0.5)  # the board's long poll
+            return Idle(0.0)
+
+    with GrpcAggregatorServer(SlowPolls(), "127.0.0.1", 0, chunk_bytes=CHUNK_BYTES, max_workers=16) as server:
+        transports = [_transport(f"127.0.0.1:{server.port}") for _ in range(8)]
+        started = time.monotonic()
+        pollers = [threading.Thread(target=channel.next_event, args=(f"executor_{rank}",))
+                   for rank, channel in enumerate(transports)]
+        for poller in pollers:
+            poller.start()
+        for poller in pollers:
+            poller.join()
+        elapsed = time.monotonic() - started
+        for channel in transports:
+            channel.close()
+
+    assert elapsed < 2.0  # eight polls in sequence would take 4 s
+
+
+def test_the_client_raises_aggregator_gone_after_the_server_stops(scripted_service: ScriptedService) -> None:
+    server = GrpcAggregatorServer(scripted_service, "127.0.0.1", 0, chunk_bytes=CHUNK_BYTES)
+    executor = _transport(f"127.0.0.1:{server.start()}", reconnect_window_s=0.3)
+    executor.register(INFO)
+
+    server.stop(grace_s=0.1)
+
+    with pytest.raises(AggregatorGoneError, match="stopped answering"):
+        executor.next_event("executor_0")
+    with pytest.raises(ConnectionError):
+        executor.submit("executor_0", EvalOutcome(0, 0, 0, EvalResult()))
+    executor.close()
+
+
+def test_register_waits_for_an_aggregator_that_starts_late(scripted_service: ScriptedService) -> None:
+    port = _free_port()
+    executor = _transport(f"127.0.0.1:{port}", connect_timeout_s=30.0)
+    replies: list[object] = []
+    registering = threading.Thread(target=lambda: replies.append(executor.register(INFO)))
+    registering.start()
+
+    time.sleep(0.8)
+    assert replies == []  # still waiting: nobody listens yet
+    with GrpcAggregatorServer(scripted_service, "127.0.0.1", port, chunk_bytes=CHUNK_BYTES):
+        registering.join(timeout=10.0)
+
+    assert not registering.is_alive()
+    assert scripted_service.registered == [INFO]
+    executor.close()
+
+
+def test_register_gives_up_when_no_aggregator_comes_up() -> None:
+    port = _free_port()
+    executor = _transport(f"127.0.0.1:{port}", connect_timeout_s=0.5)
+
+    started = time.monotonic()
+    expected = re.escape(f"no aggregator answered at 127.0.0.1:{port} within 0.5 s")
+    with pytest.raises(AggregatorUnreachableError, match=expected):
+        executor.register(INFO)
+
+    assert time.monotonic() - started < 3.0
+    executor.close()
+
+
+def test_a_server_cannot_bind_a_port_already_served(scripted_service: ScriptedService, served: str) -> None:
+    port = int(served.rsplit(":", 1)[1])
+
+    with pytest.raises(OSError, match=re.escape(f"cannot bind the aggregator's gRPC server to 127.0.0.1:{port}")):
+        GrpcAggregatorServer(scripted_service, "127.0.0.1", port, chunk_bytes=CHUNK_BYTES).start()
+
+
+def test_a_server_starts_once_and_stops_idempotently(scripted_service: ScriptedService) -> None:
+    server = GrpcAggregatorServer(scripted_service, "127.0.0.1", 0, chunk_bytes=CHUNK_BYTES)
+    with pytest.raises(RuntimeError, match="not been started"):
+        _ = server.port
+
+    port = server.start()
+    with pytest.raises(RuntimeError, match="already started"):
+        server.start()
+    server.stop()
+    server.stop()
+
+    assert port > 0
+
+
+def test_an_event_over_the_executors_limit_is_refused(scripted_service: ScriptedService, served: str) -> None:
+    scripted_service.events.append(UpdateModel(version=1, weights={"w": torch.zeros(100_000)}))
+    executor = GrpcTransport(served, "job-token", chunk_bytes=CHUNK_BYTES, max_message_bytes=10_000)
+
+    with pytest.raises(serde.MessageTooLargeError, match="the limit is 10000 bytes"):
+        executor.next_event("executor_0")
+
+    assert executor.next_event("executor_0") == Idle(0.0)  # the channel still works after the refusal
+    executor.close()
