@@ -105,7 +105,8 @@ class JobConfig:
                               range=(1, None))
     use_cuda: bool = knob(False, "train on a GPU when one is present")
     save_checkpoint: bool = knob(True, "save the global model (safetensors) at every evaluation")
-    executor_threads: int = knob(0, "torch CPU threads per executor; 0 lets torch decide", range=(0, None))
+    executor_threads: int = knob(0, "torch CPU threads per executor; 0 means 1, which keeps results identical "
+                                                 "whatever the number of executors", range=(0, None))
 
     # runtime: executors, failures, the wire
     register_timeout: float = knob(120.0, "seconds the aggregator waits for its executors to register before it "

@@ -35,6 +35,12 @@ def initial_weights(model: torch.nn.Module, job_seed: int) -> dict[str, torch.Te
     return {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}
 
 
+def torch_threads_per_executor(job: JobConfig) -> int:
+    """One CPU thread per executor unless the job says otherwise: a reduction split over another number of threads
+    sums in another order, and the same seed must give the same model whatever the number of executors."""
+    return job.executor_threads or 1
+
+
 def new_board(job: JobConfig) -> WorkBoard:
     return WorkBoard(liveness=LivenessPolicy(
         executor_timeout_s=job.executor_timeout,

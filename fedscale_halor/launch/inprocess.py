@@ -18,7 +18,7 @@ import torch
 from fedscale_halor.config.schema import ExperimentConfig
 from fedscale_halor.config.serialize import dump_config
 from fedscale_halor.data.federated import FederatedDataset
-from fedscale_halor.launch.assembly import build_aggregator, build_executor, new_board
+from fedscale_halor.launch.assembly import build_aggregator, build_executor, new_board, torch_threads_per_executor
 from fedscale_halor.launch.hosts import executor_slots
 from fedscale_halor.launch.rundir import attach_log_file, create_run_dir, detach_log_file
 from fedscale_halor.server.board import WorkBoard
@@ -43,8 +43,7 @@ def run_in_process(cfg: ExperimentConfig, *, timestamp: str | None = None, echo:
     handler = attach_log_file("fedscale_halor", run_dir / "aggregator.log", echo=echo)
     try:
         _log.info("job %s: logs in %s", job.job_name, run_dir)
-        if job.executor_threads > 0:
-            torch.set_num_threads(job.executor_threads)
+        torch.set_num_threads(torch_threads_per_executor(job))
         board = new_board(job)
         token = secrets.token_hex(16)
         service = BoardService(board, token)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from fedscale_halor.config.schema import ExperimentConfig
 from fedscale_halor.config.serialize import dump_config
-from fedscale_halor.launch.assembly import build_aggregator, new_board
+from fedscale_halor.launch.assembly import build_aggregator, new_board, torch_threads_per_executor
 from fedscale_halor.launch.executor_main import TOKEN_VARIABLE
 from fedscale_halor.launch.hosts import ExecutorSlot, executor_slots, is_local_host
 from fedscale_halor.launch.inprocess import JobOutcome
@@ -50,7 +50,7 @@ def run_local(cfg: ExperimentConfig, *, timestamp: str | None = None, echo: bool
         aggregator = build_aggregator(job, board, run_dir)  # prepares the data once, before executors open it
         port = server.start()
         _log.info("aggregator serving gRPC on port %d; starting %d executors", port, len(slots))
-        threads = job.executor_threads or max(1, (os.cpu_count() or 1) // len(slots))
+        threads = torch_threads_per_executor(job)
         executors = [_spawn_executor(slot, config_path, f"127.0.0.1:{port}", token, run_dir, threads)
                      for slot in slots]
         history = aggregator.run(executor_count=len(slots), register_timeout_s=job.register_timeout)
