@@ -49,8 +49,9 @@ def new_board(job: JobConfig) -> WorkBoard:
     ))
 
 
-def build_aggregator(job: JobConfig, board: WorkBoard, run_dir: Path) -> Aggregator:
-    dataset = FederatedDataset.from_job(job)
+def build_aggregator(job: JobConfig, board: WorkBoard, run_dir: Path,
+                     dataset: FederatedDataset | None = None) -> Aggregator:
+    dataset = dataset or FederatedDataset.from_job(job)
     _log.info("%s: %d clients, %d test samples, %d classes", job.data_set, len(dataset.client_ids),
               dataset.num_test_samples, dataset.num_classes)
     model = build_model(job.model, dataset.num_classes, dataset.input_shape)

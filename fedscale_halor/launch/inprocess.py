@@ -47,8 +47,8 @@ def run_in_process(cfg: ExperimentConfig, *, timestamp: str | None = None, echo:
         board = new_board(job)
         token = secrets.token_hex(16)
         service = BoardService(board, token)
-        aggregator = build_aggregator(job, board, run_dir)
-        dataset = FederatedDataset.from_job(job)
+        dataset = FederatedDataset.from_job(job)  # one view, shared by the aggregator and the executor threads
+        aggregator = build_aggregator(job, board, run_dir, dataset)
         slots = executor_slots(cfg.deployment.worker_ips)
         threads = []
         for slot in slots:
