@@ -28,12 +28,12 @@ _Result = TypeVar("_Result")
 
 _FIRST_RETRY_DELAY_S = 0.05
 _MAX_RETRY_DELAY_S = 1.0
+# a server that stops cancels the calls it is serving; to the executor that is the same as a server that went away
+_TRANSIENT_CODES = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED)
 
 
 class AggregatorUnreachableError(ConnectionError):
     """No aggregator answered at the address within the connect timeout."""
-
-
 
 
 class RemoteCallError(RuntimeError):
@@ -108,7 +108,7 @@ class GrpcTransport(Transport):
                 result = attempt()
             except grpc.RpcError as error:
                 _raise_as_protocol_error(error, call_name)
-                if error.code() != grpc.StatusCode.UNAVAILABLE:
+                if error.code() not in _TRANSIENT_CODES:
                     raise RemoteCallError(f"{call_name} to the aggregator at {self._address} failed: "
                                           f"{error.code().name}: {error.details()}") from None
                 window_s = self._reconnect_window_s if self._reached else self._connect_timeout_s

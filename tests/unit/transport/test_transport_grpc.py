@@ -199,6 +199,66 @@ def test_the_client_raises_aggregator_gone_after_the_server_stops(scripted_servi
     executor.close()
 
 
+def test_a_poll_in_flight_when_the_server_stops_raises_aggregator_gone() -> None:
+    polling = threading.Event()
+
+    class BlockedPoll(ScriptedService):
+        def next_event(self, token: str, executor_id: str) -> Idle:
+            polling.set()
+            time.sleep(5.0)  # still waiting for work when the aggregator shuts down
+            return Idle(0.0)
+
+    server = GrpcAggregatorServer(BlockedPoll(), "127.0.0.1", 0, chunk_bytes=CHUNK_BYTES)
+    executor = _transport(f"127.0.0.1:{server.start()}", reconnect_window_s=0.3)
+    executor.register(INFO)
+    outcome: list[BaseException] = []
+
+    def poll() -> None:
+        try:
+            executor.next_event("executor_0")
+        except BaseException as error:
+            outcome.append(error)
+
+    poller = threading.Thread(target=poll)
+    poller.start()
+    assert polling.wait(timeout=10)
+    server.stop(grace_s=0.1)
+    poller.join(timeout=30)
+    executor.close()
+
+    assert len(outcome) == 1 and isinstance(outcome[0], AggregatorGoneError), outcome
+
+
+class _CancelledCall(grpc.RpcError):
+    def code(self) -> grpc.StatusCode:
+        return grpc.StatusCode.CANCELLED
+
+    def details(self) -> str:
+        return "Cancelling all calls"
+
+
+def test_a_call_cancelled_by_a_stopping_server_is_retried_like_an_unavailable_one(
+        scripted_service: ScriptedService, served: str) -> None:
+    executor = _transport(served, reconnect_window_s=5.0)
+    executor.register(INFO)
+    real_stub = executor._stub
+    attempts: list[str] = []
+
+    class CancelOnce:
+        def NextEvent(self, request: object, metadata: object) -> object:  # noqa: N802 - the gRPC method name
+            attempts.append("poll")
+            if len(attempts) == 1:
+                raise _CancelledCall()
+            return real_stub.NextEvent(request, metadata=metadata)
+
+    scripted_service.events.append(Idle(0.25))
+    executor._stub = CancelOnce()  # type: ignore[assignment]
+
+    assert executor.next_event("executor_0") == Idle(0.25)
+    assert attempts == ["poll", "poll"]
+    executor.close()
+
+
 def test_register_waits_for_an_aggregator_that_starts_late(scripted_service: ScriptedService) -> None:
     port = _free_port()
     executor = _transport(f"127.0.0.1:{port}", connect_timeout_s=30.0)
