@@ -18,6 +18,7 @@ from fedscale_halor.logging.base import MetricsSink
 from fedscale_halor.seeding import derive_seed
 from fedscale_halor.selection.base import ClientSelector
 from fedscale_halor.server.board import RoundOutcome, WorkBoard
+from fedscale_halor.server.errors import NoExecutorsError
 from fedscale_halor.server.checkpoint import CheckpointState, save_checkpoint
 from fedscale_halor.types import EvalResult, RoundMetrics, TrainTask, Weights
 
@@ -52,8 +53,15 @@ class Aggregator:
     def run(self, executor_count: int, register_timeout_s: float = 120.0) -> list[RoundMetrics]:
         board = self._parts.board
         if not board.wait_for_executors(executor_count, register_timeout_s):
-            raise TimeoutError(f"only {board.executor_count} of {executor_count} executors registered "
-                               f"within {register_timeout_s:.0f} s")
+            registered = board.executor_count
+            if registered == 0:
+                board.shutdown("no executor registered")
+                self._parts.sink.close()
+                raise NoExecutorsError(f"no executor registered within {register_timeout_s:g} s (register_timeout); "
+                                       f"expected {executor_count}: check the executor logs, worker_ips and ps_port")
+            # the others may still come: a late executor gets work from the next round it asks for
+            _log.warning("only %d of %d executors registered within %g s; starting with them", registered,
+                         executor_count, register_timeout_s)
         board.set_model(self._version, self._weights)
         history: list[RoundMetrics] = []
         try:

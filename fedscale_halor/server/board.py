@@ -17,6 +17,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from fedscale_halor.server.errors import JobFailedError
 from fedscale_halor.transport.messages import (
     ClientFailure,
     ClientTrain,
@@ -224,7 +225,7 @@ class WorkBoard:
             self._changed.wait(check_every)
             self._reap_dead_executors()
         if self._failure is not None:
-            raise RuntimeError(self._failure)
+            raise JobFailedError(self._failure)
 
     def fail(self, reason: str) -> None:
         """Make the round loop's current and future waits raise instead of hanging (e.g. an executor crashed)."""

@@ -228,3 +228,28 @@ def test_work_with_no_executor_left_fails_after_the_orphan_timeout() -> None:
 
     with pytest.raises(RuntimeError, match="no executor has been alive"):
         board.run_round(1, [_task(0)])
+
+
+def test_an_executor_that_registers_mid_round_gets_the_model_and_a_share_of_the_clients_still_pending() -> None:
+    # Prepare: "a" has fetched the model but no clients yet when "b" registers; 4 clients are pending
+    board = _board_with(["a"])
+    thread, outcome = _run_round_in_background(board, [_task(c) for c in range(4)])
+    assert isinstance(_wait_until_published(board, "a"), UpdateModel)
+
+    # Execute
+    board.add_executor("b")
+    b_model = board.next_event("b")
+    b_first = board.next_event("b")
+    a_first = board.next_event("a")
+    b_second = board.next_event("b")
+    handed = {"b": [*b_first.tasks, *b_second.tasks], "a": [*a_first.tasks]}
+    for executor_id, tasks in handed.items():
+        for task in tasks:
+            board.submit(executor_id, ClientUpdate(_result(task.client_id)))
+    thread.join(timeout=5)
+
+    # Assert: b gets version 0, then ceil(4 pending / 2 live) = 2 clients; then ceil(2 / 2) = 1 each
+    assert isinstance(b_model, UpdateModel) and b_model.version == 0
+    assert [t.client_id for t in handed["b"]] == [0, 1, 3]
+    assert [t.client_id for t in handed["a"]] == [2]
+    assert sorted(r.client_id for r in outcome[0].results) == [0, 1, 2, 3]
