@@ -18,8 +18,8 @@ from fedscale_halor.logging.base import MetricsSink
 from fedscale_halor.seeding import derive_seed
 from fedscale_halor.selection.base import ClientSelector
 from fedscale_halor.server.board import RoundOutcome, WorkBoard
-from fedscale_halor.server.errors import NoExecutorsError
 from fedscale_halor.server.checkpoint import CheckpointState, save_checkpoint
+from fedscale_halor.server.errors import NoExecutorsError
 from fedscale_halor.types import EvalResult, RoundMetrics, TrainTask, Weights
 
 _log = logging.getLogger("fedscale_halor.aggregator")
