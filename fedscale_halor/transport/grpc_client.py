@@ -80,7 +80,7 @@ class GrpcTransport(Transport):
         return serde.register_reply_from_proto(reply)
 
     def next_event(self, executor_id: str) -> Event:
-        def receive() -> bytes:
+        def receive() -> bytearray:
             chunks = self._stub.NextEvent(pb.EventRequest(executor_id=executor_id), metadata=self._metadata)
             try:
                 return serde.join_chunks(chunks, self._max_message_bytes).data
@@ -91,7 +91,7 @@ class GrpcTransport(Transport):
         return serde.event_from_bytes(self._call("NextEvent", receive), self._max_message_bytes)
 
     def submit(self, executor_id: str, completion: Completion) -> None:
-        payload = serde.completion_to_bytes(completion, self._max_message_bytes)
+        payload = serde.completion_to_parts(completion, self._max_message_bytes)
         self._call("Submit", lambda: self._stub.Submit(
             serde.chunk_messages(payload, self._chunk_bytes, executor_id), metadata=self._metadata))
 

@@ -71,7 +71,7 @@ class _AggregatorServicer(pb_grpc.AggregatorServicer):
 
     def NextEvent(self, request: pb.EventRequest, context: grpc.ServicerContext) -> Iterator[pb.Chunk]:  # noqa: N802
         token = _token(context)
-        payload = _answer(context, lambda: serde.event_to_bytes(
+        payload = _answer(context, lambda: serde.event_to_parts(
             self._service.next_event(token, request.executor_id), self._max_message_bytes))
         yield from serde.chunk_messages(payload, self._chunk_bytes)
 

@@ -7,14 +7,15 @@ safetensors bytes: nothing from the network is ever unpickled. Anything that can
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import safetensors.torch
 import torch
 from google.protobuf.message import DecodeError
 
+from fedscale_halor.transport import tensor_codec
+from fedscale_halor.transport.framing import Buffer, Frame, FramingError, frame_parts, parts_size, read_frame
 from fedscale_halor.transport.messages import (
     ClientFailure,
     ClientTrain,
@@ -46,29 +47,22 @@ class MessageTooLargeError(MalformedMessageError):
 
 
 # tensors ----------------------------------------------------------------------------------------------------------
-def weights_to_proto(weights: Weights) -> pb.Tensors:
-    return pb.Tensors(safetensors=safetensors.torch.save(_packable(weights)), names=list(weights))
-
-
-def _packable(weights: Weights) -> dict[str, torch.Tensor]:
-    # safetensors refuses non-contiguous tensors and tensors sharing storage (tied weights): give it private copies.
-    packable: dict[str, torch.Tensor] = {}
-    seen_storages: set[int] = set()
-    for name, tensor in weights.items():
-        tensor = tensor.detach().cpu().contiguous()
-        storage = tensor.untyped_storage().data_ptr()
-        if storage in seen_storages and tensor.numel() > 0:
-            tensor = tensor.clone()
-            storage = tensor.untyped_storage().data_ptr()
-        seen_storages.add(storage)
-        packable[name] = tensor
-    return packable
-
-
-def weights_from_proto(message: pb.Tensors, where: str) -> dict[str, torch.Tensor]:
+def weights_to_proto(weights: Weights, blobs: list[tuple[Buffer, ...]]) -> pb.Tensors:
+    """The tensors' names; their safetensors bytes are appended to ``blobs`` (they travel outside protobuf)."""
     try:
-        tensors = safetensors.torch.load(message.safetensors)
-    except Exception as error:  # safetensors raises its own (non-ValueError) error type on bad input
+        blobs.append(tensor_codec.encode(weights))
+    except tensor_codec.TensorCodecError as error:
+        raise TypeError(f"weights cannot be sent: {error}") from error
+    return pb.Tensors(names=list(weights), blob_index=len(blobs) - 1)
+
+
+def weights_from_proto(message: pb.Tensors, blobs: Sequence[memoryview], where: str) -> dict[str, torch.Tensor]:
+    if message.blob_index >= len(blobs):
+        raise MalformedMessageError(f"{where}: refers to blob {message.blob_index} but the payload carries "
+                                    f"{len(blobs)}")
+    try:
+        tensors = tensor_codec.decode(blobs[message.blob_index])
+    except tensor_codec.TensorCodecError as error:
         raise MalformedMessageError(f"{where}: not valid safetensors bytes: {error}") from error
     names = list(message.names)
     if len(set(names)) != len(names) or set(names) != set(tensors):
@@ -122,9 +116,10 @@ def _require(message: Any, field: str, where: str) -> None:
 
 
 # events -----------------------------------------------------------------------------------------------------------
-def event_to_proto(event: Event) -> pb.Event:
+def event_to_proto(event: Event, blobs: list[tuple[Buffer, ...]]) -> pb.Event:
     if isinstance(event, UpdateModel):
-        return pb.Event(update_model=pb.UpdateModel(version=event.version, weights=weights_to_proto(event.weights)))
+        return pb.Event(update_model=pb.UpdateModel(version=event.version,
+                                                    weights=weights_to_proto(event.weights, blobs)))
     if isinstance(event, ClientTrain):
         tasks = [_task_to_proto(task) for task in event.tasks]
         return pb.Event(client_train=pb.ClientTrain(round=event.round, model_version=event.model_version, tasks=tasks))
@@ -138,44 +133,52 @@ def event_to_proto(event: Event) -> pb.Event:
     raise TypeError(f"not a protocol event: {type(event).__name__}")
 
 
-def _update_model_from_proto(message: pb.UpdateModel) -> UpdateModel:
+def _update_model_from_proto(message: pb.UpdateModel, blobs: Sequence[memoryview]) -> UpdateModel:
     _require(message, "weights", "UpdateModel")
-    return UpdateModel(version=message.version, weights=weights_from_proto(message.weights, "UpdateModel.weights"))
+    return UpdateModel(version=message.version,
+                       weights=weights_from_proto(message.weights, blobs, "UpdateModel.weights"))
 
 
-_EVENT_DECODERS: dict[str, Callable[[Any], Event]] = {
+_EVENT_DECODERS: dict[str, Callable[[Any, Sequence[memoryview]], Event]] = {
     "update_model": _update_model_from_proto,
-    "client_train": lambda message: ClientTrain(round=message.round, model_version=message.model_version,
-                                                tasks=tuple(_task_from_proto(task) for task in message.tasks)),
-    "model_test": lambda message: ModelTest(round=message.round, model_version=message.model_version,
-                                            shard_index=message.shard_index, shard_count=message.shard_count),
-    "idle": lambda message: Idle(wait_s=message.wait_s),
-    "shutdown": lambda message: Shutdown(reason=message.reason),
+    "client_train": lambda message, _: ClientTrain(round=message.round, model_version=message.model_version,
+                                                   tasks=tuple(_task_from_proto(task) for task in message.tasks)),
+    "model_test": lambda message, _: ModelTest(round=message.round, model_version=message.model_version,
+                                               shard_index=message.shard_index, shard_count=message.shard_count),
+    "idle": lambda message, _: Idle(wait_s=message.wait_s),
+    "shutdown": lambda message, _: Shutdown(reason=message.reason),
 }
 
 
-def event_from_proto(message: pb.Event) -> Event:
+def event_from_proto(message: pb.Event, blobs: Sequence[memoryview] = ()) -> Event:
     kind = message.WhichOneof("kind")
     if kind is None:
         raise MalformedMessageError("Event carries no event (none of its kinds is set)")
-    return _EVENT_DECODERS[kind](getattr(message, kind))
+    return _EVENT_DECODERS[kind](getattr(message, kind), blobs)
+
+
+def event_to_parts(event: Event, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> tuple[Buffer, ...]:
+    """The event's payload as consecutive buffers (see framing.py): send them in order, never joined."""
+    blobs: list[tuple[Buffer, ...]] = []
+    return _framed(event_to_proto(event, blobs), blobs, max_bytes)
 
 
 def event_to_bytes(event: Event, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> bytes:
-    return _serialize(event_to_proto(event), max_bytes)
+    return b"".join(event_to_parts(event, max_bytes))
 
 
-def event_from_bytes(data: bytes, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> Event:
-    return event_from_proto(_parse(pb.Event, data, max_bytes))
+def event_from_bytes(data: Buffer, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> Event:
+    frame = _read_frame(pb.Event, data, max_bytes)
+    return event_from_proto(_parse(pb.Event, frame.header, max_bytes), frame.blobs)
 
 
 # completions ------------------------------------------------------------------------------------------------------
-def completion_to_proto(completion: Completion) -> pb.Completion:
+def completion_to_proto(completion: Completion, blobs: list[tuple[Buffer, ...]]) -> pb.Completion:
     if isinstance(completion, ClientUpdate):
         result = completion.result
         return pb.Completion(client_update=pb.ClientUpdate(result=pb.TrainResult(
             client_id=result.client_id, round=result.round, model_version=result.model_version,
-            weights=weights_to_proto(result.weights), num_samples=result.num_samples, num_steps=result.num_steps,
+            weights=weights_to_proto(result.weights, blobs), num_samples=result.num_samples, num_steps=result.num_steps,
             loss_mean=result.loss_mean, loss_square_mean=result.loss_square_mean, wall_time_s=result.wall_time_s)))
     if isinstance(completion, ClientFailure):
         return pb.Completion(client_failure=pb.ClientFailure(round=completion.round, client_id=completion.client_id,
@@ -189,53 +192,73 @@ def completion_to_proto(completion: Completion) -> pb.Completion:
     raise TypeError(f"not a protocol completion: {type(completion).__name__}")
 
 
-def _client_update_from_proto(message: pb.ClientUpdate) -> ClientUpdate:
+def _client_update_from_proto(message: pb.ClientUpdate, blobs: Sequence[memoryview]) -> ClientUpdate:
     _require(message, "result", "ClientUpdate")
     result = message.result
     _require(result, "weights", "ClientUpdate.result")
     return ClientUpdate(TrainResult(
         client_id=result.client_id, round=result.round, model_version=result.model_version,
-        weights=weights_from_proto(result.weights, "ClientUpdate.result.weights"), num_samples=result.num_samples,
+        weights=weights_from_proto(result.weights, blobs, "ClientUpdate.result.weights"),
+        num_samples=result.num_samples,
         num_steps=result.num_steps, loss_mean=result.loss_mean, loss_square_mean=result.loss_square_mean,
         wall_time_s=result.wall_time_s))
 
 
-def _eval_outcome_from_proto(message: pb.EvalOutcome) -> EvalOutcome:
+def _eval_outcome_from_proto(message: pb.EvalOutcome, _: Sequence[memoryview]) -> EvalOutcome:
     _require(message, "result", "EvalOutcome")
     return EvalOutcome(round=message.round, model_version=message.model_version, shard_index=message.shard_index,
                        result=_eval_result_from_proto(message.result))
 
 
-_COMPLETION_DECODERS: dict[str, Callable[[Any], Completion]] = {
+_COMPLETION_DECODERS: dict[str, Callable[[Any, Sequence[memoryview]], Completion]] = {
     "client_update": _client_update_from_proto,
-    "client_failure": lambda message: ClientFailure(round=message.round, client_id=message.client_id,
-                                                    error=message.error),
+    "client_failure": lambda message, _: ClientFailure(round=message.round, client_id=message.client_id,
+                                                       error=message.error),
     "eval_outcome": _eval_outcome_from_proto,
-    "heartbeat": lambda message: Heartbeat(),
+    "heartbeat": lambda message, _: Heartbeat(),
 }
 
 
-def completion_from_proto(message: pb.Completion) -> Completion:
+def completion_from_proto(message: pb.Completion, blobs: Sequence[memoryview] = ()) -> Completion:
     kind = message.WhichOneof("kind")
     if kind is None:
         raise MalformedMessageError("Completion carries no completion (none of its kinds is set)")
-    return _COMPLETION_DECODERS[kind](getattr(message, kind))
+    return _COMPLETION_DECODERS[kind](getattr(message, kind), blobs)
+
+
+def completion_to_parts(completion: Completion, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> tuple[Buffer, ...]:
+    blobs: list[tuple[Buffer, ...]] = []
+    return _framed(completion_to_proto(completion, blobs), blobs, max_bytes)
 
 
 def completion_to_bytes(completion: Completion, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> bytes:
-    return _serialize(completion_to_proto(completion), max_bytes)
+    return b"".join(completion_to_parts(completion, max_bytes))
 
 
-def completion_from_bytes(data: bytes, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> Completion:
-    return completion_from_proto(_parse(pb.Completion, data, max_bytes))
+def completion_from_bytes(data: Buffer, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> Completion:
+    frame = _read_frame(pb.Completion, data, max_bytes)
+    return completion_from_proto(_parse(pb.Completion, frame.header, max_bytes), frame.blobs)
 
 
 # bytes ------------------------------------------------------------------------------------------------------------
-def _serialize(message: pb.Event | pb.Completion, max_bytes: int) -> bytes:
-    size = message.ByteSize()
+def _framed(message: pb.Event | pb.Completion, blobs: list[tuple[Buffer, ...]], max_bytes: int) -> tuple[Buffer, ...]:
+    parts = frame_parts(message.SerializeToString(), blobs)
+    size = parts_size(parts)
     if size > max_bytes:
         raise MessageTooLargeError(f"{type(message).__name__} of {size} bytes exceeds the limit of {max_bytes} bytes")
-    return message.SerializeToString()
+    return parts
+
+
+def _read_frame(message_type: Any, data: Buffer, max_bytes: int) -> Frame:
+    if isinstance(data, bytes):
+        data = bytearray(data)  # tensors are decoded as views of the buffer, and must be writable
+    if len(data) > max_bytes:
+        raise MessageTooLargeError(f"{message_type.__name__} of {len(data)} bytes exceeds the limit of {max_bytes} "
+                                   "bytes")
+    try:
+        return read_frame(data)
+    except FramingError as error:
+        raise MalformedMessageError(f"{message_type.__name__} cannot be parsed ({len(data)} bytes): {error}") from error
 
 
 def _parse(message_type: Any, data: bytes, max_bytes: int) -> Any:
@@ -249,30 +272,41 @@ def _parse(message_type: Any, data: bytes, max_bytes: int) -> Any:
 
 
 # chunks -----------------------------------------------------------------------------------------------------------
-def split_chunks(data: bytes, chunk_bytes: int) -> Iterator[bytes]:
-    """Consecutive slices of at most ``chunk_bytes``; empty data gives one empty chunk, so a stream is never empty."""
+def split_chunks(data: Buffer | Sequence[Buffer], chunk_bytes: int) -> Iterator[bytes]:
+    """Consecutive slices of at most ``chunk_bytes`` of ``data`` (or of the concatenation of its parts, which is
+    never built); empty data gives one empty chunk, so a stream is never empty."""
     if chunk_bytes <= 0:
         raise ValueError(f"chunk_bytes must be positive, got {chunk_bytes}")
-    if not data:
-        yield b""
-        return
-    view = memoryview(data)
-    for start in range(0, len(data), chunk_bytes):
-        yield bytes(view[start:start + chunk_bytes])
+    parts = [data] if isinstance(data, bytes | bytearray | memoryview) else list(data)
+    pending: list[memoryview] = []
+    pending_bytes = 0
+    for part in parts:
+        view = memoryview(part).cast("B")
+        while len(view):
+            take = min(chunk_bytes - pending_bytes, len(view))
+            pending.append(view[:take])
+            pending_bytes += take
+            view = view[take:]
+            if pending_bytes == chunk_bytes:
+                yield b"".join(pending)
+                pending, pending_bytes = [], 0
+    if pending or not parts_size(parts):
+        yield b"".join(pending)
 
 
-def chunk_messages(data: bytes, chunk_bytes: int, executor_id: str = "") -> Iterator[pb.Chunk]:
+def chunk_messages(data: Buffer | Sequence[Buffer], chunk_bytes: int, executor_id: str = "") -> Iterator[pb.Chunk]:
     """The wire form of a payload: the first chunk announces the total size (and, for Submit, the executor)."""
+    total = parts_size([data] if isinstance(data, bytes | bytearray | memoryview) else data)
     for index, piece in enumerate(split_chunks(data, chunk_bytes)):
         if index == 0:
-            yield pb.Chunk(data=piece, total_bytes=len(data), executor_id=executor_id)
+            yield pb.Chunk(data=piece, total_bytes=total, executor_id=executor_id)
         else:
             yield pb.Chunk(data=piece)
 
 
 @dataclass(frozen=True)
 class JoinedPayload:
-    data: bytes
+    data: bytearray
     executor_id: str
 
 
@@ -288,14 +322,15 @@ def join_chunks(chunks: Iterable[pb.Chunk], max_bytes: int = DEFAULT_MAX_MESSAGE
                                            f"{max_bytes} bytes")
             buffer = bytearray(chunk.total_bytes)
             executor_id = chunk.executor_id
-        end = received + len(chunk.data)
+        piece = chunk.data  # each read of a bytes field makes a copy
+        end = received + len(piece)
         if end > len(buffer):
             raise MalformedMessageError(f"chunks carry more than the {len(buffer)} bytes announced by the first chunk")
-        buffer[received:end] = chunk.data
+        buffer[received:end] = piece
         received = end
     if buffer is None:
         raise MalformedMessageError("the payload arrived as an empty stream (no chunks)")
     if received != len(buffer):
         raise MalformedMessageError(f"the payload is truncated: {received} of the {len(buffer)} announced bytes "
                                     "arrived")
-    return JoinedPayload(data=bytes(buffer), executor_id=executor_id)
+    return JoinedPayload(data=buffer, executor_id=executor_id)

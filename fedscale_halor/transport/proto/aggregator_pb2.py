@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x10\x61ggregator.proto\x12\x0e\x66\x65\x64scale_halor\"A\n\x0c\x45xecutorInfo\x12\x13\n\x0b\x65xecutor_id\x18\x01 \x01(\t\x12\x0c\n\x04host\x18\x02 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x03 \x01(\t\"1\n\rRegisterReply\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x08\x12\x0e\n\x06reason\x18\x02 \x01(\t\"#\n\x0c\x45ventRequest\x12\x13\n\x0b\x65xecutor_id\x18\x01 \x01(\t\"?\n\x05\x43hunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x13\n\x0btotal_bytes\x18\x02 \x01(\x04\x12\x13\n\x0b\x65xecutor_id\x18\x03 \x01(\t\"\x05\n\x03\x41\x63k\"-\n\x07Tensors\x12\x13\n\x0bsafetensors\x18\x01 \x01(\x0c\x12\r\n\x05names\x18\x02 \x03(\t\"\x92\x01\n\tTrainTask\x12\r\n\x05round\x18\x01 \x01(\x03\x12\x11\n\tclient_id\x18\x02 \x01(\x03\x12\x15\n\rmodel_version\x18\x03 \x01(\x03\x12\x15\n\rlearning_rate\x18\x04 \x01(\x01\x12\x13\n\x0blocal_steps\x18\x05 \x01(\x03\x12\x12\n\nbatch_size\x18\x06 \x01(\x03\x12\x0c\n\x04seed\x18\x07 \x01(\x03\"\xda\x01\n\x0bTrainResult\x12\x11\n\tclient_id\x18\x01 \x01(\x03\x12\r\n\x05round\x18\x02 \x01(\x03\x12\x15\n\rmodel_version\x18\x03 \x01(\x03\x12(\n\x07weights\x18\x04 \x01(\x0b\x32\x17.fedscale_halor.Tensors\x12\x13\n\x0bnum_samples\x18\x05 \x01(\x03\x12\x11\n\tnum_steps\x18\x06 \x01(\x03\x12\x11\n\tloss_mean\x18\x07 \x01(\x01\x12\x18\n\x10loss_square_mean\x18\x08 \x01(\x01\x12\x13\n\x0bwall_time_s\x18\t \x01(\x01\"_\n\nEvalResult\x12\x13\n\x0bnum_samples\x18\x01 \x01(\x03\x12\x10\n\x08loss_sum\x18\x02 \x01(\x01\x12\x14\n\x0ctop1_correct\x18\x03 \x01(\x03\x12\x14\n\x0ctop5_correct\x18\x04 \x01(\x03\"H\n\x0bUpdateModel\x12\x0f\n\x07version\x18\x01 \x01(\x03\x12(\n\x07weights\x18\x02 \x01(\x0b\x32\x17.fedscale_halor.Tensors\"]\n\x0b\x43lientTrain\x12\r\n\x05round\x18\x01 \x01(\x03\x12\x15\n\rmodel_version\x18\x02 \x01(\x03\x12(\n\x05tasks\x18\x03 \x03(\x0b\x32\x19.fedscale_halor.TrainTask\"[\n\tModelTest\x12\r\n\x05round\x18\x01 \x01(\x03\x12\x15\n\rmodel_version\x18\x02 \x01(\x03\x12\x13\n\x0bshard_index\x18\x03 \x01(\x03\x12\x13\n\x0bshard_count\x18\x04 \x01(\x03\"\x16\n\x04Idle\x12\x0e\n\x06wait_s\x18\x01 \x01(\x01\"\x1a\n\x08Shutdown\x12\x0e\n\x06reason\x18\x01 \x01(\t\"\xfe\x01\n\x05\x45vent\x12\x33\n\x0cupdate_model\x18\x01 \x01(\x0b\x32\x1b.fedscale_halor.UpdateModelH\x00\x12\x33\n\x0c\x63lient_train\x18\x02 \x01(\x0b\x32\x1b.fedscale_halor.ClientTrainH\x00\x12/\n\nmodel_test\x18\x03 \x01(\x0b\x32\x19.fedscale_halor.ModelTestH\x00\x12$\n\x04idle\x18\x04 \x01(\x0b\x32\x14.fedscale_halor.IdleH\x00\x12,\n\x08shutdown\x18\x05 \x01(\x0b\x32\x18.fedscale_halor.ShutdownH\x00\x42\x06\n\x04kind\";\n\x0c\x43lientUpdate\x12+\n\x06result\x18\x01 \x01(\x0b\x32\x1b.fedscale_halor.TrainResult\"@\n\rClientFailure\x12\r\n\x05round\x18\x01 \x01(\x03\x12\x11\n\tclient_id\x18\x02 \x01(\x03\x12\r\n\x05\x65rror\x18\x03 \x01(\t\"t\n\x0b\x45valOutcome\x12\r\n\x05round\x18\x01 \x01(\x03\x12\x15\n\rmodel_version\x18\x02 \x01(\x03\x12\x13\n\x0bshard_index\x18\x03 \x01(\x03\x12*\n\x06result\x18\x04 \x01(\x0b\x32\x1a.fedscale_halor.EvalResult\"\xe9\x01\n\nCompletion\x12\x35\n\rclient_update\x18\x01 \x01(\x0b\x32\x1c.fedscale_halor.ClientUpdateH\x00\x12\x37\n\x0e\x63lient_failure\x18\x02 \x01(\x0b\x32\x1d.fedscale_halor.ClientFailureH\x00\x12\x33\n\x0c\x65val_outcome\x18\x03 \x01(\x0b\x32\x1b.fedscale_halor.EvalOutcomeH\x00\x12.\n\theartbeat\x18\x04 \x01(\x0b\x32\x19.fedscale_halor.HeartbeatH\x00\x42\x06\n\x04kind\"\x0b\n\tHeartbeat2\xd1\x01\n\nAggregator\x12G\n\x08Register\x12\x1c.fedscale_halor.ExecutorInfo\x1a\x1d.fedscale_halor.RegisterReply\x12\x42\n\tNextEvent\x12\x1c.fedscale_halor.EventRequest\x1a\x15.fedscale_halor.Chunk0\x01\x12\x36\n\x06Submit\x12\x15.fedscale_halor.Chunk\x1a\x13.fedscale_halor.Ack(\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x10\x61ggregator.proto\x12\x0e\x66\x65\x64scale_halor\"A\n\x0c\x45xecutorInfo\x12\x13\n\x0b\x65xecutor_id\x18\x01 \x01(\t\x12\x0c\n\x04host\x18\x02 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x03 \x01(\t\"1\n\rRegisterReply\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x08\x12\x0e\n\x06reason\x18\x02 \x01(\t\"#\n\x0c\x45ventRequest\x12\x13\n\x0b\x65xecutor_id\x18\x01 \x01(\t\"?\n\x05\x43hunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x13\n\x0btotal_bytes\x18\x02 \x01(\x04\x12\x13\n\x0b\x65xecutor_id\x18\x03 \x01(\t\"\x05\n\x03\x41\x63k\"2\n\x07Tensors\x12\r\n\x05names\x18\x02 \x03(\t\x12\x12\n\nblob_index\x18\x03 \x01(\rJ\x04\x08\x01\x10\x02\"\x92\x01\n\tTrainTask\x12\r\n\x05round\x18\x01 \x01(\x03\x12\x11\n\tclient_id\x18\x02 \x01(\x03\x12\x15\n\rmodel_version\x18\x03 \x01(\x03\x12\x15\n\rlearning_rate\x18\x04 \x01(\x01\x12\x13\n\x0blocal_steps\x18\x05 \x01(\x03\x12\x12\n\nbatch_size\x18\x06 \x01(\x03\x12\x0c\n\x04seed\x18\x07 \x01(\x03\"\xda\x01\n\x0bTrainResult\x12\x11\n\tclient_id\x18\x01 \x01(\x03\x12\r\n\x05round\x18\x02 \x01(\x03\x12\x15\n\rmodel_version\x18\x03 \x01(\x03\x12(\n\x07weights\x18\x04 \x01(\x0b\x32\x17.fedscale_halor.Tensors\x12\x13\n\x0bnum_samples\x18\x05 \x01(\x03\x12\x11\n\tnum_steps\x18\x06 \x01(\x03\x12\x11\n\tloss_mean\x18\x07 \x01(\x01\x12\x18\n\x10loss_square_mean\x18\x08 \x01(\x01\x12\x13\n\x0bwall_time_s\x18\t \x01(\x01\"_\n\nEvalResult\x12\x13\n\x0bnum_samples\x18\x01 \x01(\x03\x12\x10\n\x08loss_sum\x18\x02 \x01(\x01\x12\x14\n\x0ctop1_correct\x18\x03 \x01(\x03\x12\x14\n\x0ctop5_correct\x18\x04 \x01(\x03\"H\n\x0bUpdateModel\x12\x0f\n\x07version\x18\x01 \x01(\x03\x12(\n\x07weights\x18\x02 \x01(\x0b\x32\x17.fedscale_halor.Tensors\"]\n\x0b\x43lientTrain\x12\r\n\x05round\x18\x01 \x01(\x03\x12\x15\n\rmodel_version\x18\x02 \x01(\x03\x12(\n\x05tasks\x18\x03 \x03(\x0b\x32\x19.fedscale_halor.TrainTask\"[\n\tModelTest\x12\r\n\x05round\x18\x01 \x01(\x03\x12\x15\n\rmodel_version\x18\x02 \x01(\x03\x12\x13\n\x0bshard_index\x18\x03 \x01(\x03\x12\x13\n\x0bshard_count\x18\x04 \x01(\x03\"\x16\n\x04Idle\x12\x0e\n\x06wait_s\x18\x01 \x01(\x01\"\x1a\n\x08Shutdown\x12\x0e\n\x06reason\x18\x01 \x01(\t\"\xfe\x01\n\x05\x45vent\x12\x33\n\x0cupdate_model\x18\x01 \x01(\x0b\x32\x1b.fedscale_halor.UpdateModelH\x00\x12\x33\n\x0c\x63lient_train\x18\x02 \x01(\x0b\x32\x1b.fedscale_halor.ClientTrainH\x00\x12/\n\nmodel_test\x18\x03 \x01(\x0b\x32\x19.fedscale_halor.ModelTestH\x00\x12$\n\x04idle\x18\x04 \x01(\x0b\x32\x14.fedscale_halor.IdleH\x00\x12,\n\x08shutdown\x18\x05 \x01(\x0b\x32\x18.fedscale_halor.ShutdownH\x00\x42\x06\n\x04kind\";\n\x0c\x43lientUpdate\x12+\n\x06result\x18\x01 \x01(\x0b\x32\x1b.fedscale_halor.TrainResult\"@\n\rClientFailure\x12\r\n\x05round\x18\x01 \x01(\x03\x12\x11\n\tclient_id\x18\x02 \x01(\x03\x12\r\n\x05\x65rror\x18\x03 \x01(\t\"t\n\x0b\x45valOutcome\x12\r\n\x05round\x18\x01 \x01(\x03\x12\x15\n\rmodel_version\x18\x02 \x01(\x03\x12\x13\n\x0bshard_index\x18\x03 \x01(\x03\x12*\n\x06result\x18\x04 \x01(\x0b\x32\x1a.fedscale_halor.EvalResult\"\xe9\x01\n\nCompletion\x12\x35\n\rclient_update\x18\x01 \x01(\x0b\x32\x1c.fedscale_halor.ClientUpdateH\x00\x12\x37\n\x0e\x63lient_failure\x18\x02 \x01(\x0b\x32\x1d.fedscale_halor.ClientFailureH\x00\x12\x33\n\x0c\x65val_outcome\x18\x03 \x01(\x0b\x32\x1b.fedscale_halor.EvalOutcomeH\x00\x12.\n\theartbeat\x18\x04 \x01(\x0b\x32\x19.fedscale_halor.HeartbeatH\x00\x42\x06\n\x04kind\"\x0b\n\tHeartbeat2\xd1\x01\n\nAggregator\x12G\n\x08Register\x12\x1c.fedscale_halor.ExecutorInfo\x1a\x1d.fedscale_halor.RegisterReply\x12\x42\n\tNextEvent\x12\x1c.fedscale_halor.EventRequest\x1a\x15.fedscale_halor.Chunk0\x01\x12\x36\n\x06Submit\x12\x15.fedscale_halor.Chunk\x1a\x13.fedscale_halor.Ack(\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -42,35 +42,35 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ACK']._serialized_start=256
   _globals['_ACK']._serialized_end=261
   _globals['_TENSORS']._serialized_start=263
-  _globals['_TENSORS']._serialized_end=308
-  _globals['_TRAINTASK']._serialized_start=311
-  _globals['_TRAINTASK']._serialized_end=457
-  _globals['_TRAINRESULT']._serialized_start=460
-  _globals['_TRAINRESULT']._serialized_end=678
-  _globals['_EVALRESULT']._serialized_start=680
-  _globals['_EVALRESULT']._serialized_end=775
-  _globals['_UPDATEMODEL']._serialized_start=777
-  _globals['_UPDATEMODEL']._serialized_end=849
-  _globals['_CLIENTTRAIN']._serialized_start=851
-  _globals['_CLIENTTRAIN']._serialized_end=944
-  _globals['_MODELTEST']._serialized_start=946
-  _globals['_MODELTEST']._serialized_end=1037
-  _globals['_IDLE']._serialized_start=1039
-  _globals['_IDLE']._serialized_end=1061
-  _globals['_SHUTDOWN']._serialized_start=1063
-  _globals['_SHUTDOWN']._serialized_end=1089
-  _globals['_EVENT']._serialized_start=1092
-  _globals['_EVENT']._serialized_end=1346
-  _globals['_CLIENTUPDATE']._serialized_start=1348
-  _globals['_CLIENTUPDATE']._serialized_end=1407
-  _globals['_CLIENTFAILURE']._serialized_start=1409
-  _globals['_CLIENTFAILURE']._serialized_end=1473
-  _globals['_EVALOUTCOME']._serialized_start=1475
-  _globals['_EVALOUTCOME']._serialized_end=1591
-  _globals['_COMPLETION']._serialized_start=1594
-  _globals['_COMPLETION']._serialized_end=1827
-  _globals['_HEARTBEAT']._serialized_start=1829
-  _globals['_HEARTBEAT']._serialized_end=1840
-  _globals['_AGGREGATOR']._serialized_start=1843
-  _globals['_AGGREGATOR']._serialized_end=2052
+  _globals['_TENSORS']._serialized_end=313
+  _globals['_TRAINTASK']._serialized_start=316
+  _globals['_TRAINTASK']._serialized_end=462
+  _globals['_TRAINRESULT']._serialized_start=465
+  _globals['_TRAINRESULT']._serialized_end=683
+  _globals['_EVALRESULT']._serialized_start=685
+  _globals['_EVALRESULT']._serialized_end=780
+  _globals['_UPDATEMODEL']._serialized_start=782
+  _globals['_UPDATEMODEL']._serialized_end=854
+  _globals['_CLIENTTRAIN']._serialized_start=856
+  _globals['_CLIENTTRAIN']._serialized_end=949
+  _globals['_MODELTEST']._serialized_start=951
+  _globals['_MODELTEST']._serialized_end=1042
+  _globals['_IDLE']._serialized_start=1044
+  _globals['_IDLE']._serialized_end=1066
+  _globals['_SHUTDOWN']._serialized_start=1068
+  _globals['_SHUTDOWN']._serialized_end=1094
+  _globals['_EVENT']._serialized_start=1097
+  _globals['_EVENT']._serialized_end=1351
+  _globals['_CLIENTUPDATE']._serialized_start=1353
+  _globals['_CLIENTUPDATE']._serialized_end=1412
+  _globals['_CLIENTFAILURE']._serialized_start=1414
+  _globals['_CLIENTFAILURE']._serialized_end=1478
+  _globals['_EVALOUTCOME']._serialized_start=1480
+  _globals['_EVALOUTCOME']._serialized_end=1596
+  _globals['_COMPLETION']._serialized_start=1599
+  _globals['_COMPLETION']._serialized_end=1832
+  _globals['_HEARTBEAT']._serialized_start=1834
+  _globals['_HEARTBEAT']._serialized_end=1845
+  _globals['_AGGREGATOR']._serialized_start=1848
+  _globals['_AGGREGATOR']._serialized_end=2057
 # @@protoc_insertion_point(module_scope)

@@ -45,12 +45,12 @@ class Ack(_message.Message):
     def __init__(self) -> None: ...
 
 class Tensors(_message.Message):
-    __slots__ = ("safetensors", "names")
-    SAFETENSORS_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("names", "blob_index")
     NAMES_FIELD_NUMBER: _ClassVar[int]
-    safetensors: bytes
+    BLOB_INDEX_FIELD_NUMBER: _ClassVar[int]
     names: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, safetensors: _Optional[bytes] = ..., names: _Optional[_Iterable[str]] = ...) -> None: ...
+    blob_index: int
+    def __init__(self, names: _Optional[_Iterable[str]] = ..., blob_index: _Optional[int] = ...) -> None: ...
 
 class TrainTask(_message.Message):
     __slots__ = ("round", "client_id", "model_version", "learning_rate", "local_steps", "batch_size", "seed")

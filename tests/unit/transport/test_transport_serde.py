@@ -5,7 +5,8 @@ from collections.abc import Iterator
 import pytest
 import torch
 
-from fedscale_halor.transport import serde
+from fedscale_halor.transport import serde, tensor_codec
+from fedscale_halor.transport.framing import frame_parts
 from fedscale_halor.transport.messages import (
     ClientFailure,
     ClientTrain,
@@ -178,49 +179,67 @@ def test_an_event_over_the_limit_is_refused_when_encoded_and_when_decoded() -> N
         serde.event_from_bytes(payload, max_bytes=1000)
 
 
-@pytest.mark.parametrize("garbage", [b"\xff\xff\xff\xff", b"\x0a\x05ab"], ids=["corrupt-wire", "short-field"])
-def test_bytes_that_are_not_a_message_are_malformed(garbage: bytes) -> None:
+def _framed(message: pb.Event | pb.Completion, *blobs: bytes) -> bytes:
+    return b"".join(frame_parts(message.SerializeToString(), [[blob] for blob in blobs]))
+
+
+@pytest.mark.parametrize("garbage", [b"\xff\xff\xff\xff", b"\x0a\x05ab", b"FSH1" + bytes(8) + bytes(4) + b"trailing"],
+                         ids=["corrupt-wire", "short-field", "trailing-bytes"])
+def test_bytes_that_are_not_a_payload_are_malformed(garbage: bytes) -> None:
     with pytest.raises(serde.MalformedMessageError, match="Event cannot be parsed"):
         serde.event_from_bytes(garbage)
     with pytest.raises(serde.MalformedMessageError, match="Completion cannot be parsed"):
         serde.completion_from_bytes(garbage)
 
 
+def test_a_header_that_is_not_protobuf_is_malformed() -> None:
+    payload = b"".join(frame_parts(b"\xff\xff\xff\xff", []))
+
+    with pytest.raises(serde.MalformedMessageError, match="Event cannot be parsed"):
+        serde.event_from_bytes(payload)
+
+
 def test_a_message_of_no_kind_is_malformed() -> None:
     with pytest.raises(serde.MalformedMessageError, match="Event carries no event"):
-        serde.event_from_bytes(b"")
+        serde.event_from_bytes(_framed(pb.Event()))
     with pytest.raises(serde.MalformedMessageError, match="Completion carries no completion"):
-        serde.completion_from_bytes(b"")
+        serde.completion_from_bytes(_framed(pb.Completion()))
 
 
 def test_truncated_safetensors_bytes_are_malformed() -> None:
-    message = pb.Event()
-    message.MergeFrom(serde.event_to_proto(UpdateModel(version=1, weights={"w": torch.ones(64)})))
-    message.update_model.weights.safetensors = message.update_model.weights.safetensors[:-10]
+    blob = b"".join(tensor_codec.encode({"w": torch.ones(64)}))
+    message = pb.Event(update_model=pb.UpdateModel(version=1, weights=pb.Tensors(names=["w"], blob_index=0)))
 
     with pytest.raises(serde.MalformedMessageError, match=r"UpdateModel\.weights: not valid safetensors bytes"):
-        serde.event_from_bytes(message.SerializeToString())
+        serde.event_from_bytes(_framed(message, blob[:-10]))
 
 
 def test_garbage_safetensors_in_a_client_update_are_malformed() -> None:
     message = pb.Completion(client_update=pb.ClientUpdate(result=pb.TrainResult(
-        client_id=1, weights=pb.Tensors(safetensors=b"not safetensors at all", names=["w"]))))
+        client_id=1, weights=pb.Tensors(names=["w"], blob_index=0))))
 
     with pytest.raises(serde.MalformedMessageError, match=r"ClientUpdate\.result\.weights: not valid safetensors"):
-        serde.completion_from_bytes(message.SerializeToString())
+        serde.completion_from_bytes(_framed(message, b"not safetensors at all"))
+
+
+def test_a_reference_to_a_missing_blob_is_malformed() -> None:
+    message = pb.Event(update_model=pb.UpdateModel(version=1, weights=pb.Tensors(names=["w"], blob_index=2)))
+
+    with pytest.raises(serde.MalformedMessageError, match="refers to blob 2 but the payload carries 1"):
+        serde.event_from_bytes(_framed(message, b"\x00" * 8))
 
 
 def test_tensor_names_that_do_not_match_the_tensors_are_malformed() -> None:
-    message = serde.event_to_proto(UpdateModel(version=1, weights={"w": torch.ones(2)}))
-    message.update_model.weights.names[:] = ["w", "w"]
+    blob = b"".join(tensor_codec.encode({"w": torch.ones(2)}))
+    message = pb.Event(update_model=pb.UpdateModel(version=1, weights=pb.Tensors(names=["w", "w"], blob_index=0)))
 
     with pytest.raises(serde.MalformedMessageError, match="do not match the tensors present"):
-        serde.event_from_bytes(message.SerializeToString())
+        serde.event_from_bytes(_framed(message, blob))
 
 
 def test_an_update_model_without_weights_is_malformed() -> None:
     with pytest.raises(serde.MalformedMessageError, match="UpdateModel carries no weights"):
-        serde.event_from_bytes(pb.Event(update_model=pb.UpdateModel(version=3)).SerializeToString())
+        serde.event_from_bytes(_framed(pb.Event(update_model=pb.UpdateModel(version=3))))
 
 
 def test_a_malformed_message_error_is_a_value_error() -> None:
