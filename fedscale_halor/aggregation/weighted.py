@@ -8,6 +8,8 @@ import torch
 
 from fedscale_halor.types import Weights
 
+_BLOCK_ELEMENTS = 1 << 18  # 2 MiB of float64 accumulator
+
 
 def require_same_layout(reference: Weights, candidate: Weights, candidate_name: str) -> None:
     """Raise a ValueError naming the first key that is missing, extra, or shaped differently in ``candidate``."""
@@ -52,17 +54,32 @@ def weighted_average(weight_sets: Sequence[Weights], coefficients: Sequence[floa
     averaged: dict[str, torch.Tensor] = {}
     for key, first in reference.items():
         if _is_averaged(first):
-            wide_dtype = torch.complex128 if first.is_complex() else torch.float64
-            accumulator = torch.zeros(first.shape, dtype=wide_dtype, device=first.device)
-            for weights, share in zip(weight_sets, normalized, strict=True):
-                accumulator.add_(weights[key].to(device=first.device, dtype=wide_dtype), alpha=share)
-            averaged[key] = accumulator.to(first.dtype)
+            averaged[key] = _blocked_weighted_sum([weights[key] for weights in weight_sets], normalized, first)
         else:
             maximum = first.detach().clone()
             for weights in weight_sets[1:]:
                 maximum = torch.maximum(maximum, weights[key].to(device=first.device, dtype=first.dtype))
             averaged[key] = maximum
     return averaged
+
+
+def _blocked_weighted_sum(tensors: Sequence[torch.Tensor], shares: Sequence[float],
+                          like: torch.Tensor) -> torch.Tensor:
+    """Σ share_i · tensor_i accumulated in double precision, element by element in the order given.
+
+    The sum runs over one block of elements at a time, so that the wide accumulator stays in cache while every
+    tensor adds into it: the same additions in the same order as a whole-tensor loop, at a fraction of the memory
+    traffic (a model's largest layer in float64 is far bigger than any cache).
+    """
+    wide_dtype = torch.complex128 if like.is_complex() else torch.float64
+    flats = [tensor.to(device=like.device).reshape(-1) for tensor in tensors]
+    total = torch.empty(like.numel(), dtype=wide_dtype, device=like.device)
+    for start in range(0, like.numel(), _BLOCK_ELEMENTS):
+        block = total[start:start + _BLOCK_ELEMENTS]
+        block.zero_()
+        for flat, share in zip(flats, shares, strict=True):
+            block.add_(flat[start:start + _BLOCK_ELEMENTS], alpha=share)
+    return total.to(like.dtype).reshape(like.shape)
 
 
 def clone_weights(weights: Weights) -> dict[str, torch.Tensor]:

@@ -18,6 +18,7 @@ import torch
 from fedscale_halor.client.base import Trainer
 from fedscale_halor.client.evaluation import evaluate
 from fedscale_halor.data.federated import FederatedDataset
+from fedscale_halor.executor.outbox import Outbox
 from fedscale_halor.transport.base import AggregatorGoneError, Transport
 from fedscale_halor.transport.messages import (
     ClientFailure,
@@ -66,6 +67,7 @@ class Executor:
             Shutdown: self._on_shutdown,
         }
         self.clients_trained = 0
+        self._outbox: Outbox  # one per run(), where its thread lives
 
     def run(self) -> None:
         """Serve the aggregator until it says shut down."""
@@ -76,14 +78,17 @@ class Executor:
         heartbeat = threading.Thread(target=self._send_heartbeats, args=(stop_heartbeat,), daemon=True,
                                      name=f"{self._id}-heartbeat")
         heartbeat.start()
+        self._outbox = Outbox(self._id, self._transport)
         try:
             keep_going = True
             while keep_going:
                 event = self._transport.next_event(self._id)
                 keep_going = self._handlers[type(event)](event)
+            self._outbox.flush()
         except AggregatorGoneError as error:
             _log.info("executor %s: the aggregator is gone (%s); exiting", self._id, error)
         finally:
+            self._outbox.close()
             stop_heartbeat.set()
             heartbeat.join()
 
@@ -111,10 +116,10 @@ class Executor:
                 result = self._parts.trainer.train(self._parts.model, self._weights, data, task)
             except Exception as error:  # one broken client must not take the executor's other clients down
                 _log.exception("executor %s: client %d failed in round %d", self._id, task.client_id, task.round)
-                self._transport.submit(self._id, ClientFailure(task.round, task.client_id, repr(error)))
+                self._outbox.send(ClientFailure(task.round, task.client_id, repr(error)))
                 continue
             self.clients_trained += 1
-            self._transport.submit(self._id, ClientUpdate(result))
+            self._outbox.send(ClientUpdate(result))
         return True
 
     def _on_model_test(self, event: Event) -> bool:
@@ -122,7 +127,7 @@ class Executor:
         features, labels = self._parts.dataset.test_shard(event.shard_index, event.shard_count)
         result = evaluate(self._parts.model, self._weights, features, labels, self._parts.test_batch_size,
                           self._parts.device)
-        self._transport.submit(self._id, EvalOutcome(event.round, event.model_version, event.shard_index, result))
+        self._outbox.send(EvalOutcome(event.round, event.model_version, event.shard_index, result))
         return True
 
     def _on_idle(self, event: Event) -> bool:

@@ -127,3 +127,17 @@ def test_coefficient_count_must_match() -> None:
     # Execute / Assert
     with pytest.raises(ValueError, match="2 weight sets but 1 coefficients"):
         weighted_average([{"w": torch.zeros(1)}, {"w": torch.ones(1)}], [1.0])
+
+
+def test_tensors_longer_than_an_accumulation_block_equal_a_plain_double_precision_loop() -> None:
+    generator = torch.Generator().manual_seed(3)
+    sets = [{"w": torch.randn(3, (1 << 18) + 5, generator=generator)} for _ in range(4)]
+    shares = [0.1, 0.2, 0.3, 0.4]
+    expected = torch.zeros(3, (1 << 18) + 5, dtype=torch.float64)
+    for weights, share in zip(sets, shares, strict=True):
+        expected.add_(weights["w"].double(), alpha=share)
+
+    averaged = weighted_average(sets, shares)
+
+    assert averaged["w"].dtype == torch.float32 and averaged["w"].shape == (3, (1 << 18) + 5)
+    assert torch.equal(averaged["w"], expected.float())
