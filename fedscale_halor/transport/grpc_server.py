@@ -8,14 +8,16 @@ exceptions, so orchestration code sees one behaviour whatever the transport.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from types import TracebackType
 from typing import NoReturn, TypeVar
 
 import grpc
 
-from fedscale_halor.transport import serde
+from fedscale_halor.transport import framing, serde
 from fedscale_halor.transport.base import AggregatorService, AuthenticationError
 from fedscale_halor.transport.grpc_wire import TOKEN_METADATA_KEY, server_options
 from fedscale_halor.transport.proto import aggregator_pb2 as pb
@@ -58,11 +60,25 @@ def _answer(context: grpc.ServicerContext, call: Callable[[], _Result]) -> _Resu
         _abort_with(context, error)
 
 
+@dataclass(frozen=True)
+class Traffic:
+    """Payload bytes through the server since it started (chunk envelopes and gRPC framing not counted)."""
+
+    bytes_to_executors: int = 0
+    bytes_from_executors: int = 0
+
+
 class _AggregatorServicer(pb_grpc.AggregatorServicer):
     def __init__(self, service: AggregatorService, chunk_bytes: int, max_message_bytes: int) -> None:
         self._service = service
         self._chunk_bytes = chunk_bytes
         self._max_message_bytes = max_message_bytes
+        self._traffic_lock = threading.Lock()
+        self.traffic = Traffic()
+
+    def _count(self, sent: int = 0, received: int = 0) -> None:
+        with self._traffic_lock:
+            self.traffic = Traffic(self.traffic.bytes_to_executors + sent, self.traffic.bytes_from_executors + received)
 
     def Register(self, request: pb.ExecutorInfo, context: grpc.ServicerContext) -> pb.RegisterReply:  # noqa: N802
         info = serde.info_from_proto(request)
@@ -73,6 +89,7 @@ class _AggregatorServicer(pb_grpc.AggregatorServicer):
         token = _token(context)
         payload = _answer(context, lambda: serde.event_to_parts(
             self._service.next_event(token, request.executor_id), self._max_message_bytes))
+        self._count(sent=framing.parts_size(payload))
         yield from serde.chunk_messages(payload, self._chunk_bytes)
 
     def Submit(self, request_iterator: Iterator[pb.Chunk], context: grpc.ServicerContext) -> pb.Ack:  # noqa: N802
@@ -80,6 +97,7 @@ class _AggregatorServicer(pb_grpc.AggregatorServicer):
 
         def receive_and_submit() -> None:
             joined = serde.join_chunks(request_iterator, self._max_message_bytes)
+            self._count(received=len(joined.data))
             completion = serde.completion_from_bytes(joined.data, self._max_message_bytes)
             self._service.submit(token, joined.executor_id, completion)
 
@@ -105,6 +123,10 @@ class GrpcAggregatorServer:
         self._max_workers = max_workers
         self._server: grpc.Server | None = None
         self._port: int | None = None
+
+    @property
+    def traffic(self) -> Traffic:
+        return self._servicer.traffic
 
     @property
     def port(self) -> int:

@@ -319,3 +319,23 @@ def test_an_event_over_the_executors_limit_is_refused(scripted_service: Scripted
 
     assert executor.next_event("executor_0") == Idle(0.0)  # the channel still works after the refusal
     executor.close()
+
+
+def test_the_server_counts_the_payload_bytes_each_way(scripted_service: ScriptedService) -> None:
+    weights = {"w": torch.randn(1000)}
+    update = ClientUpdate(TrainResult(client_id=1, round=1, model_version=1, weights=weights, num_samples=4,
+                                      num_steps=1, loss_mean=0.0, loss_square_mean=0.0, wall_time_s=0.0))
+    scripted_service.events.extend([UpdateModel(1, weights), Shutdown("done")])
+    with GrpcAggregatorServer(scripted_service, "127.0.0.1", 0, chunk_bytes=CHUNK_BYTES) as server:
+        executor = _transport(f"127.0.0.1:{server.port}")
+        executor.register(INFO)
+        executor.next_event("executor_0")
+        executor.next_event("executor_0")
+        executor.submit("executor_0", update)
+        executor.close()
+        traffic = server.traffic
+
+    expected_down = len(serde.event_to_bytes(UpdateModel(1, weights))) + len(serde.event_to_bytes(Shutdown("done")))
+    assert traffic.bytes_to_executors == expected_down
+    assert traffic.bytes_from_executors == len(serde.completion_to_bytes(update))
+    assert traffic.bytes_from_executors > 4000  # the 1000 float32 weights are in there
