@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,18 +21,52 @@ def _parse_overrides(pairs: Sequence[str]) -> dict[str, str]:
 
 def _start(args: argparse.Namespace) -> int:
     from fedscale_halor.config.loader import load_config
+    from fedscale_halor.launch.aggregator_main import stop_on_sigterm
     from fedscale_halor.launch.inprocess import run_in_process
     from fedscale_halor.launch.local import run_local
     from fedscale_halor.server.aggregator import final_accuracy
 
     cfg = load_config(args.config, overrides=_parse_overrides(args.set))
     runner = run_in_process if args.in_process else run_local
-    outcome = runner(cfg, timestamp=args.timestamp)
+    restore_sigterm = stop_on_sigterm()  # so that `fedscale-halor stop` from another terminal lets cleanup run
+    try:
+        outcome = runner(cfg, timestamp=args.timestamp)
+    finally:
+        restore_sigterm()
     final = final_accuracy(outcome.history)
     if final is not None:
         print(f"final test accuracy: top-1 {final.top1:.4f}, top-5 {final.top5:.4f} ({final.num_samples} samples)")
     print(f"logs: {outcome.run_dir}")
     return 0
+
+
+def _submit(args: argparse.Namespace) -> int:
+    from fedscale_halor.config.loader import load_config
+    from fedscale_halor.launch.submit import submit_job
+
+    cfg = load_config(args.config, overrides=_parse_overrides(args.set))
+    record = submit_job(cfg, timestamp=args.timestamp)
+    hosts = ", ".join(dict.fromkeys(process.host for process in record.processes))
+    print(f"submitted job {record.job_name}, timestamp {record.timestamp}: {len(record.processes)} processes on "
+          f"{hosts}")
+    print(f"logs: {record.run_dir}")
+    print(f"stop it with: fedscale-halor stop {shlex.quote(record.job_name)} {shlex.quote(record.timestamp)}")
+    return 0
+
+
+def _stop(args: argparse.Namespace) -> int:
+    from fedscale_halor.launch.stop import stop_job
+
+    complete = True
+    for run in stop_job(args.job, args.timestamp):
+        print(f"{run.record.job_name} {run.record.timestamp} ({run.record.run_dir}):")
+        for stopped in run.processes:
+            detail = f": {stopped.detail}" if stopped.detail else ""
+            print(f"  {stopped.process.describe()}: {stopped.outcome}{detail}")
+        if not run.complete:
+            complete = False
+            print("  not every host answered; the record stays running, run stop again", file=sys.stderr)
+    return 0 if complete else 1
 
 
 def _prepare(args: argparse.Namespace) -> int:
@@ -58,6 +93,19 @@ def build_parser() -> argparse.ArgumentParser:
                        help="run the executors as threads of this process over the in-memory transport")
     start.set_defaults(handler=_start)
 
+    submit = commands.add_parser("submit", help="start a job over SSH: the aggregator on ps_ip and the executors on "
+                                                "their worker_ips hosts, each after setup_commands; returns at once")
+    submit.add_argument("config", help="job config file (FedScale YAML)")
+    submit.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config key (repeatable)")
+    submit.add_argument("--timestamp", help="name of the run's log folder (default: the current time)")
+    submit.set_defaults(handler=_submit)
+
+    stop = commands.add_parser("stop", help="stop the processes of a submitted or started job")
+    stop.add_argument("job", help="the job's name (job_name)")
+    stop.add_argument("timestamp", nargs="?", help="the run to stop (default: every recorded run of the job)")
+    stop.set_defaults(handler=_stop)
+
     prepare = commands.add_parser("prepare", help="convert a downloaded data set into memory-mappable arrays")
     prepare.add_argument("dataset")
     prepare.add_argument("--data-dir", help="folder of the raw data set (default ./data/<dataset>)")
@@ -69,13 +117,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from fedscale_halor.config.errors import ConfigError
+    from fedscale_halor.launch.errors import LaunchError
+    from fedscale_halor.server.errors import JobFailedError
 
     args = build_parser().parse_args(argv)
     try:
         return int(args.handler(args))
-    except (ConfigError, FileNotFoundError) as error:
+    except (ConfigError, FileNotFoundError, LaunchError) as error:
         print(f"fedscale-halor: {error}", file=sys.stderr)
         return 2
+    except JobFailedError as error:
+        print(f"fedscale-halor: the job failed: {error}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

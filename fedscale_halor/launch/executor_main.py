@@ -1,7 +1,7 @@
 """An executor process: `python -m fedscale_halor.launch.executor_main --config C --rank R --address HOST:PORT`.
 
-The job token comes from the environment (FEDSCALE_HALOR_TOKEN), never from the command line, where `ps` would show
-it to every user of the host.
+The job token comes from a file (--token-file) or from the environment (FEDSCALE_HALOR_TOKEN), never from the
+command line, where `ps` would show it to every user of the host.
 """
 
 from __future__ import annotations
@@ -11,11 +11,12 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 
 from fedscale_halor.config.loader import load_config
-from fedscale_halor.launch.assembly import build_executor
+from fedscale_halor.launch.assembly import build_executor, torch_threads_per_executor
 from fedscale_halor.launch.hosts import executor_slots
 from fedscale_halor.transport.base import AuthenticationError
 from fedscale_halor.transport.grpc_client import GrpcTransport
@@ -29,14 +30,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--config", required=True, help="the job's resolved config file")
     parser.add_argument("--rank", type=int, required=True, help="this executor's rank among the job's slots")
     parser.add_argument("--address", required=True, help="the aggregator, host:port")
-    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's choice)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (0: torch's choice; default: the job's executor_threads)")
+    parser.add_argument("--token-file", help=f"file holding the job token (default: ${TOKEN_VARIABLE})")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stdout)
-    token = os.environ.get(TOKEN_VARIABLE, "")
+    try:
+        token = read_token(args.token_file)
+    except OSError as error:
+        print(f"executor: cannot read the token file {args.token_file}: {error}", file=sys.stderr)
+        return 2
     cfg = load_config(args.config)
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
+    threads = torch_threads_per_executor(cfg.job) if args.threads is None else args.threads
+    if threads > 0:
+        torch.set_num_threads(threads)
     slots = executor_slots(cfg.deployment.worker_ips)
     if not 0 <= args.rank < len(slots):
         print(f"executor: rank {args.rank} is not among the job's {len(slots)} slots", file=sys.stderr)
@@ -52,6 +60,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         transport.close()
     return 0
+
+
+def read_token(token_file: str | None) -> str:
+    """The job token: the content of ``token_file`` when given (whitespace around it dropped), else the environment
+    variable."""
+    if token_file:
+        return Path(token_file).expanduser().read_text(encoding="utf-8").strip()
+    return os.environ.get(TOKEN_VARIABLE, "")
 
 
 if __name__ == "__main__":

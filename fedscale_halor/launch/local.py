@@ -2,13 +2,17 @@
 
 Executors run in their own process groups (so a stop can kill each whole tree) and write executor_<rank>.log in
 the run folder. The aggregator's round loop is the same as in the in-process runner; only the transport differs.
+While the job runs, its record (this process and the executors) lets `fedscale-halor stop` end it from another
+terminal.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import secrets
+import signal
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -16,16 +20,19 @@ from pathlib import Path
 
 from fedscale_halor.config.schema import ExperimentConfig
 from fedscale_halor.config.serialize import dump_config
-from fedscale_halor.launch.assembly import build_aggregator, new_board, torch_threads_per_executor
+from fedscale_halor.launch.assembly import torch_threads_per_executor
 from fedscale_halor.launch.executor_main import TOKEN_VARIABLE
 from fedscale_halor.launch.hosts import ExecutorSlot, executor_slots, is_local_host
 from fedscale_halor.launch.inprocess import JobOutcome
+from fedscale_halor.launch.records import JobRecord, ProcessRecord, forget_record, save_record
 from fedscale_halor.launch.rundir import attach_log_file, create_run_dir, detach_log_file
-from fedscale_halor.server.service import BoardService
-from fedscale_halor.transport.grpc_server import GrpcAggregatorServer
-from fedscale_halor.transport.tls import server_tls_from_settings
+from fedscale_halor.launch.serving import serve_aggregator
+from fedscale_halor.launch.stop import process_command_line
 
 _log = logging.getLogger("fedscale_halor.aggregator")
+
+# how `stop` names this machine in the records of `start`
+_THIS_HOST = "localhost"
 
 
 def run_local(cfg: ExperimentConfig, *, timestamp: str | None = None, echo: bool = True,
@@ -40,27 +47,39 @@ def run_local(cfg: ExperimentConfig, *, timestamp: str | None = None, echo: bool
         _log.warning("start runs every executor on this machine; hosts %s are not used (submit runs them there)",
                      ", ".join(remote))
     token = token or secrets.token_hex(16)
-    board = new_board(job)
-    tls = server_tls_from_settings(job.tls_cert_file, job.tls_key_file)
-    server = GrpcAggregatorServer(BoardService(board, token), "0.0.0.0", deployment.ps_port,
-                                  chunk_bytes=int(job.message_chunk_mb * 2**20), tls=tls)
+    record = _record_of_this_process(job.job_name, run_dir)
+    save_record(record)
     executors: list[subprocess.Popen[bytes]] = []
-    try:
-        _log.info("job %s: logs in %s", job.job_name, run_dir)
-        aggregator = build_aggregator(job, board, run_dir)  # prepares the data once, before executors open it
-        port = server.start()
-        _log.info("aggregator serving gRPC on port %d; starting %d executors", port, len(slots))
+
+    def start_executors(port: int) -> None:
+        nonlocal record
         threads = torch_threads_per_executor(job)
-        executors = [_spawn_executor(slot, config_path, f"127.0.0.1:{port}", token, run_dir, threads)
-                     for slot in slots]
-        history = aggregator.run(executor_count=len(slots), register_timeout_s=job.register_timeout)
+        for slot in slots:
+            process = _spawn_executor(slot, config_path, f"127.0.0.1:{port}", token, run_dir, threads)
+            executors.append(process)
+            record = record.with_process(ProcessRecord("executor", slot.rank, _THIS_HOST, process.pid,
+                                                       command_marker=str(run_dir)))
+        save_record(record)
+
+    status = "failed"
+    try:
+        outcome = serve_aggregator(cfg, run_dir, token, on_listening=start_executors)
         _wait_for(executors, timeout_s=30.0)
-        _log.info("job %s finished; logs in %s", job.job_name, run_dir)
-        return JobOutcome(run_dir, tuple(history), aggregator.weights)
+        status = "finished"
+        return outcome
     finally:
         _stop(executors)
-        server.stop()
+        # every process of the run has ended here: `stop` has nothing left to find
+        save_record(record.with_status(status))
+        forget_record(record)
         detach_log_file("fedscale_halor", handler)
+
+
+def _record_of_this_process(job_name: str, run_dir: Path) -> JobRecord:
+    # only this process's pid, not its group: the group may be the caller's shell pipeline or test runner
+    aggregator = ProcessRecord("aggregator", -1, _THIS_HOST, os.getpid(), process_group=False,
+                               command_marker=process_command_line(os.getpid()) or "")
+    return JobRecord(job_name, run_dir.name, str(run_dir), launcher="start", processes=(aggregator,))
 
 
 def _spawn_executor(slot: ExecutorSlot, config_path: Path, address: str, token: str, run_dir: Path,
@@ -83,5 +102,6 @@ def _wait_for(processes: Sequence[subprocess.Popen[bytes]], timeout_s: float) ->
 def _stop(processes: Sequence[subprocess.Popen[bytes]]) -> None:
     for process in processes:
         if process.poll() is None:
-            process.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)  # the executor leads its group: its children go too
             process.wait()

@@ -26,3 +26,19 @@ def test_prepare_without_the_raw_files_names_the_missing_file(tmp_path: Path,
 def test_malformed_override_is_refused() -> None:
     with pytest.raises(SystemExit, match="key=value"):
         main(["start", "benchmark/configs/digits/conf.yml", "--set", "rounds"])
+
+
+def test_a_job_that_fails_exits_with_status_1_and_says_why(monkeypatch: pytest.MonkeyPatch,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    from fedscale_halor.launch import local
+    from fedscale_halor.server.errors import NoExecutorsError
+
+    def no_executor_came(*_: object, **__: object) -> None:
+        raise NoExecutorsError("no executor registered within 5 s (register_timeout); expected 2")
+
+    monkeypatch.setattr(local, "run_local", no_executor_came)
+
+    status = main(["start", "benchmark/configs/digits/conf.yml"])
+
+    assert status == 1
+    assert "the job failed: no executor registered within 5 s" in capsys.readouterr().err

@@ -1,0 +1,14 @@
+"""The aggregator of a job, as launchers start it: `python core/aggregator.py --config C --timestamp T`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# the package next to this folder, also where it is not installed
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from fedscale_halor.launch.aggregator_main import main
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,191 @@
+"""Stopping a recorded run: SIGTERM to each process group, a grace period, then SIGKILL to what is left.
+
+Processes on this machine are signalled directly; those on other hosts by a script run over SSH. A process that
+is already gone is not an error, and a pid that now belongs to another program (the run ended long ago and the
+number was reused) is left alone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from fedscale_halor.launch.hosts import is_local_host
+from fedscale_halor.launch.records import JobRecord, ProcessRecord, find_records, save_record
+from fedscale_halor.launch.remote import GroupToStop, HostAccess, RemoteCommandError, run_script, stop_script
+
+DEFAULT_GRACE_S = 5.0
+OUTCOMES = ("terminated", "killed", "gone", "foreign", "unreachable")
+
+
+@dataclass(frozen=True)
+class StoppedProcess:
+    process: ProcessRecord
+    outcome: str  # one of OUTCOMES
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class StoppedRun:
+    record: JobRecord
+    processes: tuple[StoppedProcess, ...]
+
+    @property
+    def complete(self) -> bool:
+        """Every process is known to be gone (no host was unreachable)."""
+        return all(stopped.outcome != "unreachable" for stopped in self.processes)
+
+
+def stop_job(job_name: str, timestamp: str | None = None, *, jobs_dir: str | Path | None = None,
+             grace_s: float = DEFAULT_GRACE_S) -> list[StoppedRun]:
+    """Stop one run of a job (``timestamp``) or every recorded run of it, and mark their records stopped."""
+    runs: list[StoppedRun] = []
+    for _, record in find_records(job_name, timestamp, jobs_dir):
+        stopped = StoppedRun(record, tuple(stop_processes(record.processes, grace_s=grace_s)))
+        if stopped.complete:
+            save_record(record.with_status("stopped"), jobs_dir)
+        runs.append(stopped)
+    return runs
+
+
+def stop_processes(processes: Sequence[ProcessRecord], *, grace_s: float = DEFAULT_GRACE_S) -> list[StoppedProcess]:
+    """Stop the processes, host by host in parallel; the result is in the order of ``processes``."""
+    by_host: dict[str, list[ProcessRecord]] = {}
+    for process in processes:
+        by_host.setdefault(process.host, []).append(process)
+    with ThreadPoolExecutor(max_workers=max(1, len(by_host))) as pool:
+        futures = [pool.submit(_stop_local if is_local_host(host) else _stop_remote, group, grace_s)
+                   for host, group in by_host.items()]
+        outcomes = {stopped.process: stopped for future in futures for stopped in future.result()}
+    return [outcomes[process] for process in processes]
+
+
+def _stop_remote(processes: Sequence[ProcessRecord], grace_s: float) -> list[StoppedProcess]:
+    first = processes[0]
+    access = HostAccess(first.host, first.ssh_user, first.ssh_private_key)
+    targets = [GroupToStop(p.pid, p.process_group, p.command_marker) for p in processes]
+    try:
+        result = run_script(access, stop_script(targets, grace_s), timeout_s=grace_s + 120.0)
+    except RemoteCommandError as error:
+        return [StoppedProcess(process, "unreachable", str(error)) for process in processes]
+    if result.returncode != 0:
+        detail = f"{first.host}: exit status {result.returncode}: {result.stderr.strip()}"
+        return [StoppedProcess(process, "unreachable", detail) for process in processes]
+    reported: dict[int, str] = {}
+    for line in result.stdout.splitlines():
+        pid, _, outcome = line.strip().partition(" ")
+        if pid.isdigit() and outcome in OUTCOMES:
+            reported[int(pid)] = outcome
+    return [StoppedProcess(process, reported.get(process.pid, "unreachable"),
+                           "" if process.pid in reported else f"{first.host}: no report for pid {process.pid}")
+            for process in processes]
+
+
+def _stop_local(processes: Sequence[ProcessRecord], grace_s: float) -> list[StoppedProcess]:
+    outcomes: dict[ProcessRecord, str] = {}
+    signalled: list[ProcessRecord] = []
+    for process in processes:
+        if not _alive(process):
+            outcomes[process] = "gone"
+        elif not _is_ours(process):
+            outcomes[process] = "foreign"
+        else:
+            _signal(process, signal.SIGTERM)
+            signalled.append(process)
+    deadline = time.monotonic() + grace_s
+    while any(_alive(process) for process in signalled) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for process in signalled:
+        if _alive(process):
+            _signal(process, signal.SIGKILL)
+            outcomes[process] = "killed"
+        else:
+            outcomes[process] = "terminated"
+    return [StoppedProcess(process, outcomes[process]) for process in processes]
+
+
+def _signal(process: ProcessRecord, signal_number: int) -> None:
+    with contextlib.suppress(ProcessLookupError):  # it ended between the check and the signal
+        if process.process_group:
+            os.killpg(process.pid, signal_number)
+        else:
+            os.kill(process.pid, signal_number)
+
+
+def _alive(process: ProcessRecord) -> bool:
+    return process_group_alive(process.pid) if process.process_group else process_alive(process.pid)
+
+
+def _is_ours(process: ProcessRecord) -> bool:
+    if not process.command_marker or not process_alive(process.pid):
+        # a group outliving its leader keeps the leader's number from being reused: it is still the run's group
+        return True
+    command_line = process_command_line(process.pid)
+    return command_line is None or process.command_marker in command_line
+
+
+def process_alive(pid: int) -> bool:
+    """The process exists and is not a zombie waiting to be reaped."""
+    state = _proc_stat(pid)
+    if state is not None:
+        return state[0] != "Z"
+    if Path("/proc/self/stat").exists():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def process_group_alive(pgid: int) -> bool:
+    """Some process of the group exists and is not a zombie."""
+    proc = Path("/proc")
+    if not (proc / "self" / "stat").exists():
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    for entry in proc.iterdir():
+        if entry.name.isdigit():
+            state = _proc_stat(int(entry.name))
+            if state is not None and state[1] == pgid and state[0] != "Z":
+                return True
+    return False
+
+
+def process_command_line(pid: int) -> str | None:
+    """The process's arguments joined by spaces, as `ps -o args=` shows them; None when it cannot be read."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+        return raw.rstrip(b"\0").replace(b"\0", b" ").decode("utf-8", "replace")
+    except OSError:
+        pass
+    try:
+        completed = subprocess.run(["ps", "-ww", "-o", "args=", "-p", str(pid)], capture_output=True, text=True,
+                                   timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return completed.stdout.strip() or None
+
+
+def _proc_stat(pid: int) -> tuple[str, int] | None:
+    """(state, process group) from /proc/<pid>/stat; None when there is no such entry."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = text[text.rfind(")") + 2:].split()  # the command name may contain spaces and parentheses
+    return fields[0], int(fields[2])
