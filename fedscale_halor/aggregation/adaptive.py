@@ -21,8 +21,9 @@ from collections.abc import Mapping, Sequence
 import torch
 
 from fedscale_halor.aggregation.base import ServerOptimizer, Strategy
-from fedscale_halor.aggregation.fedavg import average_results
-from fedscale_halor.aggregation.weighted import clone_weights, require_same_layout
+from fedscale_halor.aggregation.fedavg import fold_all
+from fedscale_halor.aggregation.fold import MeanFold, RoundFold
+from fedscale_halor.aggregation.weighted import require_same_layout
 from fedscale_halor.types import TrainResult, Weights
 
 FIRST_MOMENT_PREFIX = "first_moment."
@@ -118,11 +119,11 @@ class ServerOptimizerStrategy(Strategy):
         self.optimizer = optimizer
         self.weighted = weighted
 
+    def start_round(self, global_weights: Weights, expected_client_ids: Sequence[int]) -> RoundFold:
+        return MeanFold(global_weights, expected_client_ids, weighted=self.weighted, step=self.optimizer.step)
+
     def combine(self, global_weights: Weights, ordered_results: Sequence[TrainResult]) -> dict[str, torch.Tensor]:
-        averaged = average_results(global_weights, ordered_results, self.weighted)
-        if averaged is None:
-            return clone_weights(global_weights)
-        return self.optimizer.step(global_weights, averaged)
+        return fold_all(self, global_weights, ordered_results)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return self.optimizer.state_dict()

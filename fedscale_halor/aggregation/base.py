@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
+from fedscale_halor.aggregation.fold import RoundFold
 from fedscale_halor.types import TrainResult, Weights
 
 
@@ -22,6 +23,11 @@ class Strategy(ABC):
     def aggregate(self, global_weights: Weights, results: Sequence[TrainResult]) -> dict[str, torch.Tensor]:
         return self.combine(global_weights, arrival_independent_order(results))
 
+    def start_round(self, global_weights: Weights, expected_client_ids: Sequence[int]) -> RoundFold:
+        """A fold that takes the round's results as they arrive. By default it keeps them all and aggregates at the
+        end; strategies whose math allows it fold each result in at once."""
+        return _BufferedFold(self, global_weights)
+
     @abstractmethod
     def combine(self, global_weights: Weights, ordered_results: Sequence[TrainResult]) -> dict[str, torch.Tensor]:
         """The new global weights from results already sorted by ``arrival_independent_order``."""
@@ -33,6 +39,19 @@ class Strategy(ABC):
     def load_state_dict(self, state: Mapping[str, torch.Tensor]) -> None:
         if state:
             raise ValueError(f"{type(self).__name__} keeps no state, but the checkpoint has key {next(iter(state))!r}")
+
+
+class _BufferedFold(RoundFold):
+    def __init__(self, strategy: Strategy, global_weights: Weights) -> None:
+        self._strategy = strategy
+        self._global = global_weights
+        self._results: list[TrainResult] = []
+
+    def add(self, result: TrainResult) -> None:
+        self._results.append(result)
+
+    def finish(self) -> dict[str, torch.Tensor]:
+        return self._strategy.aggregate(self._global, self._results)
 
 
 class ServerOptimizer(ABC):

@@ -7,7 +7,8 @@ from collections.abc import Sequence
 import torch
 
 from fedscale_halor.aggregation.base import Strategy
-from fedscale_halor.aggregation.weighted import clone_weights, require_same_layout, weighted_average
+from fedscale_halor.aggregation.fold import MeanFold, RoundFold
+from fedscale_halor.aggregation.weighted import RunningWeightedMean
 from fedscale_halor.types import TrainResult, Weights
 
 
@@ -17,27 +18,37 @@ def average_results(global_weights: Weights, ordered_results: Sequence[TrainResu
 
     Results with zero samples are ignored: they carry the global weights back and would only dilute the mean.
     """
-    usable = [result for result in ordered_results if result.num_samples > 0]
-    if not usable:
-        return None
-    for result in usable:
-        require_same_layout(global_weights, result.weights, f"the update of client {result.client_id}")
-    coefficients = [float(result.num_samples) if weighted else 1.0 for result in usable]
-    return weighted_average([result.weights for result in usable], coefficients)
+    running = RunningWeightedMean(global_weights)
+    for result in ordered_results:
+        if result.num_samples > 0:
+            running.add(result.weights, float(result.num_samples) if weighted else 1.0,
+                        f"the update of client {result.client_id}")
+    return running.mean()
+
+
+def fold_all(strategy: Strategy, global_weights: Weights,
+             ordered_results: Sequence[TrainResult]) -> dict[str, torch.Tensor]:
+    """A strategy's streaming fold run over results at hand: the very same arithmetic as during a round."""
+    fold = strategy.start_round(global_weights, [result.client_id for result in ordered_results])
+    for result in ordered_results:
+        fold.add(result)
+    return fold.finish()
 
 
 class FedAvg(Strategy):
     """The sample-weighted mean of the clients' models; ``weighted=False`` gives Halor's plain mean.
 
-    A round without any usable result keeps the global weights.
+    A round without any usable result keeps the global weights. Updates are folded in as they arrive.
     """
 
     def __init__(self, weighted: bool = True) -> None:
         self.weighted = weighted
 
+    def start_round(self, global_weights: Weights, expected_client_ids: Sequence[int]) -> RoundFold:
+        return MeanFold(global_weights, expected_client_ids, weighted=self.weighted)
+
     def combine(self, global_weights: Weights, ordered_results: Sequence[TrainResult]) -> dict[str, torch.Tensor]:
-        averaged = average_results(global_weights, ordered_results, self.weighted)
-        return clone_weights(global_weights) if averaged is None else averaged
+        return fold_all(self, global_weights, ordered_results)
 
 
 class FedProx(FedAvg):

@@ -32,10 +32,10 @@ def _is_averaged(tensor: torch.Tensor) -> bool:
 def weighted_average(weight_sets: Sequence[Weights], coefficients: Sequence[float]) -> dict[str, torch.Tensor]:
     """The coefficient-weighted mean of ``weight_sets``, key by key, in the key order of the first set.
 
-    Coefficients are normalized to sum to 1. Floating tensors are accumulated in float64 (complex128 for complex
-    ones), in the order given, and cast back to the first set's dtype. Integer and boolean tensors are counters or
-    flags, not weights: a mean of BatchNorm's ``num_batches_tracked`` would be meaningless and could not be stored
-    exactly, so they take the element-wise maximum.
+    Floating tensors are summed as coefficient x tensor in float64 (complex128 for complex ones), in the order
+    given, divided by the sum of the coefficients and cast back to the first set's dtype. Integer and boolean
+    tensors are counters or flags, not weights: a mean of BatchNorm's ``num_batches_tracked`` would be meaningless
+    and could not be stored exactly, so they take the element-wise maximum.
     """
     if not weight_sets:
         raise ValueError("cannot average an empty list of weight sets")
@@ -43,43 +43,53 @@ def weighted_average(weight_sets: Sequence[Weights], coefficients: Sequence[floa
         raise ValueError(f"{len(weight_sets)} weight sets but {len(coefficients)} coefficients")
     if any(coefficient < 0 for coefficient in coefficients):
         raise ValueError(f"coefficients must be non-negative, got {list(coefficients)}")
-    total = float(sum(coefficients))
-    if total <= 0:
+    running = RunningWeightedMean(weight_sets[0])
+    for index, (weights, coefficient) in enumerate(zip(weight_sets, coefficients, strict=True)):
+        running.add(weights, coefficient, f"weight set {index}")
+    averaged = running.mean()
+    if averaged is None:
         raise ValueError("cannot average weight sets whose coefficients sum to zero")
-    reference = weight_sets[0]
-    for index, weights in enumerate(weight_sets[1:], start=1):
-        require_same_layout(reference, weights, f"weight set {index}")
-
-    normalized = [float(coefficient) / total for coefficient in coefficients]
-    averaged: dict[str, torch.Tensor] = {}
-    for key, first in reference.items():
-        if _is_averaged(first):
-            averaged[key] = _blocked_weighted_sum([weights[key] for weights in weight_sets], normalized, first)
-        else:
-            maximum = first.detach().clone()
-            for weights in weight_sets[1:]:
-                maximum = torch.maximum(maximum, weights[key].to(device=first.device, dtype=first.dtype))
-            averaged[key] = maximum
     return averaged
 
 
-def _blocked_weighted_sum(tensors: Sequence[torch.Tensor], shares: Sequence[float],
-                          like: torch.Tensor) -> torch.Tensor:
-    """Σ share_i · tensor_i accumulated in double precision, element by element in the order given.
+class RunningWeightedMean:
+    """``weighted_average`` one weight set at a time, so that each set can be dropped once added."""
 
-    The sum runs over one block of elements at a time, so that the wide accumulator stays in cache while every
-    tensor adds into it: the same additions in the same order as a whole-tensor loop, at a fraction of the memory
-    traffic (a model's largest layer in float64 is far bigger than any cache).
-    """
-    wide_dtype = torch.complex128 if like.is_complex() else torch.float64
-    flats = [tensor.to(device=like.device).reshape(-1) for tensor in tensors]
-    total = torch.empty(like.numel(), dtype=wide_dtype, device=like.device)
-    for start in range(0, like.numel(), _BLOCK_ELEMENTS):
-        block = total[start:start + _BLOCK_ELEMENTS]
-        block.zero_()
-        for flat, share in zip(flats, shares, strict=True):
-            block.add_(flat[start:start + _BLOCK_ELEMENTS], alpha=share)
-    return total.to(like.dtype).reshape(like.shape)
+    def __init__(self, reference: Weights) -> None:
+        self._reference = reference
+        self._sums: dict[str, torch.Tensor] = {}
+        self._total = 0.0
+
+    def add(self, weights: Weights, coefficient: float, name: str = "weight set") -> None:
+        if coefficient < 0:
+            raise ValueError(f"{name}: coefficients must be non-negative, got {coefficient}")
+        require_same_layout(self._reference, weights, name)
+        for key, like in self._reference.items():
+            tensor = weights[key].to(device=like.device)
+            if not _is_averaged(like):
+                current = self._sums.get(key)
+                self._sums[key] = tensor.to(like.dtype).clone() if current is None else torch.maximum(
+                    current, tensor.to(like.dtype))
+                continue
+            if key not in self._sums:
+                wide = torch.complex128 if like.is_complex() else torch.float64
+                self._sums[key] = torch.zeros(like.numel(), dtype=wide, device=like.device)
+            _blocked_add(self._sums[key], tensor.reshape(-1), coefficient)
+        self._total += float(coefficient)
+
+    def mean(self) -> dict[str, torch.Tensor] | None:
+        """The mean so far, or None when nothing with a positive coefficient was added."""
+        if self._total <= 0:
+            return None
+        return {key: (self._sums[key] / self._total).to(like.dtype).reshape(like.shape) if _is_averaged(like)
+                else self._sums[key].clone() for key, like in self._reference.items()}
+
+
+def _blocked_add(total: torch.Tensor, flat: torch.Tensor, coefficient: float) -> None:
+    # one cache-sized block at a time: the float64 conversion of each block is reused at once instead of a whole
+    # float64 copy of the tensor streaming through memory
+    for start in range(0, flat.numel(), _BLOCK_ELEMENTS):
+        total[start:start + _BLOCK_ELEMENTS].add_(flat[start:start + _BLOCK_ELEMENTS], alpha=coefficient)
 
 
 def clone_weights(weights: Weights) -> dict[str, torch.Tensor]:

@@ -51,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     tls = client_tls_from_settings(cfg.job.tls_ca_file, cfg.job.tls_cert_file)
     transport = GrpcTransport(args.address, token, chunk_bytes=int(cfg.job.message_chunk_mb * 2**20), tls=tls,
-                              connect_timeout_s=cfg.job.register_timeout)
+                              connect_timeout_s=cfg.job.register_timeout, shared_memory=cfg.job.shared_memory)
     try:
         build_executor(cfg, slots[args.rank], transport).run()
     except AuthenticationError as error:

@@ -12,6 +12,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import torch
+
 from fedscale_halor.config.schema import ExperimentConfig
 from fedscale_halor.launch.assembly import build_aggregator, new_board
 from fedscale_halor.launch.hosts import executor_slots
@@ -20,6 +22,7 @@ from fedscale_halor.server.service import BoardService
 from fedscale_halor.transport.base import AggregatorService
 from fedscale_halor.transport.grpc_server import GrpcAggregatorServer
 from fedscale_halor.transport.messages import Completion, Event, ExecutorInfo, RegisterReply, Shutdown
+from fedscale_halor.transport.shared_memory import DEFAULT_PARENT
 from fedscale_halor.transport.tls import server_tls_from_settings
 
 _log = logging.getLogger("fedscale_halor.aggregator")
@@ -79,11 +82,14 @@ def serve_aggregator(cfg: ExperimentConfig, run_dir: Path, token: str, *,
     once each live executor has been told to shut down. ``on_listening(port)`` runs once the server accepts
     calls and before the wait for executors (`start` spawns them there)."""
     job, deployment = cfg.job, cfg.deployment
+    # the aggregator's math is memory-bound; a second thread would only take a core from a local executor
+    torch.set_num_threads(1)
     board = new_board(job)
     tracker = _FarewellTracker(BoardService(board, token))
     tls = server_tls_from_settings(job.tls_cert_file, job.tls_key_file)
     server = GrpcAggregatorServer(tracker, "0.0.0.0", deployment.ps_port,
-                                  chunk_bytes=int(job.message_chunk_mb * 2**20), tls=tls)
+                                  chunk_bytes=int(job.message_chunk_mb * 2**20), tls=tls,
+                                  shared_memory_parent=DEFAULT_PARENT if job.shared_memory else None)
     executor_count = len(executor_slots(deployment.worker_ips))
     try:
         _log.info("job %s: logs in %s", job.job_name, run_dir)

@@ -84,11 +84,12 @@ class Aggregator:
                       seed=derive_seed(job.sample_seed, round_index, "train", client_id))
             for client_id in participants
         ]
-        outcome = parts.board.run_round(round_index, tasks)
+        fold = parts.strategy.start_round(self._weights, [task.client_id for task in tasks])
+        outcome = parts.board.run_round(round_index, tasks, on_result=fold.add)
         for failure in outcome.failures:
             _log.warning("round %d: client %d failed and is dropped: %s", round_index, failure.client_id,
                          failure.error)
-        self._weights = parts.strategy.aggregate(self._weights, outcome.results)
+        self._weights = fold.finish()
         self._version += 1
         parts.board.set_model(self._version, self._weights)
         parts.selector.feedback(round_index, outcome.results)

@@ -15,7 +15,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from fedscale_halor.server.errors import JobFailedError
 from fedscale_halor.transport.messages import (
@@ -71,6 +71,7 @@ class WorkBoard:
         self._pending_tasks: deque[TrainTask] = deque()
         self._awaited_clients: set[int] = set()
         self._results: dict[int, TrainResult] = {}
+        self._arrived: list[TrainResult] | None = None  # results not yet handed to the round loop, when it takes them
         self._failures: dict[int, ClientFailure] = {}
         self._test_round = -1
         self._pending_shards: deque[int] = deque()
@@ -142,7 +143,11 @@ class WorkBoard:
                 state.clients.pop(result.client_id, None)
                 if result.round == self._round and result.client_id in self._awaited_clients:
                     self._awaited_clients.discard(result.client_id)
-                    self._results[result.client_id] = result
+                    if self._arrived is None:
+                        self._results[result.client_id] = result
+                    else:  # the round loop takes the weights; the outcome keeps the rest
+                        self._arrived.append(result)
+                        self._results[result.client_id] = replace(result, weights={})
             elif isinstance(completion, ClientFailure):
                 state.clients.pop(completion.client_id, None)
                 self._record_failure(completion)
@@ -196,14 +201,22 @@ class WorkBoard:
         with self._changed:
             return self._changed.wait_for(lambda: len(self._executors) >= count, timeout_s)
 
-    def run_round(self, round_index: int, tasks: list[TrainTask]) -> RoundOutcome:
+    def run_round(self, round_index: int, tasks: list[TrainTask],
+                  on_result: Callable[[TrainResult], None] | None = None) -> RoundOutcome:
+        """Publish the round's tasks and wait until every client has reported or failed. With ``on_result``, each
+        result is handed to it as soon as it arrives (on this thread, outside the board's lock), and the outcome's
+        results carry no weights."""
         with self._changed:
             self._round = round_index
             self._pending_tasks = deque(tasks)
             self._awaited_clients = {task.client_id for task in tasks}
             self._results, self._failures = {}, {}
+            self._arrived = [] if on_result is not None else None
             self._changed.notify_all()
-            self._wait(lambda: not self._awaited_clients)
+            try:
+                self._wait(lambda: not self._awaited_clients, on_result)
+            finally:
+                self._arrived = None
             return RoundOutcome(tuple(self._results.values()), tuple(self._failures.values()))
 
     def run_test(self, round_index: int, shard_count: int) -> EvalResult:
@@ -219,9 +232,20 @@ class WorkBoard:
                 total = total + self._test_outcomes[shard]
             return total
 
-    def _wait(self, done: Callable[[], bool]) -> None:
+    def _wait(self, done: Callable[[], bool], on_result: Callable[[TrainResult], None] | None = None) -> None:
         check_every = min(1.0, self._liveness.executor_timeout_s / 4)
-        while not done() and self._failure is None:
+        while self._failure is None:
+            if self._arrived:
+                arrived, self._arrived = self._arrived, []
+                self._changed.release()  # executors keep submitting while the round loop folds
+                try:
+                    for result in arrived:
+                        on_result(result)  # type: ignore[misc]
+                finally:
+                    self._changed.acquire()
+                continue
+            if done():
+                break
             self._changed.wait(check_every)
             self._reap_dead_executors()
         if self._failure is not None:

@@ -16,10 +16,12 @@ import grpc
 
 from fedscale_halor.transport import serde
 from fedscale_halor.transport.base import AggregatorGoneError, AuthenticationError, Transport
+from fedscale_halor.transport.framing import Buffer, parts_size
 from fedscale_halor.transport.grpc_wire import TOKEN_METADATA_KEY, client_options
 from fedscale_halor.transport.messages import Completion, Event, ExecutorInfo, RegisterReply
 from fedscale_halor.transport.proto import aggregator_pb2 as pb
 from fedscale_halor.transport.proto import aggregator_pb2_grpc as pb_grpc
+from fedscale_halor.transport.shared_memory import SHARED_MIN_BYTES, SharedFolder
 from fedscale_halor.transport.tls import ClientTls
 
 _log = logging.getLogger("fedscale_halor.transport")
@@ -59,7 +61,9 @@ class GrpcTransport(Transport):
 
     def __init__(self, address: str, token: str, *, chunk_bytes: int, tls: ClientTls | None = None,
                  connect_timeout_s: float = 60.0, reconnect_window_s: float = 10.0,
-                 max_message_bytes: int = serde.DEFAULT_MAX_MESSAGE_BYTES) -> None:
+                 max_message_bytes: int = serde.DEFAULT_MAX_MESSAGE_BYTES, shared_memory: bool = True) -> None:
+        """With ``shared_memory``, payloads go through the aggregator's shared folder when this process can see it
+        (the aggregator's host); otherwise, and always for remote executors, they stream over gRPC."""
         options = client_options(chunk_bytes, reconnect_backoff_max_ms=int(_MAX_RETRY_DELAY_S * 1000))
         if tls is None:
             self._channel = grpc.insecure_channel(address, options=options)
@@ -73,17 +77,25 @@ class GrpcTransport(Transport):
         self._reconnect_window_s = reconnect_window_s
         self._max_message_bytes = max_message_bytes
         self._reached = False
+        self._use_shared_memory = shared_memory
+        self._shared: SharedFolder | None = None
 
     def register(self, info: ExecutorInfo) -> RegisterReply:
         request = serde.info_to_proto(info)
         reply = self._call("Register", lambda: self._stub.Register(request, metadata=self._metadata))
+        if self._use_shared_memory:
+            self._shared = SharedFolder.attach(reply.shared_folder, reply.shared_nonce)
+            if self._shared is not None:
+                _log.info("executor %s passes payloads through %s (on the aggregator's host)", info.executor_id,
+                          self._shared.path)
         return serde.register_reply_from_proto(reply)
 
     def next_event(self, executor_id: str) -> Event:
-        def receive() -> bytearray:
-            chunks = self._stub.NextEvent(pb.EventRequest(executor_id=executor_id), metadata=self._metadata)
+        def receive() -> Buffer:
+            request = pb.EventRequest(executor_id=executor_id, shared_memory=self._shared is not None)
+            chunks = self._stub.NextEvent(request, metadata=self._metadata)
             try:
-                return serde.join_chunks(chunks, self._max_message_bytes).data
+                return serde.join_chunks(chunks, self._max_message_bytes, self._shared).data
             except serde.MalformedMessageError:
                 chunks.cancel()  # the rest of an oversized or broken stream need not arrive
                 raise
@@ -92,6 +104,11 @@ class GrpcTransport(Transport):
 
     def submit(self, executor_id: str, completion: Completion) -> None:
         payload = serde.completion_to_parts(completion, self._max_message_bytes)
+        if self._shared is not None and parts_size(payload) >= SHARED_MIN_BYTES:
+            name, size = self._shared.write(payload, executor_id)
+            self._call("Submit", lambda: self._stub.Submit(
+                iter([serde.shared_file_chunk(name, size, executor_id)]), metadata=self._metadata))
+            return
         self._call("Submit", lambda: self._stub.Submit(
             serde.chunk_messages(payload, self._chunk_bytes, executor_id), metadata=self._metadata))
 

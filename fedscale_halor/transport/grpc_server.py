@@ -22,6 +22,7 @@ from fedscale_halor.transport.base import AggregatorService, AuthenticationError
 from fedscale_halor.transport.grpc_wire import TOKEN_METADATA_KEY, server_options
 from fedscale_halor.transport.proto import aggregator_pb2 as pb
 from fedscale_halor.transport.proto import aggregator_pb2_grpc as pb_grpc
+from fedscale_halor.transport.shared_memory import SHARED_MIN_BYTES, SharedFolder
 from fedscale_halor.transport.tls import ServerTls
 
 _log = logging.getLogger("fedscale_halor.transport")
@@ -75,6 +76,7 @@ class _AggregatorServicer(pb_grpc.AggregatorServicer):
         self._max_message_bytes = max_message_bytes
         self._traffic_lock = threading.Lock()
         self.traffic = Traffic()
+        self.shared: SharedFolder | None = None
 
     def _count(self, sent: int = 0, received: int = 0) -> None:
         with self._traffic_lock:
@@ -83,20 +85,27 @@ class _AggregatorServicer(pb_grpc.AggregatorServicer):
     def Register(self, request: pb.ExecutorInfo, context: grpc.ServicerContext) -> pb.RegisterReply:  # noqa: N802
         info = serde.info_from_proto(request)
         reply = _answer(context, lambda: self._service.register(_token(context), info))
-        return serde.register_reply_to_proto(reply)
+        message = serde.register_reply_to_proto(reply)
+        if reply.accepted and self.shared is not None:
+            message.shared_folder, message.shared_nonce = str(self.shared.path), self.shared.nonce
+        return message
 
     def NextEvent(self, request: pb.EventRequest, context: grpc.ServicerContext) -> Iterator[pb.Chunk]:  # noqa: N802
         token = _token(context)
         payload = _answer(context, lambda: serde.event_to_parts(
             self._service.next_event(token, request.executor_id), self._max_message_bytes))
         self._count(sent=framing.parts_size(payload))
+        if request.shared_memory and self.shared is not None and framing.parts_size(payload) >= SHARED_MIN_BYTES:
+            name, size = self.shared.write(payload, "aggregator")
+            yield serde.shared_file_chunk(name, size)
+            return
         yield from serde.chunk_messages(payload, self._chunk_bytes)
 
     def Submit(self, request_iterator: Iterator[pb.Chunk], context: grpc.ServicerContext) -> pb.Ack:  # noqa: N802
         token = _token(context)
 
         def receive_and_submit() -> None:
-            joined = serde.join_chunks(request_iterator, self._max_message_bytes)
+            joined = serde.join_chunks(request_iterator, self._max_message_bytes, self.shared)
             self._count(received=len(joined.data))
             completion = serde.completion_from_bytes(joined.data, self._max_message_bytes)
             self._service.submit(token, joined.executor_id, completion)
@@ -110,7 +119,9 @@ class GrpcAggregatorServer:
 
     def __init__(self, service: AggregatorService, host: str, port: int, *, chunk_bytes: int,
                  tls: ServerTls | None = None, max_workers: int = 32,
-                 max_message_bytes: int = serde.DEFAULT_MAX_MESSAGE_BYTES) -> None:
+                 max_message_bytes: int = serde.DEFAULT_MAX_MESSAGE_BYTES,
+                 shared_memory_parent: str | None = None) -> None:
+        """``shared_memory_parent`` (e.g. /dev/shm) lets executors on this host pass payloads as files there."""
         if chunk_bytes <= 0:
             raise ValueError(f"chunk_bytes must be positive, got {chunk_bytes}")
         if max_workers < 2:
@@ -123,6 +134,7 @@ class GrpcAggregatorServer:
         self._max_workers = max_workers
         self._server: grpc.Server | None = None
         self._port: int | None = None
+        self._shared_memory_parent = shared_memory_parent
 
     @property
     def traffic(self) -> Traffic:
@@ -150,6 +162,11 @@ class GrpcAggregatorServer:
             raise OSError(f"cannot bind the aggregator's gRPC server to {self._address}: {error}") from error
         if port == 0:
             raise OSError(f"cannot bind the aggregator's gRPC server to {self._address} (address in use?)")
+        if self._shared_memory_parent is not None:
+            self._servicer.shared = SharedFolder.create(self._shared_memory_parent)
+            if self._servicer.shared is None:
+                _log.info("no writable %s: executors on this host stream payloads over gRPC",
+                          self._shared_memory_parent)
         server.start()
         self._server, self._port = server, port
         _log.info("aggregator gRPC server listening on %s port %d (%s)", self._address.rpartition(":")[0], port,
@@ -161,6 +178,9 @@ class GrpcAggregatorServer:
         server, self._server = self._server, None
         if server is not None:
             server.stop(grace_s).wait()
+        shared, self._servicer.shared = self._servicer.shared, None
+        if shared is not None:
+            shared.remove()
 
     def __enter__(self) -> GrpcAggregatorServer:
         self.start()

@@ -32,6 +32,7 @@ from fedscale_halor.transport.messages import (
     UpdateModel,
 )
 from fedscale_halor.transport.proto import aggregator_pb2 as pb
+from fedscale_halor.transport.shared_memory import SharedFolder, SharedMemoryError
 from fedscale_halor.types import EvalResult, TrainResult, TrainTask, Weights
 
 # Protobuf cannot serialize or parse a message of 2 GiB or more, so this is the largest limit that means anything.
@@ -306,20 +307,30 @@ def chunk_messages(data: Buffer | Sequence[Buffer], chunk_bytes: int, executor_i
 
 @dataclass(frozen=True)
 class JoinedPayload:
-    data: bytearray
+    data: Buffer
     executor_id: str
 
 
-def join_chunks(chunks: Iterable[pb.Chunk], max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> JoinedPayload:
-    """Reassemble ``chunk_messages``; refuses an oversized payload from its first chunk, before buffering it."""
+def shared_file_chunk(name: str, size: int, executor_id: str = "") -> pb.Chunk:
+    """The whole stream of a payload passed as a file in the shared folder."""
+    return pb.Chunk(total_bytes=size, executor_id=executor_id, shared_file=name)
+
+
+def join_chunks(chunks: Iterable[pb.Chunk], max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+                shared: SharedFolder | None = None) -> JoinedPayload:
+    """Reassemble ``chunk_messages`` (or take the shared file a first chunk names); refuses an oversized payload
+    from its first chunk, before buffering it."""
     buffer: bytearray | None = None
     executor_id = ""
     received = 0
-    for chunk in chunks:
+    stream = iter(chunks)
+    for chunk in stream:
         if buffer is None:
             if chunk.total_bytes > max_bytes:
                 raise MessageTooLargeError(f"a payload of {chunk.total_bytes} bytes was announced; the limit is "
                                            f"{max_bytes} bytes")
+            if chunk.shared_file:
+                return JoinedPayload(_take_shared(chunk, stream, shared), chunk.executor_id)
             buffer = bytearray(chunk.total_bytes)
             executor_id = chunk.executor_id
         piece = chunk.data  # each read of a bytes field makes a copy
@@ -334,3 +345,16 @@ def join_chunks(chunks: Iterable[pb.Chunk], max_bytes: int = DEFAULT_MAX_MESSAGE
         raise MalformedMessageError(f"the payload is truncated: {received} of the {len(buffer)} announced bytes "
                                     "arrived")
     return JoinedPayload(data=buffer, executor_id=executor_id)
+
+
+def _take_shared(first: pb.Chunk, rest: Iterable[pb.Chunk], shared: SharedFolder | None) -> Buffer:
+    if shared is None:
+        raise MalformedMessageError(f"the payload names shared-memory file {first.shared_file!r}, but this side "
+                                    "shares no folder with the sender")
+    try:
+        data = shared.take(first.shared_file, first.total_bytes)
+    except SharedMemoryError as error:
+        raise MalformedMessageError(str(error)) from error
+    if next(iter(rest), None) is not None:  # ``rest`` is the stream past the first chunk
+        raise MalformedMessageError("chunks follow a payload passed as a shared-memory file")
+    return data

@@ -17,28 +17,36 @@ class ExecutorInfo(_message.Message):
     def __init__(self, executor_id: _Optional[str] = ..., host: _Optional[str] = ..., device: _Optional[str] = ...) -> None: ...
 
 class RegisterReply(_message.Message):
-    __slots__ = ("accepted", "reason")
+    __slots__ = ("accepted", "reason", "shared_folder", "shared_nonce")
     ACCEPTED_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    SHARED_FOLDER_FIELD_NUMBER: _ClassVar[int]
+    SHARED_NONCE_FIELD_NUMBER: _ClassVar[int]
     accepted: bool
     reason: str
-    def __init__(self, accepted: _Optional[bool] = ..., reason: _Optional[str] = ...) -> None: ...
+    shared_folder: str
+    shared_nonce: str
+    def __init__(self, accepted: _Optional[bool] = ..., reason: _Optional[str] = ..., shared_folder: _Optional[str] = ..., shared_nonce: _Optional[str] = ...) -> None: ...
 
 class EventRequest(_message.Message):
-    __slots__ = ("executor_id",)
+    __slots__ = ("executor_id", "shared_memory")
     EXECUTOR_ID_FIELD_NUMBER: _ClassVar[int]
+    SHARED_MEMORY_FIELD_NUMBER: _ClassVar[int]
     executor_id: str
-    def __init__(self, executor_id: _Optional[str] = ...) -> None: ...
+    shared_memory: bool
+    def __init__(self, executor_id: _Optional[str] = ..., shared_memory: _Optional[bool] = ...) -> None: ...
 
 class Chunk(_message.Message):
-    __slots__ = ("data", "total_bytes", "executor_id")
+    __slots__ = ("data", "total_bytes", "executor_id", "shared_file")
     DATA_FIELD_NUMBER: _ClassVar[int]
     TOTAL_BYTES_FIELD_NUMBER: _ClassVar[int]
     EXECUTOR_ID_FIELD_NUMBER: _ClassVar[int]
+    SHARED_FILE_FIELD_NUMBER: _ClassVar[int]
     data: bytes
     total_bytes: int
     executor_id: str
-    def __init__(self, data: _Optional[bytes] = ..., total_bytes: _Optional[int] = ..., executor_id: _Optional[str] = ...) -> None: ...
+    shared_file: str
+    def __init__(self, data: _Optional[bytes] = ..., total_bytes: _Optional[int] = ..., executor_id: _Optional[str] = ..., shared_file: _Optional[str] = ...) -> None: ...
 
 class Ack(_message.Message):
     __slots__ = ()

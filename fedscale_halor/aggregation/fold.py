@@ -1,0 +1,89 @@
+"""Aggregation while a round is still running: each update is folded in as it arrives, in client-id order.
+
+Waiting for the last client before touching the first update puts the whole aggregation on the round's critical
+path and keeps every update in memory. A fold consumes updates as they come; to keep the floating-point sums
+independent of which executor trained which client (and of arrival order), updates are released to the sum in
+ascending client id, and those that arrive early wait for their predecessors.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable
+
+import torch
+
+from fedscale_halor.aggregation.weighted import RunningWeightedMean, clone_weights
+from fedscale_halor.types import TrainResult, Weights
+
+
+class RoundFold(ABC):
+    """One round's aggregation: ``add`` each result as it arrives, then ``finish`` for the new global weights."""
+
+    @abstractmethod
+    def add(self, result: TrainResult) -> None:
+        """Take one client's result (in any order)."""
+
+    @abstractmethod
+    def finish(self) -> dict[str, torch.Tensor]:
+        """The new global weights from every result added."""
+
+
+class InClientOrder:
+    """Passes results on in ascending client id over the round's expected clients, holding back early arrivals.
+
+    A client that never reports (it failed or was dropped) holds back the ones after it until ``drain``, which
+    passes on everything still held, in ascending id; so the order passed on is always ascending.
+    """
+
+    def __init__(self, expected_client_ids: Iterable[int], consume: Callable[[TrainResult], None]) -> None:
+        self._expected = sorted(set(expected_client_ids))
+        self._next = 0
+        self._held: dict[int, TrainResult] = {}
+        self._consume = consume
+
+    def add(self, result: TrainResult) -> None:
+        client = result.client_id
+        if client in self._held or client not in self._expected[self._next:]:
+            raise ValueError(f"client {client} was not expected in this round, or reported twice")
+        self._held[client] = result
+        while self._next < len(self._expected) and self._expected[self._next] in self._held:
+            self._consume(self._held.pop(self._expected[self._next]))
+            self._next += 1
+
+    def drain(self) -> None:
+        for client in sorted(self._held):
+            self._consume(self._held.pop(client))
+        self._next = len(self._expected)
+
+    @property
+    def held(self) -> int:
+        return len(self._held)
+
+
+class MeanFold(RoundFold):
+    """The (sample-weighted or plain) mean of the round's updates, then ``step(global, mean)``; results that trained
+    on no sample are ignored, and a round without any usable result keeps the global weights."""
+
+    def __init__(self, global_weights: Weights, expected_client_ids: Iterable[int], *, weighted: bool,
+                 step: Callable[[Weights, dict[str, torch.Tensor]], dict[str, torch.Tensor]] | None = None) -> None:
+        self._global = global_weights
+        self._weighted = weighted
+        self._step = step
+        self._mean = RunningWeightedMean(global_weights)
+        self._order = InClientOrder(expected_client_ids, self._fold)
+
+    def _fold(self, result: TrainResult) -> None:
+        if result.num_samples > 0:
+            coefficient = float(result.num_samples) if self._weighted else 1.0
+            self._mean.add(result.weights, coefficient, f"the update of client {result.client_id}")
+
+    def add(self, result: TrainResult) -> None:
+        self._order.add(result)
+
+    def finish(self) -> dict[str, torch.Tensor]:
+        self._order.drain()
+        mean = self._mean.mean()
+        if mean is None:
+            return clone_weights(self._global)
+        return mean if self._step is None else self._step(self._global, mean)
