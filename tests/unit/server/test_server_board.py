@@ -253,3 +253,33 @@ def test_an_executor_that_registers_mid_round_gets_the_model_and_a_share_of_the_
     assert [t.client_id for t in handed["b"]] == [0, 1, 3]
     assert [t.client_id for t in handed["a"]] == [2]
     assert sorted(r.client_id for r in outcome[0].results) == [0, 1, 2, 3]
+
+
+def test_results_are_handed_to_the_round_loop_as_they_arrive_and_the_outcome_keeps_no_weights() -> None:
+    # Prepare
+    board = _board_with(["a"])
+    handed: list[tuple[int, int]] = []  # (client, results still awaited by the board when it was handed over)
+    outcome: list = []
+
+    def on_result(result) -> None:
+        handed.append((result.client_id, len(board._awaited_clients)))
+
+    thread = threading.Thread(target=lambda: outcome.append(
+        board.run_round(1, [_task(0), _task(1)], on_result=on_result)), daemon=True)
+    thread.start()
+    _wait_until_published(board, "a")
+    work = board.next_event("a")
+
+    # Execute: the first result is handed over before the second is even submitted
+    board.submit("a", ClientUpdate(_result(work.tasks[0].client_id)))
+    for _ in range(500):
+        if handed:
+            break
+        threading.Event().wait(0.01)
+    board.submit("a", ClientUpdate(_result(work.tasks[1].client_id)))
+    thread.join(timeout=5)
+
+    # Assert
+    assert handed == [(0, 1), (1, 0)]
+    assert sorted(r.client_id for r in outcome[0].results) == [0, 1]
+    assert all(r.weights == {} for r in outcome[0].results)
