@@ -26,6 +26,7 @@ setup(
         "wandb>=0.16",
         "matplotlib>=3.7",
         "pillow>=10",
+        "psutil>=5.9",
     ],
     extras_require={"test": ["pytest>=8", "ruff>=0.5", "grpcio-tools>=1.85.1"]},
     entry_points={"console_scripts": ["fedscale-halor=fedscale_halor.cli:main"]},

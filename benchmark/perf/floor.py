@@ -1,0 +1,90 @@
+"""The floor: the reference workload's training as a plain PyTorch loop in one process, no framework at all.
+
+    python benchmark/perf/floor.py --data-dir D --out result.json [--threads 2]
+
+Same data (the synthetic set in D), same IID split, same model, optimizer, steps and FedAvg as the framework's job;
+whatever the framework costs on top of this loop is its overhead. Prints nothing; writes the seconds of each round.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from fedscale_halor.data.datasets.synthetic import load
+from fedscale_halor.models import build_model
+
+
+def train_client(model: nn.Module, global_state: dict[str, torch.Tensor], features: torch.Tensor,
+                 labels: torch.Tensor, steps: int, batch_size: int, learning_rate: float,
+                 generator: torch.Generator) -> dict[str, torch.Tensor]:
+    model.load_state_dict(global_state)
+    optimizer = torch.optim.SGD(model.parameters(), lr=learning_rate)
+    loss_function = nn.CrossEntropyLoss()
+    order = torch.randperm(len(labels), generator=generator)
+    for step in range(steps):
+        start = (step * batch_size) % len(labels)
+        batch = order[start:start + batch_size]
+        optimizer.zero_grad(set_to_none=True)
+        loss_function(model(features[batch]), labels[batch]).backward()
+        optimizer.step()
+    return {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", required=True)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--clients", type=int, default=200)
+    parser.add_argument("--per-round", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--batch", type=int, default=20)
+    parser.add_argument("--lr", type=float, default=0.05)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    raw = load(Path(args.data_dir))
+    features = torch.from_numpy(raw.train_features)
+    labels = torch.from_numpy(raw.train_labels)
+    rng = np.random.default_rng(args.seed)
+    shards = np.array_split(rng.permutation(len(labels)), args.clients)
+    model = build_model("femnist_cnn", raw.num_classes, tuple(raw.train_features.shape[1:]))
+    global_state = {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}
+    generator = torch.Generator().manual_seed(args.seed)
+
+    round_seconds = []
+    for round_index in range(args.rounds):
+        started = time.perf_counter()
+        chosen = rng.choice(args.clients, size=args.per_round, replace=False)
+        total = float(sum(len(shards[client]) for client in chosen))
+        summed = {name: torch.zeros_like(tensor) for name, tensor in global_state.items()}
+        for client in chosen:  # FedAvg as a running weighted sum: one client's weights alive at a time
+            index = torch.from_numpy(shards[client])
+            state = train_client(model, global_state, features[index], labels[index], args.steps, args.batch,
+                                 args.lr, generator)
+            for name, tensor in state.items():
+                summed[name].add_(tensor, alpha=len(index) / total)
+        global_state = summed
+        if round_index == args.rounds - 1:  # the framework evaluates after its last round too
+            model.load_state_dict(global_state)
+            with torch.no_grad():
+                model(torch.from_numpy(raw.test_features)).argmax(dim=1)
+        round_seconds.append(time.perf_counter() - started)
+    Path(args.out).write_text(json.dumps({"round_seconds": round_seconds}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
