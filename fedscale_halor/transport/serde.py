@@ -327,6 +327,8 @@ def join_chunks(chunks: Iterable[pb.Chunk], max_bytes: int = DEFAULT_MAX_MESSAGE
     for chunk in stream:
         if buffer is None:
             if chunk.total_bytes > max_bytes:
+                if chunk.shared_file and shared is not None:
+                    shared.discard(chunk.shared_file)
                 raise MessageTooLargeError(f"a payload of {chunk.total_bytes} bytes was announced; the limit is "
                                            f"{max_bytes} bytes")
             if chunk.shared_file:

@@ -18,6 +18,7 @@ import os
 import re
 import secrets
 import shutil
+import stat
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -60,10 +61,10 @@ class SharedFolder:
         if not path or not nonce:
             return None
         try:
-            seen = (Path(path) / NONCE_FILE).read_text()
+            seen = (Path(path) / NONCE_FILE).read_bytes()
         except OSError:
             return None
-        return cls(Path(path), nonce, owner=False) if secrets.compare_digest(seen, nonce) else None
+        return cls(Path(path), nonce, owner=False) if secrets.compare_digest(seen, nonce.encode()) else None
 
     def write(self, parts: Sequence[Buffer], sender: str) -> tuple[str, int]:
         """Write a payload into a new file; returns its name and size."""
@@ -87,16 +88,18 @@ class SharedFolder:
     def take(self, name: str, expected_size: int) -> Buffer:
         """Map a payload file and remove its name: the mapping (a private, writable view) lives as long as the
         tensors decoded from it, and the memory is freed with them."""
-        if not _NAME.match(name):
-            raise SharedMemoryError(f"payload file name {name!r} is not one this transport writes")
-        path = self.path / name
+        path = self._path_of(name)
         try:
-            descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+            # non-blocking, so that a FIFO planted under a payload's name cannot hang the reader
+            descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         except OSError as error:
             raise SharedMemoryError(f"payload file {name!r} cannot be opened: {error.strerror}") from None
         try:
+            status = os.fstat(descriptor)
+            if not stat.S_ISREG(status.st_mode):
+                raise SharedMemoryError(f"payload file {name!r} is not a regular file")
             os.unlink(path)
-            size = os.fstat(descriptor).st_size
+            size = status.st_size
             if size != expected_size:
                 raise SharedMemoryError(f"payload file {name!r} has {size} bytes, {expected_size} were announced")
             if size == 0:
@@ -104,6 +107,18 @@ class SharedFolder:
             return memoryview(mmap.mmap(descriptor, size, access=mmap.ACCESS_COPY))
         finally:
             os.close(descriptor)
+
+    def discard(self, name: str) -> None:
+        """Delete a payload that will not be read (it was refused), so it does not hold memory until the end."""
+        try:
+            os.unlink(self._path_of(name))
+        except (OSError, SharedMemoryError):
+            pass
+
+    def _path_of(self, name: str) -> Path:
+        if not _NAME.fullmatch(name):
+            raise SharedMemoryError(f"payload file name {name!r} is not one this transport writes")
+        return self.path / name
 
     def remove(self) -> None:
         """Delete the folder and any payload no one collected (the aggregator's side only)."""

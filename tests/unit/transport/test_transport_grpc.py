@@ -5,7 +5,8 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import grpc
 import pytest
@@ -16,13 +17,14 @@ from fedscale_halor.server.board import WorkBoard
 from fedscale_halor.server.service import BoardService
 from fedscale_halor.transport import serde
 from fedscale_halor.transport.base import AuthenticationError
+from fedscale_halor.transport.framing import Buffer
 from fedscale_halor.transport.grpc_client import (
     AggregatorGoneError,
     AggregatorUnreachableError,
     GrpcTransport,
     RemoteCallError,
 )
-from fedscale_halor.transport.grpc_server import GrpcAggregatorServer
+from fedscale_halor.transport.grpc_server import GrpcAggregatorServer, Traffic
 from fedscale_halor.transport.grpc_wire import TOKEN_METADATA_KEY
 from fedscale_halor.transport.messages import (
     ClientTrain,
@@ -35,6 +37,7 @@ from fedscale_halor.transport.messages import (
 )
 from fedscale_halor.transport.proto import aggregator_pb2 as pb
 from fedscale_halor.transport.proto import aggregator_pb2_grpc as pb_grpc
+from fedscale_halor.transport.shared_memory import NONCE_FILE, SHARED_MIN_BYTES, SharedFolder
 from fedscale_halor.types import EvalResult, TrainResult, TrainTask
 
 INFO = ExecutorInfo(executor_id="executor_0", host="node-1", device="cpu")
@@ -339,3 +342,199 @@ def test_the_server_counts_the_payload_bytes_each_way(scripted_service: Scripted
     assert traffic.bytes_to_executors == expected_down
     assert traffic.bytes_from_executors == len(serde.completion_to_bytes(update))
     assert traffic.bytes_from_executors > 4000  # the 1000 float32 weights are in there
+
+
+# shared memory: executors on the aggregator's host ----------------------------------------------------------------
+def _shared_folder_under(parent: Path) -> Path:
+    [folder] = parent.glob("fedscale_halor_*")
+    return folder
+
+
+def _update_with(weights: dict[str, torch.Tensor]) -> ClientUpdate:
+    return ClientUpdate(TrainResult(client_id=7, round=1, model_version=1, weights=weights, num_samples=40,
+                                    num_steps=5, loss_mean=0.5, loss_square_mean=0.3, wall_time_s=0.1))
+
+
+@pytest.fixture
+def shared_writes(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
+    """(sender, size) of every payload written into a shared folder, by the server (it runs in this process) or
+    by an executor."""
+    writes: list[tuple[str, int]] = []
+    write = SharedFolder.write
+
+    def recording_write(self: SharedFolder, parts: Sequence[Buffer], sender: str) -> tuple[str, int]:
+        name, size = write(self, parts, sender)
+        writes.append((sender, size))
+        return name, size
+
+    monkeypatch.setattr(SharedFolder, "write", recording_write)
+    return writes
+
+
+def test_an_executor_on_the_aggregators_host_passes_large_payloads_as_shared_files(
+        scripted_service: ScriptedService, tmp_path: Path, shared_writes: list[tuple[str, int]]) -> None:
+    # Prepare: a model of 800 kB, over the size below which payloads are streamed
+    weights = {"w": torch.randn(200_000)}
+    update = _update_with(weights)
+    scripted_service.events.append(UpdateModel(1, weights))
+    event_bytes = len(serde.event_to_bytes(UpdateModel(1, weights)))
+    update_bytes = len(serde.completion_to_bytes(update))
+
+    # Execute
+    with GrpcAggregatorServer(scripted_service, "127.0.0.1", 0, chunk_bytes=CHUNK_BYTES,
+                              shared_memory_parent=str(tmp_path)) as server:
+        folder = _shared_folder_under(tmp_path)
+        executor = GrpcTransport(f"127.0.0.1:{server.port}", "job-token", chunk_bytes=CHUNK_BYTES, shared_memory=True)
+        executor.register(INFO)
+        event = executor.next_event("executor_0")
+        executor.submit("executor_0", update)
+        executor.close()
+        traffic = server.traffic
+        left_in_folder = sorted(entry.name for entry in folder.iterdir())
+
+    # Assert
+    assert min(event_bytes, update_bytes) >= SHARED_MIN_BYTES
+    assert shared_writes == [("aggregator", event_bytes), ("executor_0", update_bytes)]
+    assert isinstance(event, UpdateModel) and event.version == 1
+    assert torch.equal(event.weights["w"], weights["w"])
+    [(sender, received)] = scripted_service.submitted
+    assert sender == "executor_0"
+    assert isinstance(received, ClientUpdate)
+    assert torch.equal(received.result.weights["w"], weights["w"])
+    assert received.result.num_samples == 40 and received.result.loss_mean == 0.5
+    assert traffic == Traffic(bytes_to_executors=event_bytes, bytes_from_executors=update_bytes)
+    assert left_in_folder == [NONCE_FILE]  # every payload file was taken by its receiver
+
+
+def test_an_executor_without_shared_memory_streams_to_a_server_that_offers_it(
+        scripted_service: ScriptedService, tmp_path: Path, shared_writes: list[tuple[str, int]]) -> None:
+    weights = {"w": torch.randn(200_000)}
+    update = _update_with(weights)
+    scripted_service.events.append(UpdateModel(1, weights))
+
+    with GrpcAggregatorServer(scripted_service, "127.0.0.1", 0, chunk_bytes=CHUNK_BYTES,
+                              shared_memory_parent=str(tmp_path)) as server:
+        folder = _shared_folder_under(tmp_path)
+        executor = GrpcTransport(f"127.0.0.1:{server.port}", "job-token", chunk_bytes=CHUNK_BYTES,
+                                 shared_memory=False)
+        executor.register(INFO)
+        event = executor.next_event("executor_0")
+        executor.submit("executor_0", update)
+        executor.close()
+        traffic = server.traffic
+        left_in_folder = sorted(entry.name for entry in folder.iterdir())
+
+    assert shared_writes == []
+    assert isinstance(event, UpdateModel) and torch.equal(event.weights["w"], weights["w"])
+    [(_, received)] = scripted_service.submitted
+    assert isinstance(received, ClientUpdate) and torch.equal(received.result.weights["w"], weights["w"])
+    assert traffic == Traffic(bytes_to_executors=len(serde.event_to_bytes(UpdateModel(1, weights))),
+                              bytes_from_executors=len(serde.completion_to_bytes(update)))
+    assert left_in_folder == [NONCE_FILE]
+
+
+def test_payloads_below_the_threshold_are_streamed_even_on_the_aggregators_host(
+        scripted_service: ScriptedService, tmp_path: Path, shared_writes: list[tuple[str, int]]) -> None:
+    # Prepare: small payloads both ways, then one large update to show that the executor did attach
+    small = {"w": torch.randn(1000)}
+    large = {"w": torch.randn(200_000)}
+    scripted_service.events.append(UpdateModel(1, small))
+
+    # Execute
+    with GrpcAggregatorServer(scripted_service, "127.0.0.1", 0, chunk_bytes=CHUNK_BYTES,
+                              shared_memory_parent=str(tmp_path)) as server:
+        executor = GrpcTransport(f"127.0.0.1:{server.port}", "job-token", chunk_bytes=CHUNK_BYTES, shared_memory=True)
+        executor.register(INFO)
+        event = executor.next_event("executor_0")
+        executor.submit("executor_0", _update_with(small))
+        writes_of_small_payloads = list(shared_writes)
+        executor.submit("executor_0", _update_with(large))
+        executor.close()
+
+    # Assert
+    assert len(serde.event_to_bytes(UpdateModel(1, small))) < SHARED_MIN_BYTES
+    assert len(serde.completion_to_bytes(_update_with(small))) < SHARED_MIN_BYTES
+    assert writes_of_small_payloads == []
+    assert shared_writes == [("executor_0", len(serde.completion_to_bytes(_update_with(large))))]
+    assert isinstance(event, UpdateModel) and torch.equal(event.weights["w"], small["w"])
+    [(_, received_small), (_, received_large)] = scripted_service.submitted
+    assert isinstance(received_small, ClientUpdate) and torch.equal(received_small.result.weights["w"], small["w"])
+    assert isinstance(received_large, ClientUpdate) and torch.equal(received_large.result.weights["w"], large["w"])
+
+
+def test_register_tells_the_executor_the_shared_folder_and_its_nonce(scripted_service: ScriptedService,
+                                                                     tmp_path: Path) -> None:
+    with GrpcAggregatorServer(scripted_service, "127.0.0.1", 0, chunk_bytes=CHUNK_BYTES,
+                              shared_memory_parent=str(tmp_path)) as server, \
+            grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        folder = _shared_folder_under(tmp_path)
+        reply = pb_grpc.AggregatorStub(channel).Register(serde.info_to_proto(INFO),
+                                                         metadata=((TOKEN_METADATA_KEY, "job-token"),))
+
+        assert reply.accepted
+        assert reply.shared_folder == str(folder)
+        assert reply.shared_nonce == (folder / NONCE_FILE).read_text()
+
+
+def test_stopping_the_server_deletes_its_shared_folder(scripted_service: ScriptedService, tmp_path: Path) -> None:
+    server = GrpcAggregatorServer(scripted_service, "127.0.0.1", 0, chunk_bytes=CHUNK_BYTES,
+                                  shared_memory_parent=str(tmp_path))
+    server.start()
+    folder = _shared_folder_under(tmp_path)
+    (folder / "executor_0-uncollected.bin").write_bytes(b"never taken")
+    existed = folder.is_dir()
+
+    server.stop()
+    server.stop()
+
+    assert existed
+    assert not folder.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_server_without_a_usable_shared_folder_streams_to_every_executor(
+        scripted_service: ScriptedService, tmp_path: Path, shared_writes: list[tuple[str, int]]) -> None:
+    weights = {"w": torch.randn(200_000)}
+    scripted_service.events.append(UpdateModel(1, weights))
+
+    with GrpcAggregatorServer(scripted_service, "127.0.0.1", 0, chunk_bytes=CHUNK_BYTES,
+                              shared_memory_parent=str(tmp_path / "missing")) as server:
+        executor = GrpcTransport(f"127.0.0.1:{server.port}", "job-token", chunk_bytes=CHUNK_BYTES, shared_memory=True)
+        executor.register(INFO)
+        event = executor.next_event("executor_0")
+        executor.submit("executor_0", _update_with(weights))
+        executor.close()
+
+    assert shared_writes == []
+    assert list(tmp_path.iterdir()) == []
+    assert isinstance(event, UpdateModel) and torch.equal(event.weights["w"], weights["w"])
+    [(_, received)] = scripted_service.submitted
+    assert isinstance(received, ClientUpdate) and torch.equal(received.result.weights["w"], weights["w"])
+
+
+def test_a_shared_file_outside_the_folder_or_without_a_folder_is_refused(scripted_service: ScriptedService,
+                                                                         served: str, tmp_path: Path) -> None:
+    # Prepare: a file next to the server's folder, and a server without one (``served``)
+    outside = tmp_path / "outside.bin"
+    outside.write_bytes(serde.completion_to_bytes(EvalOutcome(1, 1, 0, EvalResult(10, 4.5, 8, 10))))
+    size = outside.stat().st_size
+    metadata = ((TOKEN_METADATA_KEY, "job-token"),)
+
+    # Execute
+    with GrpcAggregatorServer(scripted_service, "127.0.0.1", 0, chunk_bytes=CHUNK_BYTES,
+                              shared_memory_parent=str(tmp_path)) as server, \
+            grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel, \
+            pytest.raises(grpc.RpcError) as escape:
+        pb_grpc.AggregatorStub(channel).Submit(iter([serde.shared_file_chunk("../outside.bin", size, "executor_0")]),
+                                               metadata=metadata)
+    with grpc.insecure_channel(served) as channel, pytest.raises(grpc.RpcError) as no_folder:
+        pb_grpc.AggregatorStub(channel).Submit(iter([serde.shared_file_chunk("executor_0-x.bin", size, "executor_0")]),
+                                               metadata=metadata)
+
+    # Assert
+    assert escape.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "'../outside.bin' is not one this transport writes" in (escape.value.details() or "")
+    assert no_folder.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "shares no folder" in (no_folder.value.details() or "")
+    assert outside.stat().st_size == size
+    assert scripted_service.submitted == []
