@@ -12,6 +12,7 @@ registering executors; an executor uses the folder only if it reads the same non
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import mmap
 import os
@@ -110,10 +111,8 @@ class SharedFolder:
 
     def discard(self, name: str) -> None:
         """Delete a payload that will not be read (it was refused), so it does not hold memory until the end."""
-        try:
+        with contextlib.suppress(OSError, SharedMemoryError):
             os.unlink(self._path_of(name))
-        except (OSError, SharedMemoryError):
-            pass
 
     def _path_of(self, name: str) -> Path:
         if not _NAME.fullmatch(name):
