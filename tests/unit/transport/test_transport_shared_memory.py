@@ -300,9 +300,9 @@ def test_take_refuses_a_directory_or_fifo_planted_under_a_valid_name(tmp_path: P
     (folder.path / "planted_dir.bin").mkdir()
     os.mkfifo(folder.path / "planted_fifo.bin")
 
-    with pytest.raises(SharedMemoryError, match="'planted_dir.bin' is not a regular file"):
+    with pytest.raises(SharedMemoryError, match=r"'planted_dir\.bin' is not a regular file"):
         folder.take("planted_dir.bin", 0)
-    with pytest.raises(SharedMemoryError, match="'planted_fifo.bin' is not a regular file"):
+    with pytest.raises(SharedMemoryError, match=r"'planted_fifo\.bin' is not a regular file"):
         folder.take("planted_fifo.bin", 0)
 
 
