@@ -2,9 +2,11 @@
 
     python benchmark/perf/transport_overhead.py [--jobs digits resnet18] [--rounds N]
 
-Each job runs twice with one executor of 2 torch threads: as real processes over gRPC on loopback
-(``fedscale-halor start``) and as threads of one process over the in-memory transport (``--in-process``). Prints the
-median seconds per round (round 1 left out), the overhead, and the payload bytes per round each way.
+Each job runs three times with one executor of 2 torch threads: as threads of one process over the in-memory
+transport (``--in-process``), and as real processes over gRPC on loopback (``fedscale-halor start``), once with
+payloads passed through shared memory (the default for executors on the aggregator's host) and once streamed in
+gRPC chunks (``shared_memory: false``, what remote executors do). Prints the median seconds per round (round 1 left
+out), the overheads, and the payload bytes per round each way.
 """
 
 from __future__ import annotations
@@ -56,15 +58,16 @@ def _traffic(run_dir: Path) -> tuple[int, int]:
     return int(match[1]), int(match[2])
 
 
-def measure(name: str, job: Job, work: Path, rounds: int | None, in_process: bool) -> tuple[Measured, Path]:
+def measure(name: str, job: Job, work: Path, rounds: int | None, variant: str) -> tuple[Measured, Path]:
     overrides = {**job.overrides, "log_path": work / "logs", "worker_ips": "127.0.0.1:[1]", "executor_threads": 2,
-                 "save_checkpoint": False}
+                 "save_checkpoint": False, "shared_memory": variant != "streamed"}
     if rounds is not None:
         overrides["rounds"] = rounds
     if job.synthetic is not None:
         overrides["data_dir"] = write_synthetic_spec(work / f"{name}_data", **job.synthetic)
-    timestamp = f"{name}_{'memory' if in_process else 'grpc'}"
-    memory = start_job(job.config, overrides, timestamp, in_process=in_process, log_file=work / f"{timestamp}.log")
+    timestamp = f"{name}_{variant}"
+    memory = start_job(job.config, overrides, timestamp, in_process=variant == "memory",
+                       log_file=work / f"{timestamp}.log")
     run_dir = next((work / "logs").glob(f"*/{timestamp}"))
     return Measured(round_seconds_from_metrics(run_dir), memory, {}), run_dir
 
@@ -78,19 +81,21 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="transport_overhead_") as scratch:
         work = Path(scratch)
         for name in args.jobs:
-            wait_for_quiet_machine()
-            memory_run, _ = measure(name, JOBS[name], work, args.rounds, in_process=True)
-            wait_for_quiet_machine()
-            grpc_run, grpc_dir = measure(name, JOBS[name], work, args.rounds, in_process=False)
-            down, up = _traffic(grpc_dir)
-            rounds = len(grpc_run.round_seconds)
-            memory_s, grpc_s = memory_run.median_round_s(), grpc_run.median_round_s()
-            lines.append(f"{name:<10}{memory_s:>12.3f}{grpc_s:>10.3f}{(grpc_s / memory_s - 1) * 100:>+10.1f}%"
-                         f"{down / rounds / MIB:>12.1f}{up / rounds / MIB:>12.1f}")
-            print(f"  {name}: in-memory rounds {', '.join(f'{s:.2f}' for s in memory_run.round_seconds)}; "
-                  f"gRPC rounds {', '.join(f'{s:.2f}' for s in grpc_run.round_seconds)}", flush=True)
+            runs = {}
+            for variant in ("memory", "shared", "streamed"):
+                wait_for_quiet_machine()
+                runs[variant] = measure(name, JOBS[name], work, args.rounds, variant)
+                print(f"  {name} {variant}: rounds {', '.join(f'{s:.2f}' for s in runs[variant][0].round_seconds)}",
+                      flush=True)
+            down, up = _traffic(runs["shared"][1])
+            rounds = len(runs["shared"][0].round_seconds)
+            memory_s, shared_s, streamed_s = (runs[variant][0].median_round_s()
+                                              for variant in ("memory", "shared", "streamed"))
+            lines.append(f"{name:<10}{memory_s:>11.3f}{shared_s:>9.3f}{(shared_s / memory_s - 1) * 100:>+8.1f}%"
+                         f"{streamed_s:>11.3f}{(streamed_s / memory_s - 1) * 100:>+8.1f}%"
+                         f"{down / rounds / MIB:>10.1f}{up / rounds / MIB:>9.1f}")
     print("\nseconds per round (median, round 1 left out), 1 executor with 2 threads; MiB of payload per round")
-    print(f"{'job':<10}{'in-memory':>12}{'gRPC':>10}{'overhead':>11}{'MiB down':>12}{'MiB up':>12}")
+    print(f"{'job':<10}{'in-memory':>11}{'gRPC shm':>18}{'gRPC streamed':>20}{'MiB down':>10}{'MiB up':>9}")
     print("\n".join(lines))
     return 0
 
