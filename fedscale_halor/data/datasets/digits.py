@@ -9,8 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from sklearn.datasets import load_digits
-from sklearn.model_selection import train_test_split
 
 from fedscale_halor.data.datasets.base import RawDataset
 
@@ -23,6 +21,10 @@ MAX_PIXEL_VALUE = 16
 def load(data_dir: Path) -> RawDataset:
     """Read the bundled digits (``data_dir`` is unused: the data ship with scikit-learn)."""
     del data_dir
+    # imported here: executors read prepared arrays and should not pay for scikit-learn's import
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
     bunch = load_digits()
     images = np.asarray(bunch.images).round().astype(np.uint8)[:, np.newaxis, :, :]
     labels = np.asarray(bunch.target, dtype=np.int64)

@@ -10,12 +10,14 @@ numbers them.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
-from PIL import Image
 
 from fedscale_halor.data.datasets.base import MissingRawFileError, RawDataset, dense_ids
+
+if TYPE_CHECKING:  # pandas and Pillow are imported where used: executors only read prepared arrays
+    import pandas as pd
 
 NAME = "femnist"
 MAPPING_FOLDER = "client_data_mapping"
@@ -31,6 +33,8 @@ def read_mapping(path: Path) -> pd.DataFrame:
     """The mapping CSV with its columns checked; client ids and paths stay strings."""
     if not path.is_file():
         raise MissingRawFileError(NAME, path, what="client mapping file")
+    import pandas as pd
+
     table = pd.read_csv(path, dtype={"client_id": str, "sample_path": str, "label_name": str})
     table.columns = [str(column).strip() for column in table.columns]
     for column in REQUIRED_COLUMNS:
@@ -58,6 +62,8 @@ def read_image(path: Path) -> np.ndarray:
     """One image as a 28x28 uint8 grey array (larger NIST scans are resized)."""
     if not path.is_file():
         raise MissingRawFileError(NAME, path, what="image")
+    from PIL import Image
+
     with Image.open(path) as image:
         grey = image.convert("L")
         if grey.size != (IMAGE_SIDE, IMAGE_SIDE):
