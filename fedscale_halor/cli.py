@@ -79,26 +79,27 @@ def _prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_job_arguments(command: argparse.ArgumentParser) -> None:
+    command.add_argument("config", help="job config file (FedScale YAML)")
+    command.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                         help="override a config key (repeatable)")
+    command.add_argument("--timestamp", help="name of the run's log folder (default: the current time)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fedscale-halor", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
     start = commands.add_parser("start", help="run a job on this machine: the aggregator and one executor process "
                                               "per worker_ips slot, over gRPC")
-    start.add_argument("config", help="job config file (FedScale YAML)")
-    start.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                       help="override a config key (repeatable)")
-    start.add_argument("--timestamp", help="name of the run's log folder (default: the current time)")
+    _add_job_arguments(start)
     start.add_argument("--in-process", action="store_true",
                        help="run the executors as threads of this process over the in-memory transport")
     start.set_defaults(handler=_start)
 
     submit = commands.add_parser("submit", help="start a job over SSH: the aggregator on ps_ip and the executors on "
                                                 "their worker_ips hosts, each after setup_commands; returns at once")
-    submit.add_argument("config", help="job config file (FedScale YAML)")
-    submit.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config key (repeatable)")
-    submit.add_argument("--timestamp", help="name of the run's log folder (default: the current time)")
+    _add_job_arguments(submit)
     submit.set_defaults(handler=_submit)
 
     stop = commands.add_parser("stop", help="stop the processes of a submitted or started job")

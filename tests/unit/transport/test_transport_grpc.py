@@ -30,6 +30,7 @@ from fedscale_halor.transport.messages import (
     ClientTrain,
     ClientUpdate,
     EvalOutcome,
+    Event,
     ExecutorInfo,
     Idle,
     Shutdown,
@@ -371,6 +372,22 @@ def shared_writes(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
     return writes
 
 
+def _poll_then_submit(service: ScriptedService, parent: Path, update: ClientUpdate, *,
+                      shared_memory: bool) -> tuple[Event, Traffic, list[str]]:
+    """One executor polls one event and submits ``update`` to a server offering a shared folder under ``parent``;
+    returns the event, the server's traffic and what is left in the folder."""
+    with GrpcAggregatorServer(service, "127.0.0.1", 0, chunk_bytes=CHUNK_BYTES,
+                              shared_memory_parent=str(parent)) as server:
+        folder = _shared_folder_under(parent)
+        executor = GrpcTransport(f"127.0.0.1:{server.port}", "job-token", chunk_bytes=CHUNK_BYTES,
+                                 shared_memory=shared_memory)
+        executor.register(INFO)
+        event = executor.next_event("executor_0")
+        executor.submit("executor_0", update)
+        executor.close()
+        return event, server.traffic, sorted(entry.name for entry in folder.iterdir())
+
+
 def test_an_executor_on_the_aggregators_host_passes_large_payloads_as_shared_files(
         scripted_service: ScriptedService, tmp_path: Path, shared_writes: list[tuple[str, int]]) -> None:
     # Prepare: a model of 800 kB, over the size below which payloads are streamed
@@ -381,16 +398,7 @@ def test_an_executor_on_the_aggregators_host_passes_large_payloads_as_shared_fil
     update_bytes = len(serde.completion_to_bytes(update))
 
     # Execute
-    with GrpcAggregatorServer(scripted_service, "127.0.0.1", 0, chunk_bytes=CHUNK_BYTES,
-                              shared_memory_parent=str(tmp_path)) as server:
-        folder = _shared_folder_under(tmp_path)
-        executor = GrpcTransport(f"127.0.0.1:{server.port}", "job-token", chunk_bytes=CHUNK_BYTES, shared_memory=True)
-        executor.register(INFO)
-        event = executor.next_event("executor_0")
-        executor.submit("executor_0", update)
-        executor.close()
-        traffic = server.traffic
-        left_in_folder = sorted(entry.name for entry in folder.iterdir())
+    event, traffic, left_in_folder = _poll_then_submit(scripted_service, tmp_path, update, shared_memory=True)
 
     # Assert
     assert min(event_bytes, update_bytes) >= SHARED_MIN_BYTES
@@ -412,17 +420,7 @@ def test_an_executor_without_shared_memory_streams_to_a_server_that_offers_it(
     update = _update_with(weights)
     scripted_service.events.append(UpdateModel(1, weights))
 
-    with GrpcAggregatorServer(scripted_service, "127.0.0.1", 0, chunk_bytes=CHUNK_BYTES,
-                              shared_memory_parent=str(tmp_path)) as server:
-        folder = _shared_folder_under(tmp_path)
-        executor = GrpcTransport(f"127.0.0.1:{server.port}", "job-token", chunk_bytes=CHUNK_BYTES,
-                                 shared_memory=False)
-        executor.register(INFO)
-        event = executor.next_event("executor_0")
-        executor.submit("executor_0", update)
-        executor.close()
-        traffic = server.traffic
-        left_in_folder = sorted(entry.name for entry in folder.iterdir())
+    event, traffic, left_in_folder = _poll_then_submit(scripted_service, tmp_path, update, shared_memory=False)
 
     assert shared_writes == []
     assert isinstance(event, UpdateModel) and torch.equal(event.weights["w"], weights["w"])
