@@ -27,10 +27,11 @@ def _start(args: argparse.Namespace) -> int:
     from fedscale_halor.server.aggregator import final_accuracy
 
     cfg = load_config(args.config, overrides=_parse_overrides(args.set))
-    runner = run_in_process if args.in_process else run_local
     restore_sigterm = stop_on_sigterm()  # so that `fedscale-halor stop` from another terminal lets cleanup run
     try:
-        outcome = runner(cfg, timestamp=args.timestamp)
+        # a fresh command may fork its executors: they share its memory instead of importing everything again
+        outcome = run_in_process(cfg, timestamp=args.timestamp) if args.in_process else run_local(
+            cfg, timestamp=args.timestamp, fork=True)
     finally:
         restore_sigterm()
     final = final_accuracy(outcome.history)

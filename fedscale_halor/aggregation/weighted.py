@@ -81,7 +81,7 @@ class RunningWeightedMean:
         """The mean so far, or None when nothing with a positive coefficient was added."""
         if self._total <= 0:
             return None
-        return {key: (self._sums[key] / self._total).to(like.dtype).reshape(like.shape) if _is_averaged(like)
+        return {key: _blocked_quotient(self._sums[key], self._total, like) if _is_averaged(like)
                 else self._sums[key].clone() for key, like in self._reference.items()}
 
 
@@ -90,6 +90,14 @@ def _blocked_add(total: torch.Tensor, flat: torch.Tensor, coefficient: float) ->
     # float64 copy of the tensor streaming through memory
     for start in range(0, flat.numel(), _BLOCK_ELEMENTS):
         total[start:start + _BLOCK_ELEMENTS].add_(flat[start:start + _BLOCK_ELEMENTS], alpha=coefficient)
+
+
+def _blocked_quotient(total: torch.Tensor, divisor: float, like: torch.Tensor) -> torch.Tensor:
+    """``(total / divisor)`` cast to ``like``'s dtype and shape, one block at a time: no whole-size wide temporary."""
+    quotient = torch.empty(like.numel(), dtype=like.dtype, device=like.device)
+    for start in range(0, like.numel(), _BLOCK_ELEMENTS):
+        quotient[start:start + _BLOCK_ELEMENTS] = total[start:start + _BLOCK_ELEMENTS] / divisor
+    return quotient.reshape(like.shape)
 
 
 def clone_weights(weights: Weights) -> dict[str, torch.Tensor]:

@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from fedscale_halor.config.loader import load_config
+from fedscale_halor.config.schema import ExperimentConfig
 from fedscale_halor.launch.assembly import build_executor, torch_threads_per_executor
 from fedscale_halor.launch.hosts import executor_slots
 from fedscale_halor.transport.base import AuthenticationError
@@ -41,21 +42,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as error:
         print(f"executor: cannot read the token file {args.token_file}: {error}", file=sys.stderr)
         return 2
-    cfg = load_config(args.config)
-    threads = torch_threads_per_executor(cfg.job) if args.threads is None else args.threads
+    return serve_executor(load_config(args.config), args.rank, args.address, token, args.threads)
+
+
+def serve_executor(cfg: ExperimentConfig, rank: int, address: str, token: str, threads: int | None = None) -> int:
+    """Run executor ``rank`` of the job against the aggregator at ``address`` until it shuts down; the exit status."""
+    threads = torch_threads_per_executor(cfg.job) if threads is None else threads
     if threads > 0:
         torch.set_num_threads(threads)
     slots = executor_slots(cfg.deployment.worker_ips)
-    if not 0 <= args.rank < len(slots):
-        print(f"executor: rank {args.rank} is not among the job's {len(slots)} slots", file=sys.stderr)
+    if not 0 <= rank < len(slots):
+        print(f"executor: rank {rank} is not among the job's {len(slots)} slots", file=sys.stderr)
         return 2
     tls = client_tls_from_settings(cfg.job.tls_ca_file, cfg.job.tls_cert_file)
-    transport = GrpcTransport(args.address, token, chunk_bytes=int(cfg.job.message_chunk_mb * 2**20), tls=tls,
+    transport = GrpcTransport(address, token, chunk_bytes=int(cfg.job.message_chunk_mb * 2**20), tls=tls,
                               connect_timeout_s=cfg.job.register_timeout, shared_memory=cfg.job.shared_memory)
     try:
-        build_executor(cfg, slots[args.rank], transport).run()
+        build_executor(cfg, slots[rank], transport).run()
     except AuthenticationError as error:
-        logging.getLogger("fedscale_halor.executor").error("executor_%d refused: %s", args.rank, error)
+        logging.getLogger("fedscale_halor.executor").error("executor_%d refused: %s", rank, error)
         return 3
     finally:
         transport.close()

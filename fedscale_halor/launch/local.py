@@ -22,6 +22,7 @@ from fedscale_halor.config.schema import ExperimentConfig
 from fedscale_halor.config.serialize import dump_config
 from fedscale_halor.launch.assembly import torch_threads_per_executor
 from fedscale_halor.launch.executor_main import TOKEN_VARIABLE
+from fedscale_halor.launch.forked import ForkedExecutor, can_fork, fork_executors
 from fedscale_halor.launch.hosts import ExecutorSlot, executor_slots, is_local_host
 from fedscale_halor.launch.inprocess import JobOutcome
 from fedscale_halor.launch.records import JobRecord, ProcessRecord, forget_record, save_record
@@ -36,7 +37,9 @@ _THIS_HOST = "localhost"
 
 
 def run_local(cfg: ExperimentConfig, *, timestamp: str | None = None, echo: bool = True,
-              token: str | None = None) -> JobOutcome:
+              token: str | None = None, fork: bool = False) -> JobOutcome:
+    """Run the job to its end. ``fork``: executors are forked from this process, which must not have started any
+    thread, gRPC object or parallel torch work yet (a fresh `start`); otherwise they are new interpreters."""
     job, deployment = cfg.job, cfg.deployment
     run_dir = create_run_dir(job.log_path, job.job_name, timestamp)
     config_path = dump_config(cfg, run_dir / "config.yml")
@@ -49,16 +52,22 @@ def run_local(cfg: ExperimentConfig, *, timestamp: str | None = None, echo: bool
     token = token or secrets.token_hex(16)
     record = _record_of_this_process(job.job_name, run_dir)
     save_record(record)
-    executors: list[subprocess.Popen[bytes]] = []
+    threads = torch_threads_per_executor(job)
+    forked = fork_executors(cfg, slots, run_dir, token, threads) if fork and can_fork() else []
+    executors: list[subprocess.Popen[bytes] | ForkedExecutor] = list(forked)
 
     def start_executors(port: int) -> None:
         nonlocal record
-        threads = torch_threads_per_executor(job)
-        for slot in slots:
-            process = _spawn_executor(slot, config_path, f"127.0.0.1:{port}", token, run_dir, threads)
-            executors.append(process)
-            record = record.with_process(ProcessRecord("executor", slot.rank, _THIS_HOST, process.pid,
-                                                       command_marker=str(run_dir)))
+        address = f"127.0.0.1:{port}"
+        for executor in forked:
+            executor.release(address)
+        if not forked:
+            executors.extend(_spawn_executor(slot, config_path, address, token, run_dir, threads) for slot in slots)
+        # a forked executor's command line is this process's
+        marker = record.processes[0].command_marker if forked else str(run_dir)
+        for slot, executor in zip(slots, executors, strict=True):
+            record = record.with_process(ProcessRecord("executor", slot.rank, _THIS_HOST, executor.pid,
+                                                       command_marker=marker))
         save_record(record)
 
     status = "failed"
@@ -68,6 +77,8 @@ def run_local(cfg: ExperimentConfig, *, timestamp: str | None = None, echo: bool
         status = "finished"
         return outcome
     finally:
+        for executor in forked:
+            executor.close_pipe()  # a child still waiting for the port exits
         _stop(executors)
         # every process of the run has ended here: `stop` has nothing left to find
         save_record(record.with_status(status))
@@ -91,7 +102,7 @@ def _spawn_executor(slot: ExecutorSlot, config_path: Path, address: str, token: 
                                 env={**os.environ, TOKEN_VARIABLE: token})
 
 
-def _wait_for(processes: Sequence[subprocess.Popen[bytes]], timeout_s: float) -> None:
+def _wait_for(processes: Sequence[subprocess.Popen[bytes] | ForkedExecutor], timeout_s: float) -> None:
     for process in processes:
         try:
             process.wait(timeout=timeout_s)
@@ -99,7 +110,7 @@ def _wait_for(processes: Sequence[subprocess.Popen[bytes]], timeout_s: float) ->
             _log.warning("executor pid %d did not exit after shutdown; stopping it", process.pid)
 
 
-def _stop(processes: Sequence[subprocess.Popen[bytes]]) -> None:
+def _stop(processes: Sequence[subprocess.Popen[bytes] | ForkedExecutor]) -> None:
     for process in processes:
         if process.poll() is None:
             with contextlib.suppress(ProcessLookupError):

@@ -1,5 +1,6 @@
 """Real processes on loopback: an aggregator serving gRPC and executor processes, as users run them."""
 
+import contextlib
 import csv
 import os
 import signal
@@ -18,6 +19,7 @@ from fedscale_halor.launch.executor_main import TOKEN_VARIABLE
 from fedscale_halor.launch.inprocess import run_in_process
 from fedscale_halor.launch.local import run_local
 from fedscale_halor.server.board import WorkBoard
+from fedscale_halor.server.checkpoint import load_checkpoint
 from fedscale_halor.server.service import BoardService
 from fedscale_halor.transport.grpc_server import GrpcAggregatorServer
 
@@ -139,3 +141,38 @@ def test_executors_exit_cleanly_when_the_aggregator_goes_away(tmp_path: Path, di
 
     assert executor.returncode == 0, output
     assert "aggregator is gone" in output
+
+
+def test_start_forks_its_executors_and_they_train_the_same_model_as_threads(tmp_path: Path,
+                                                                            digits_data_dir: Path) -> None:
+    # Prepare: the same small job as a user's `start` (executors forked) and in one process
+    settings = ["log_path=" + str(tmp_path / "logs"), "data_dir=" + str(digits_data_dir), "ps_port=0", "rounds=2",
+                "eval_interval=2", "total_clients=60", "num_participants=30", "local_steps=5",
+                "worker_ips=127.0.0.1:[2]"]
+    command = [sys.executable, "-m", "fedscale_halor.cli", "start", str(DIGITS_CONF), "--timestamp", "forked"]
+    for setting in settings:
+        command += ["--set", setting]
+
+    # Execute
+    start = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    run_dir = tmp_path / "logs" / "digits" / "forked"
+    children: dict[int, bytes] = {}  # pid -> command line
+    while start.poll() is None:
+        for task in Path(f"/proc/{start.pid}/task").glob("*/children"):
+            for pid in task.read_text().split():
+                with contextlib.suppress(OSError):  # a child may end between the two reads
+                    children.setdefault(int(pid), Path(f"/proc/{pid}/cmdline").read_bytes())
+        time.sleep(0.05)
+    output = start.stdout.read() if start.stdout else ""
+    memory = run_in_process(_digits(tmp_path, digits_data_dir, rounds=2, worker_ips="127.0.0.1:[2]"), echo=False)
+
+    # Assert
+    assert start.returncode == 0, output
+    # forked, not new interpreters: the executors carry the command line of `start` itself
+    assert len(children) == 2 and all(b"fedscale_halor.cli" in line for line in children.values()), children
+    for rank in range(2):
+        assert "shutting down (job finished)" in (run_dir / f"executor_{rank}.log").read_text()
+    assert "final test accuracy" in output
+    _, forked_weights = load_checkpoint(run_dir / "checkpoint")
+    for key, tensor in memory.final_weights.items():
+        assert torch.equal(forked_weights[key], tensor), key
