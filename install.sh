@@ -39,11 +39,12 @@ fi
 
 # The stamp records what was installed; unchanged requirements and an importable package mean nothing to do.
 stamp_file=$(dirname "$python_bin")/../.fedscale_halor_stamp
-base=$(cat "$root/setup.py" "$root/pyproject.toml" "$root/install.sh" | sha256sum | cut -c1-16):$root
+base=$(cat "$root/setup.py" "$root/pyproject.toml" "$root/install.sh" "$root/thirdparty/oort/pyproject.toml" \
+  | sha256sum | cut -c1-16):$root
 wanted=$base:${extras:-[base]}
 have=$(cat "$stamp_file" 2>/dev/null || true)
 if { [ "$have" = "$wanted" ] || [ "$have" = "$base:[test]" ]; } \
-   && "$python_bin" -c 'import fedscale_halor, torch' >/dev/null 2>&1; then
+   && "$python_bin" -c 'import fedscale_halor, oort, torch' >/dev/null 2>&1; then
   echo "$python_bin" > "$root/.env_python"
   exit 0
 fi
@@ -60,7 +61,8 @@ if ! "$python_bin" -c 'import torch, torchvision' >/dev/null 2>&1; then
   # shellcheck disable=SC2086
   pip_install ${TORCH_SPEC:-$default_torch}
 fi
-echo "install.sh: installing fedscale_halor$extras"
+echo "install.sh: installing oort (thirdparty/oort) and fedscale_halor$extras"
+pip_install -e "$root/thirdparty/oort"
 pip_install -e "$root$extras"
 echo "$wanted" > "$stamp_file"
 echo "$python_bin" > "$root/.env_python"
