@@ -16,7 +16,7 @@ from fedscale_halor.client.schedule import learning_rate_at
 from fedscale_halor.config.schema import JobConfig
 from fedscale_halor.logging.base import MetricsSink
 from fedscale_halor.seeding import derive_seed
-from fedscale_halor.selection.base import ClientSelector
+from fedscale_halor.selection.base import ClientOutcome, ClientSelector
 from fedscale_halor.server.board import RoundOutcome, WorkBoard
 from fedscale_halor.server.checkpoint import CheckpointState, save_checkpoint
 from fedscale_halor.server.errors import NoExecutorsError
@@ -92,7 +92,9 @@ class Aggregator:
         self._weights = fold.finish()
         self._version += 1
         parts.board.set_model(self._version, self._weights)
-        parts.selector.feedback(round_index, outcome.results)
+        parts.selector.feedback(round_index, [
+            ClientOutcome(result.client_id, result.num_samples, result.loss_square_mean, result.wall_time_s)
+            for result in sorted(outcome.results, key=lambda result: result.client_id)])
         self._clock_s += max((result.wall_time_s for result in outcome.results), default=0.0)
 
         test = None

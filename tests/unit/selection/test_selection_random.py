@@ -31,3 +31,9 @@ def test_every_client_is_reached_over_many_rounds() -> None:
     selector = RandomSelector(7)
     seen = {c for r in range(1, 200) for c in selector.select(r, range(50), 5)}
     assert seen == set(range(50))
+
+
+def test_a_clients_statistical_utility_is_samples_times_root_mean_squared_loss() -> None:
+    from fedscale_halor.selection.base import ClientOutcome
+
+    assert ClientOutcome(3, num_samples=100, loss_square_mean=4.0, duration_s=1.0).statistical_utility == 200.0

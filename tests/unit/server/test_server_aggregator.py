@@ -9,7 +9,7 @@ import torch
 from fedscale_halor.aggregation.base import Strategy
 from fedscale_halor.config.schema import JobConfig
 from fedscale_halor.logging.base import MetricsSink
-from fedscale_halor.selection.base import ClientSelector
+from fedscale_halor.selection.base import ClientOutcome, ClientSelector
 from fedscale_halor.server.aggregator import Aggregator, AggregatorParts
 from fedscale_halor.server.board import WorkBoard
 from fedscale_halor.server.errors import NoExecutorsError
@@ -27,12 +27,14 @@ from fedscale_halor.types import EvalResult, RoundMetrics, TrainResult, Weights
 class FirstClientsSelector(ClientSelector):
     def __init__(self) -> None:
         self.feedback_rounds: list[int] = []
+        self.outcomes: list[list[tuple[int, int, float]]] = []
 
     def select(self, round_index: int, feasible: Sequence[int], count: int) -> list[int]:
         return sorted(feasible)[:count]
 
-    def feedback(self, round_index: int, results: Sequence[TrainResult]) -> None:
+    def feedback(self, round_index: int, outcomes: Sequence[ClientOutcome]) -> None:
         self.feedback_rounds.append(round_index)
+        self.outcomes.append([(o.client_id, o.num_samples, o.duration_s) for o in outcomes])
 
 
 class MeanStrategy(Strategy):
@@ -105,6 +107,7 @@ def test_round_loop_aggregates_decays_evaluates_and_logs() -> None:
     assert history[0].train_loss == 1.5  # samples-weighted mean of losses 1 and 2
     assert [m.clock_s for m in history] == [1.0, 2.0, 3.0, 4.0]  # slowest client (id 2) takes 1 s per round
     assert selector.feedback_rounds == [1, 2, 3, 4]
+    assert selector.outcomes[0] == [(1, 10, 0.5), (2, 10, 1.0)]  # samples and (wall) durations of clients 1, 2
 
 
 def test_no_executor_at_all_fails_the_job_with_a_clear_error() -> None:
