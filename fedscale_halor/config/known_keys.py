@@ -12,17 +12,17 @@ from collections.abc import Mapping
 # FedScale's fedscale/cloud/config_parser.py (and older FedScale job files, e.g. the top-level redis_conf).
 # Speech keys keep FedScale's dashes because that is how they appear in its command lines and files.
 FEDSCALE_UNSUPPORTED_KEYS: tuple[str, ...] = (
-    "adam_epsilon", "arrival_interval", "async_buffer", "async_mode", "backbone", "backend", "blacklist_max_len",
-    "blacklist_rounds", "block_size", "cfg_file", "checkin_period", "clf_block_size", "clip_bound", "clip_threshold",
-    "clock_factor", "conf_path", "connection_timeout", "cuda_device", "cut_off_util", "data_cache",
-    "device_avail_file", "device_conf_file", "dump_epoch", "embedding_file", "engine", "epsilon", "executor_configs",
-    "experiment_mode", "exploration_alpha", "exploration_decay", "exploration_factor", "exploration_min",
+    "adam_epsilon", "arrival_interval", "async_buffer", "async_mode", "backbone", "backend",
+    "block_size", "cfg_file", "checkin_period", "clf_block_size", "clip_threshold",
+    "clock_factor", "conf_path", "connection_timeout", "cuda_device", "data_cache",
+    "dump_epoch", "embedding_file", "engine", "epsilon", "executor_configs",
+    "experiment_mode",
     "finetune", "gamma", "hidden-layers", "hidden-size", "input_dim", "input_shape", "labels-path", "line_by_line",
     "loss_decay", "malicious_factor", "max_concurrency", "max_staleness", "memory_capacity", "mlm",
     "mlm_probability", "model_size", "model_zoo", "n_actions", "n_states", "no-bidirectional", "noise-dir",
-    "noise-max", "noise-min", "noise-prob", "noise_factor", "num_loaders", "output_dim", "overcommitment",
-    "overwrite_cache", "pacer_delta", "pacer_step", "qfed_q", "redis_conf", "rnn-type", "round_penalty",
-    "round_threshold", "sample-rate", "sample_window", "spec-augment", "speed-volume-perturb", "target_delta",
+    "noise-max", "noise-min", "noise-prob", "noise_factor", "num_loaders", "output_dim",
+    "overwrite_cache", "qfed_q", "redis_conf", "rnn-type",
+    "sample-rate", "spec-augment", "speed-volume-perturb", "target_delta",
     "target_replace_iter", "test-manifest", "test_output_dir", "test_ratio", "test_size_file", "this_rank",
     "time_stamp", "train-manifest", "train_size_file", "train_uniform", "upload_step", "vocab_tag_size",
     "vocab_token_size", "wandb_token", "window", "window-size", "window-stride",
@@ -31,12 +31,12 @@ FEDSCALE_UNSUPPORTED_KEYS: tuple[str, ...] = (
 # REFL's core/argParser.py and its core/evals/configs/*/conf_exp.yml job files.
 REFL_UNSUPPORTED_KEYS: tuple[str, ...] = (
     "adapt_scale_coff", "adapt_selection", "adapt_selection_cap", "avail_priority", "avail_probability",
-    "data_map_dir", "deadline", "deadline_alpha", "deadline_control", "deadline_percent", "dropout_ratio",
-    "enforce_sgd", "exp_type", "filter_class", "filter_class_ratio", "initial_deadline", "initial_total_worker",
+    "data_map_dir", "deadline_alpha", "deadline_control", "deadline_percent",
+    "enforce_sgd", "filter_class", "filter_class_ratio", "initial_deadline", "initial_total_worker",
     "last_worker", "learners", "manager_port", "model_boost", "no_filter_dropouts", "process_files_ratio",
-    "prohibit_reselect", "random_behv", "resume_wandb", "scale_coff", "scale_sys", "scale_sys_percent",
+    "prohibit_reselect", "resume_wandb", "scale_coff",
     "send_delta", "stale_all", "stale_beta", "stale_factor", "stale_skip_round", "stale_update",
-    "straggler_penalty", "target_ratio", "test_interval", "train_ratio", "use_wandb",
+    "straggler_penalty", "test_interval", "train_ratio", "use_wandb",
     "used_samples", "wandb_entity", "wandb_key", "wandb_tags",
 )
 
@@ -79,6 +79,7 @@ VALUE_ALIASES: Mapping[str, Mapping[str | None, str]] = {
 
 # Keys holding file or folder paths: a leading "~" means the user's home, as in a shell.
 PATH_KEYS: frozenset[str] = frozenset({"data_dir", "log_path", "data_map_file", "ssh_private_key", "exp_path",
+                                    "device_conf_file", "device_avail_file",
                                     "tls_cert_file", "tls_key_file", "tls_ca_file"})
 
 # Shell text run on each host: its $VARs belong to the shell of the host that runs it, so the loader keeps them.

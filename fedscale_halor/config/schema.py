@@ -80,6 +80,8 @@ class JobConfig:
     rounds: int = knob(50, "number of federated rounds", range=(1, None))
     num_participants: int = knob(10, "clients selected per round", range=(1, None))
     sample_mode: str = knob("random", "client selection strategy", choices=("random",))
+    overcommitment: float = knob(1.3, "select this many times num_participants, so that stragglers and dropouts "
+                                      "still leave enough (with traces)", range=(1.0, None))
     local_steps: int = knob(20, "local SGD iterations per selected client per round", range=(1, None))
     batch_size: int = knob(10, "local training batch size", range=(1, None))
     test_bsz: int = knob(128, "evaluation batch size", range=(1, None))
@@ -99,6 +101,44 @@ class JobConfig:
     yogi_tau: float = knob(1e-8, "adaptivity epsilon of FedYogi / FedAdam", range=(0.0, None))
     yogi_beta: float = knob(0.9, "first-moment decay of FedYogi / FedAdam", range=(0.0, 1.0))
     yogi_beta2: float = knob(0.99, "second-moment decay of FedYogi / FedAdam", range=(0.0, 1.0))
+
+    # the virtual clock: device and availability traces, who completes a round
+    device_conf_file: str = knob("", "FedScale client_device_capacity trace (pickle or JSON); empty: no virtual "
+                                     "clock, every selected client completes")
+    device_avail_file: str = knob("", "FedScale client_behave_trace availability trace (pickle or JSON); empty: "
+                                      "always online")
+    random_behv: int = knob(0, "how availability traces map to clients: -1 always online, 0 by client id, 1 a "
+                               "random trace, 2 the least available 10%", choices=(-1, 0, 1, 2))
+    scale_sys: float = knob(1.0, "slow-down factor of the fastest scale_sys_percent of the devices", range=(0.0, None))
+    scale_sys_percent: float = knob(0.0, "share of the devices, fastest first, whose costs scale_sys multiplies",
+                                    range=(0.0, 1.0))
+    exp_type: int = knob(2, "who completes a round (REFL's codes): 0 those within the deadline, ending early once "
+                            "target_ratio of the selected finished; 1 those within the deadline; 2 the first "
+                            "num_participants finishers", choices=(0, 1, 2))
+    deadline: float = knob(0.0, "round deadline in simulated seconds (exp_type 0 and 1); 0 or less: the moving "
+                                "average of the previous rounds' durations")
+    target_ratio: float = knob(1.0, "share of the selected clients after which a round ends (exp_type 0)",
+                               range=(1e-9, 1.0))
+    dropout_ratio: float = knob(0.0, "chance that a selected client drops out of a round", range=(0.0, 0.999))
+
+    # Oort (sample_mode oort), FedScale's defaults
+    exploration_factor: float = knob(0.9, "Oort: share of each round given to unexplored clients at first",
+                                     range=(0.0, 1.0))
+    exploration_decay: float = knob(0.98, "Oort: per-round decay of the exploration share", range=(0.0, 1.0))
+    exploration_min: float = knob(0.3, "Oort: floor of the exploration share", range=(0.0, 1.0))
+    exploration_alpha: float = knob(0.3, "Oort: exploration alpha (kept for compatibility)", range=(0.0, None))
+    round_threshold: float = knob(30.0, "Oort: percentile of client durations taken as the preferred round length",
+                                  range=(0.0, 100.0))
+    round_penalty: float = knob(2.0, "Oort: exponent of the penalty on clients slower than the preferred duration",
+                                range=(0.0, None))
+    pacer_step: int = knob(20, "Oort: rounds between pacer decisions", range=(1, None))
+    pacer_delta: float = knob(5.0, "Oort: step of the pacer on the preferred-duration percentile", range=(0.0, None))
+    blacklist_rounds: int = knob(-1, "Oort: selections after which a client is blacklisted; -1 never")
+    blacklist_max_len: float = knob(0.3, "Oort: largest blacklisted share of the clients", range=(0.0, 1.0))
+    clip_bound: float = knob(0.9, "Oort: quantile at which utilities are clipped", range=(0.0, 1.0))
+    cut_off_util: float = knob(0.05, "Oort: exploitation keeps clients within this share of the K-th best utility",
+                               range=(0.0, None))
+    sample_window: float = knob(5.0, "Oort: rounds of history in the utility's staleness window", range=(0.0, None))
 
     # evaluation, devices, checkpoints
     eval_interval: int = knob(5, "evaluate the global model every this many rounds (and after the last)",

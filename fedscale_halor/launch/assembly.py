@@ -20,6 +20,7 @@ from fedscale_halor.models import build_model
 from fedscale_halor.seeding import derive_seed
 from fedscale_halor.server.aggregator import Aggregator, AggregatorParts
 from fedscale_halor.server.board import LivenessPolicy, WorkBoard
+from fedscale_halor.simulation.clock import VirtualClock
 from fedscale_halor.transport.base import Transport
 
 _log = logging.getLogger("fedscale_halor.aggregator")
@@ -60,10 +61,14 @@ def build_aggregator(job: JobConfig, board: WorkBoard, run_dir: Path,
         CsvSink(run_dir / "metrics.csv"),
         PerfHistorySink(run_dir / "testing_perf", job),
     ])
+    weights = initial_weights(model, job.sample_seed)
+    model_bytes = sum(tensor.numel() * tensor.element_size() for tensor in weights.values())
     return Aggregator(job, AggregatorParts(
-        board=board, client_ids=dataset.client_ids, initial_weights=initial_weights(model, job.sample_seed),
+        board=board, client_ids=dataset.client_ids, initial_weights=weights,
         selector=build_selector(job), strategy=build_strategy(job), sink=sink,
         checkpoint_dir=run_dir / "checkpoint",
+        client_sizes={client: dataset.num_samples(client) for client in dataset.client_ids},
+        clock=VirtualClock.from_job(job, dataset.client_ids, model_bytes),
     ))
 
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from fedscale_halor.aggregation.base import Strategy
@@ -16,10 +16,11 @@ from fedscale_halor.client.schedule import learning_rate_at
 from fedscale_halor.config.schema import JobConfig
 from fedscale_halor.logging.base import MetricsSink
 from fedscale_halor.seeding import derive_seed
-from fedscale_halor.selection.base import ClientOutcome, ClientSelector
+from fedscale_halor.selection.base import ClientInfo, ClientOutcome, ClientSelector
 from fedscale_halor.server.board import RoundOutcome, WorkBoard
 from fedscale_halor.server.checkpoint import CheckpointState, save_checkpoint
 from fedscale_halor.server.errors import NoExecutorsError
+from fedscale_halor.simulation.clock import VirtualClock
 from fedscale_halor.types import EvalResult, RoundMetrics, TrainTask, Weights
 
 _log = logging.getLogger("fedscale_halor.aggregator")
@@ -36,6 +37,8 @@ class AggregatorParts:
     strategy: Strategy
     sink: MetricsSink
     checkpoint_dir: Path | None = None
+    client_sizes: Mapping[int, int] = field(default_factory=dict)  # training samples per client, for selectors
+    clock: VirtualClock | None = None  # None: no device traces, every selected client completes
 
 
 class Aggregator:
@@ -63,6 +66,7 @@ class Aggregator:
             _log.warning("only %d of %d executors registered within %g s; starting with them", registered,
                          executor_count, register_timeout_s)
         board.set_model(self._version, self._weights)
+        self._parts.selector.register(self._client_infos())
         history: list[RoundMetrics] = []
         try:
             for round_index in range(1, self._job.rounds + 1):
@@ -77,7 +81,15 @@ class Aggregator:
         started = time.perf_counter()
         learning_rate = learning_rate_at(round_index - 1, job.learning_rate, job.decay_factor, job.decay_round,
                                          job.min_learning_rate)
-        participants = parts.selector.select(round_index, parts.client_ids, job.num_participants)
+        plan = None
+        if parts.clock is None:
+            participants = parts.selector.select(round_index, parts.client_ids, job.num_participants)
+        else:
+            selected = parts.selector.select(round_index, parts.clock.feasible(parts.client_ids),
+                                             parts.clock.selection_size(job.num_participants, job.overcommitment))
+            plan = parts.clock.plan(round_index, selected)
+            # stragglers and dropouts would not report in time: only the clients that complete are trained
+            participants = sorted(plan.completed)
         tasks = [
             TrainTask(round=round_index, client_id=client_id, model_version=self._version,
                       learning_rate=learning_rate, local_steps=job.local_steps, batch_size=job.batch_size,
@@ -93,9 +105,14 @@ class Aggregator:
         self._version += 1
         parts.board.set_model(self._version, self._weights)
         parts.selector.feedback(round_index, [
-            ClientOutcome(result.client_id, result.num_samples, result.loss_square_mean, result.wall_time_s)
+            ClientOutcome(result.client_id, result.num_samples, result.loss_square_mean,
+                          result.wall_time_s if plan is None else plan.finish_s[result.client_id])
             for result in sorted(outcome.results, key=lambda result: result.client_id)])
-        self._clock_s += max((result.wall_time_s for result in outcome.results), default=0.0)
+        if plan is None or parts.clock is None:
+            self._clock_s += max((result.wall_time_s for result in outcome.results), default=0.0)
+        else:
+            parts.clock.advance(plan)
+            self._clock_s = parts.clock.now_s
 
         test = None
         if round_index % job.eval_interval == 0 or round_index == job.rounds:
@@ -108,6 +125,12 @@ class Aggregator:
         )
         parts.sink.on_round(metrics)
         return metrics
+
+    def _client_infos(self) -> dict[int, ClientInfo]:
+        sizes = {client: self._parts.client_sizes.get(client, 0) for client in self._parts.client_ids}
+        if self._parts.clock is not None:
+            return self._parts.clock.client_infos(sizes)
+        return {client: ClientInfo(num_samples=count) for client, count in sizes.items()}
 
     def _save(self, round_index: int) -> None:
         if self._parts.checkpoint_dir is not None and self._job.save_checkpoint:

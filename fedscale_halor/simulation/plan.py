@@ -6,14 +6,15 @@ costs about twice a forward one), scaled by the model's cost relative to the tra
 time = 2 × model size / bandwidth (the model down, the update up). A client that goes offline before it finishes,
 or that the dropout ratio knocks out, drops out.
 
-Completion (``exp_type``):
-- ``first_k``: the first K finishers complete (FedScale and Oort's rule); the round lasts until the K-th finishes.
-- ``deadline``: clients that finish within the deadline complete; the round lasts the deadline, or less when every
+Completion (``exp_type``, REFL's codes):
+- 2, first K: the first K finishers complete (FedScale and Oort's rule); the round lasts until the K-th finishes.
+- 1, deadline: clients that finish within the deadline complete; the round lasts the deadline, or less when every
   selected client reported before it. A deadline ≤ 0 means the moving average of the previous rounds' durations
   (the first round, with no history, waits for everyone who finishes).
-- ``target_ratio``: the first ceil(target_ratio × selected) finishers complete.
-Finishers past the cut are stragglers; the caller drops them or keeps them as stale updates. A round nobody
-finishes lasts no time on the clock (first_k and target_ratio).
+- 0, deadline and target ratio: as 1, but the round also ends as soon as ceil(target_ratio × selected) clients
+  have finished.
+Finishers past the cut are stragglers; the caller drops them or keeps them as stale updates. A first-K round
+nobody finishes lasts no time on the clock.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-EXP_TYPES = ("first_k", "deadline", "target_ratio")
+DEADLINE_AND_TARGET, DEADLINE, FIRST_K = 0, 1, 2
+EXP_TYPES = (DEADLINE_AND_TARGET, DEADLINE, FIRST_K)
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,7 @@ class RoundTiming:
     batch_size: int
     local_steps: int
     model_bytes: int
-    exp_type: str = "first_k"
+    exp_type: int = FIRST_K
     deadline_s: float = 0.0
     target_ratio: float = 1.0
     dropout_ratio: float = 0.0
@@ -53,7 +55,8 @@ class RoundTiming:
 
     def __post_init__(self) -> None:
         if self.exp_type not in EXP_TYPES:
-            raise ValueError(f"exp_type must be one of {', '.join(EXP_TYPES)}, got {self.exp_type!r}")
+            raise ValueError(f"exp_type must be 0 (deadline and target ratio), 1 (deadline) or 2 (first K), "
+                             f"got {self.exp_type!r}")
         if self.num_participants < 1 or self.batch_size < 1 or self.local_steps < 0 or self.model_bytes < 0:
             raise ValueError("num_participants and batch_size must be positive, local_steps and model_bytes "
                              "non-negative")
@@ -114,18 +117,22 @@ def plan_round(selected: Sequence[int], timings: Mapping[int, ClientTiming], set
 def _cut(order: list[int], finish_s: Mapping[int, float], settings: RoundTiming, selected_count: int,
          previous_durations: Sequence[float]) -> tuple[int, float]:
     """How many finishers complete, and the round's duration."""
-    if settings.exp_type == "deadline":
-        deadline = settings.deadline_s if settings.deadline_s > 0 else _moving_average(previous_durations)
-        if deadline is None:  # no history yet: everyone who finishes counts
-            return len(order), max(finish_s.values(), default=0.0)
-        cut = sum(1 for client in order if finish_s[client] <= deadline)
-        everyone_in_time = cut == selected_count
-        # the server cannot know who dropped out: unless all selected reported, it waits out the deadline
-        return cut, (finish_s[order[-1]] if everyone_in_time else deadline)
-    wanted = (settings.num_participants if settings.exp_type == "first_k"
-              else math.ceil(settings.target_ratio * selected_count))
-    cut = min(wanted, len(order))
-    return cut, finish_s[order[cut - 1]] if cut else 0.0
+    if settings.exp_type == FIRST_K:
+        cut = min(settings.num_participants, len(order))
+        return cut, finish_s[order[cut - 1]] if cut else 0.0
+    deadline = settings.deadline_s if settings.deadline_s > 0 else _moving_average(previous_durations)
+    if settings.exp_type == DEADLINE_AND_TARGET:
+        wanted = math.ceil(settings.target_ratio * selected_count)
+        if wanted <= len(order):  # the target is reached: the round ends then, if that is before the deadline
+            reached = finish_s[order[wanted - 1]]
+            deadline = reached if deadline is None else min(deadline, reached)
+    if deadline is None:  # no history yet: everyone who finishes counts
+        return len(order), max(finish_s.values(), default=0.0)
+    cut = sum(1 for client in order if finish_s[client] <= deadline)
+    if cut == selected_count:  # everyone reported in time
+        return cut, finish_s[order[-1]]
+    # the server cannot know who dropped out: it waits until the deadline (or the target)
+    return cut, deadline
 
 
 def _moving_average(durations: Sequence[float]) -> float | None:

@@ -85,7 +85,8 @@ def test_fedscale_femnist_job_loads_and_reports_its_unsupported_keys(caplog: pyt
         cfg = load_config(path, environ={"HOME": "/home/fl"})
 
     # Assert
-    assert cfg.unsupported_keys == ("device_conf_file", "device_avail_file", "num_loaders")
+    assert cfg.unsupported_keys == ("num_loaders",)
+    assert cfg.job.device_conf_file.endswith("benchmark/dataset/data/device_info/client_device_capacity")
     warnings = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
     assert len(warnings) == 1
     assert str(path) in warnings[0]
@@ -130,10 +131,11 @@ def test_refl_halor_job_loads_with_its_environment(caplog: pytest.LogCaptureFixt
     assert job.data_dir == "/data/cifar10"
     assert cfg.deployment.exp_path == "/opt/refl/core"
     assert cfg.deployment.setup_commands[2] == "export LD_LIBRARY_PATH=$LD_LIBRARY_PATH:$CONDA_PATH/lib"
-    expected_unsupported = {"device_conf_file", "device_avail_file", "num_loaders", "use_wandb", "stale_update",
-                            "deadline", "target_ratio", "last_worker", "random_behv", "avail_priority",
-                            "filter_class_ratio", "exp_type", "overcommitment", "wandb_key",
-                            "wandb_entity", "halor", "his_beta", "halor_resample"}
+    assert (job.deadline, job.target_ratio, job.random_behv, job.exp_type, job.overcommitment) == (
+        100.0, 0.8, 1, 1, 1.3)
+    assert job.device_avail_file == "/opt/refl/dataset/data/device_info/client_behave_trace"
+    expected_unsupported = {"num_loaders", "use_wandb", "stale_update", "last_worker", "avail_priority",
+                            "filter_class_ratio", "wandb_key", "wandb_entity", "halor", "his_beta", "halor_resample"}
     assert set(cfg.unsupported_keys) == expected_unsupported
     message = " ".join(record.getMessage() for record in caplog.records if record.levelno == logging.WARNING)
     assert all(key in message for key in expected_unsupported)

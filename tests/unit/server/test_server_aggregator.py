@@ -1,7 +1,9 @@
 """The round loop against a hand-written fake executor: every number here is worked out by hand."""
 
+import pickle
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 
 import pytest
 import torch
@@ -13,6 +15,7 @@ from fedscale_halor.selection.base import ClientOutcome, ClientSelector
 from fedscale_halor.server.aggregator import Aggregator, AggregatorParts
 from fedscale_halor.server.board import WorkBoard
 from fedscale_halor.server.errors import NoExecutorsError
+from fedscale_halor.simulation.clock import VirtualClock
 from fedscale_halor.transport.messages import (
     ClientTrain,
     ClientUpdate,
@@ -138,3 +141,37 @@ def test_the_job_starts_with_the_executors_that_came_and_finishes_every_round() 
     assert [m.completed for m in history] == [2, 2, 2]
     assert float(aggregator.weights["w"]) == 4.5
     assert history[-1].test is not None and history[-1].test.top1_correct == 2 * 4  # two shards, w = 4 each
+
+
+def _traced_job(tmp_path: Path) -> JobConfig:
+    """Clients 0, 1, 2 take 2.3 s, 1.3 s and 4.3 s a round on the virtual clock (batch 10, 5 steps, a 1 MB model:
+    0.3 s of compute at 2 ms per sample, then 2 x 8e6 bits over 8000, 16000 and 4000 kbps)."""
+    capacity = {client: {"computation": 2.0, "communication": kbps}
+                for client, kbps in enumerate([8000.0, 16000.0, 4000.0])}
+    path = tmp_path / "client_device_capacity"
+    path.write_bytes(pickle.dumps(capacity))
+    return JobConfig(device_conf_file=str(path), num_participants=2, batch_size=10, local_steps=5, total_clients=3,
+                     rounds=3, overcommitment=1.5, eval_interval=3, save_checkpoint=False)
+
+
+def test_the_round_loop_trains_only_the_clients_that_complete_and_reports_simulated_time(tmp_path: Path) -> None:
+    # Prepare: 3 clients, 2 per round, overcommitment 1.5 -> all 3 selected; client 2 (4.3 s) is always cut
+    job = _traced_job(tmp_path)
+    board = WorkBoard(long_poll_s=0.01)
+    trained: list[float] = []
+    executor = threading.Thread(target=fake_executor, args=(board, trained, []), daemon=True)
+    executor.start()
+    selector = FirstClientsSelector()
+    aggregator = Aggregator(job, AggregatorParts(
+        board, [0, 1, 2], {"w": torch.tensor(0.0)}, selector, MeanStrategy(), ListSink(),
+        client_sizes={0: 10, 1: 10, 2: 10}, clock=VirtualClock.from_job(job, [0, 1, 2], 1_000_000)))
+
+    # Execute
+    history = aggregator.run(executor_count=1, register_timeout_s=5)
+    executor.join(timeout=5)
+
+    # Assert: clients 0 and 1 each round; w grows by mean(0, 1) = 0.5; 2.3 s of simulated time per round
+    assert [m.participants for m in history] == [(0, 1)] * 3
+    assert float(aggregator.weights["w"]) == 1.5
+    assert [m.clock_s for m in history] == pytest.approx([2.3, 4.6, 6.9])
+    assert selector.outcomes[0] == [(0, 10, pytest.approx(2.3)), (1, 10, pytest.approx(1.3))]

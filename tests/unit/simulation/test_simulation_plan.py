@@ -10,7 +10,14 @@ import math
 
 import pytest
 
-from fedscale_halor.simulation.plan import ClientTiming, RoundTiming, client_round_seconds, plan_round
+from fedscale_halor.simulation.plan import (
+    DEADLINE,
+    DEADLINE_AND_TARGET,
+    ClientTiming,
+    RoundTiming,
+    client_round_seconds,
+    plan_round,
+)
 
 MB = 1_000_000
 
@@ -46,7 +53,7 @@ def test_first_k_completes_the_k_fastest_and_lasts_until_the_kth() -> None:
 
 
 def test_a_fixed_deadline_keeps_who_finishes_in_time_and_lasts_the_deadline() -> None:
-    plan = plan_round([1, 2, 3, 4], TIMINGS, _settings(exp_type="deadline", deadline_s=2.5))
+    plan = plan_round([1, 2, 3, 4], TIMINGS, _settings(exp_type=DEADLINE, deadline_s=2.5))
 
     assert plan.completed == (4, 2, 1)
     assert [client for client, _ in plan.stragglers] == [3]
@@ -54,28 +61,38 @@ def test_a_fixed_deadline_keeps_who_finishes_in_time_and_lasts_the_deadline() ->
 
 
 def test_a_deadline_round_ends_early_when_everyone_reported() -> None:
-    plan = plan_round([2, 4], TIMINGS, _settings(exp_type="deadline", deadline_s=10.0))
+    plan = plan_round([2, 4], TIMINGS, _settings(exp_type=DEADLINE, deadline_s=10.0))
 
     assert plan.completed == (4, 2) and plan.duration_s == pytest.approx(1.3)
 
 
 def test_a_deadline_of_zero_is_the_moving_average_of_previous_rounds() -> None:
     # previous rounds lasted 1.0 and 3.0 s: the deadline is 2.0 s, so client 1 (2.3 s) is late
-    plan = plan_round([1, 2, 4], TIMINGS, _settings(exp_type="deadline", deadline_s=0.0),
+    plan = plan_round([1, 2, 4], TIMINGS, _settings(exp_type=DEADLINE, deadline_s=0.0),
                       previous_durations=[1.0, 3.0])
-    first_round = plan_round([1, 2, 4], TIMINGS, _settings(exp_type="deadline", deadline_s=0.0))
+    first_round = plan_round([1, 2, 4], TIMINGS, _settings(exp_type=DEADLINE, deadline_s=0.0))
 
     assert plan.completed == (4, 2) and plan.duration_s == 2.0
     assert first_round.completed == (4, 2, 1) and first_round.duration_s == pytest.approx(2.3)
 
 
-def test_target_ratio_completes_that_share_of_the_selected() -> None:
-    # ceil(0.5 x 4) = 2 of 4 selected; with 0.6: ceil(2.4) = 3
-    half = plan_round([1, 2, 3, 4], TIMINGS, _settings(exp_type="target_ratio", target_ratio=0.5))
-    more = plan_round([1, 2, 3, 4], TIMINGS, _settings(exp_type="target_ratio", target_ratio=0.6))
+def test_deadline_and_target_ratio_ends_when_that_share_has_finished() -> None:
+    # ceil(0.5 x 4) = 2 of 4 selected have finished at 1.3 s, before the 10 s deadline; with 0.6: ceil(2.4) = 3
+    half = plan_round([1, 2, 3, 4], TIMINGS, _settings(exp_type=DEADLINE_AND_TARGET, deadline_s=10.0,
+                                                       target_ratio=0.5))
+    more = plan_round([1, 2, 3, 4], TIMINGS, _settings(exp_type=DEADLINE_AND_TARGET, deadline_s=10.0,
+                                                       target_ratio=0.6))
 
     assert half.completed == (4, 2) and half.duration_s == pytest.approx(1.3)
     assert more.completed == (4, 2, 1) and more.duration_s == pytest.approx(2.3)
+
+
+def test_deadline_and_target_ratio_ends_at_the_deadline_when_that_comes_first() -> None:
+    # 3 of 4 wanted (2.3 s), but the deadline is 2.0 s: clients 4 and 2 complete
+    plan = plan_round([1, 2, 3, 4], TIMINGS, _settings(exp_type=DEADLINE_AND_TARGET, deadline_s=2.0,
+                                                       target_ratio=0.75))
+
+    assert plan.completed == (4, 2) and plan.duration_s == 2.0
 
 
 def test_a_client_that_goes_offline_before_it_finishes_drops_out() -> None:
@@ -122,7 +139,7 @@ def test_a_selected_client_without_a_profile_is_named() -> None:
 
 
 @pytest.mark.parametrize(("changes", "message"), [
-    ({"exp_type": "fastest"}, "exp_type must be one of"),
+    ({"exp_type": 3}, "exp_type must be 0"),
     ({"target_ratio": 0.0}, "target_ratio"),
     ({"dropout_ratio": 1.0}, "dropout_ratio"),
     ({"model_cost_scale": 0.0}, "model_cost_scale"),
