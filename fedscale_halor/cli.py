@@ -80,6 +80,20 @@ def _prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _traces(args: argparse.Namespace) -> int:
+    from fedscale_halor.simulation.trace_generator import (
+        generate_behavior_trace,
+        generate_device_capacity,
+        write_traces,
+    )
+
+    written = write_traces(args.out, generate_device_capacity(args.clients, args.seed),
+                           generate_behavior_trace(args.clients, args.seed), formats=(args.format,))
+    for path in written:
+        print(f"wrote {path}")
+    return 0
+
+
 def _add_job_arguments(command: argparse.ArgumentParser) -> None:
     command.add_argument("config", help="job config file (FedScale YAML)")
     command.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -107,6 +121,15 @@ def build_parser() -> argparse.ArgumentParser:
     stop.add_argument("job", help="the job's name (job_name)")
     stop.add_argument("timestamp", nargs="?", help="the run to stop (default: every recorded run of the job)")
     stop.set_defaults(handler=_stop)
+
+    traces = commands.add_parser("traces", help="write synthetic device-capacity and availability traces in "
+                                                "FedScale's format (device_conf_file, device_avail_file)")
+    traces.add_argument("out", help="folder to write client_device_capacity and client_behave_trace into")
+    traces.add_argument("--clients", type=int, default=1000, help="number of devices (default 1000)")
+    traces.add_argument("--seed", type=int, default=0, help="seed of the draws (default 0)")
+    traces.add_argument("--format", choices=("pickle", "json"), default="pickle",
+                        help="FedScale's pickles (default) or the same data as JSON")
+    traces.set_defaults(handler=_traces)
 
     prepare = commands.add_parser("prepare", help="convert a downloaded data set into memory-mappable arrays")
     prepare.add_argument("dataset")

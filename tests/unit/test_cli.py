@@ -42,3 +42,28 @@ def test_a_job_that_fails_exits_with_status_1_and_says_why(monkeypatch: pytest.M
 
     assert status == 1
     assert "the job failed: no executor registered within 5 s" in capsys.readouterr().err
+
+
+def test_traces_writes_fedscale_trace_files_that_the_clock_reads_and_the_same_seed_repeats(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from fedscale_halor.simulation.traces import read_behavior_trace, read_device_capacity
+
+    first = main(["traces", str(tmp_path / "a"), "--clients", "5", "--seed", "3"])
+    again = main(["traces", str(tmp_path / "b"), "--clients", "5", "--seed", "3"])
+
+    assert first == again == 0
+    assert len(read_device_capacity(tmp_path / "a" / "client_device_capacity")) == 5
+    assert len(read_behavior_trace(tmp_path / "a" / "client_behave_trace")) == 5
+    for name in ("client_device_capacity", "client_behave_trace"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    assert f"wrote {tmp_path / 'a' / 'client_device_capacity'}" in capsys.readouterr().out
+
+
+def test_the_shipped_trace_config_of_digits_names_its_trace_files() -> None:
+    from fedscale_halor.config.loader import load_config
+
+    cfg = load_config(Path(__file__).resolve().parents[2] / "benchmark" / "configs" / "digits" / "traces.yml")
+
+    assert cfg.job.device_conf_file.endswith("data/traces/digits/client_device_capacity")
+    assert cfg.job.device_avail_file.endswith("data/traces/digits/client_behave_trace")
+    assert (cfg.job.exp_type, cfg.job.overcommitment, cfg.job.eval_interval) == (2, 1.3, 2)
