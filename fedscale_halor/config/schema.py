@@ -79,7 +79,10 @@ class JobConfig:
     model: str = knob("digits_cnn", "model name from the model registry")
     rounds: int = knob(50, "number of federated rounds", range=(1, None))
     num_participants: int = knob(10, "clients selected per round", range=(1, None))
-    sample_mode: str = knob("random", "client selection strategy", choices=("random",))
+    sample_mode: str = knob("random", "client selection strategy", choices=("random", "oort"))
+    avail_priority: int = knob(0, "REFL's availability priority with sample_mode random: 1 or 2 pick the least "
+                                  "available online clients first (by their traces' online share); 0 off",
+                               choices=(0, 1, 2))
     overcommitment: float = knob(1.3, "select this many times num_participants, so that stragglers and dropouts "
                                       "still leave enough (with traces)", range=(1.0, None))
     local_steps: int = knob(20, "local SGD iterations per selected client per round", range=(1, None))
