@@ -21,7 +21,9 @@ Availability (one period of ``horizon_s`` seconds, default six days like FedScal
   its own exp(``DEVICE_SIGMA`` · N(0, 1)), ``DEVICE_SIGMA`` = 0.7, so some devices are rarely online and some
   mostly. The typical device is online a third of the time; across devices the 10th and 90th percentiles of the
   online fraction are about 0.1 and 0.67 (FedScale's sample device: 0.41, eight sessions in six days);
-- the first session starts at a random point of a first offline gap, no later than ``horizon_s - 60``, so every
+- the trace starts in the middle of each device's life, not at a common wake-up: with probability online median /
+  (online + offline median) the device is online at time 0, for a uniform share of a drawn session; otherwise its
+  first session starts at a random point of a first offline gap, no later than ``horizon_s - 60``, so every
   device has at least one session; the last session is cut at ``horizon_s``; times are whole seconds;
 - ``duration`` is the total online time, as in FedScale's files.
 """
@@ -91,6 +93,13 @@ def _device_sessions(rng: np.random.Generator, online_median_s: float, offline_m
     batch = int(2 * expected_cycles) + 4
     starts: list[np.ndarray] = []
     ends: list[np.ndarray] = []
+    if rng.uniform() < online_median_s / (online_median_s + offline_median_s):
+        # online when the trace starts: the rest of a session, then a gap (a stationary start, no common wake-up)
+        session = max(MIN_SESSION_S, rng.uniform() * float(rng.lognormal(math.log(online_median_s), SESSION_SIGMA)))
+        first_end = min(session, horizon_s)
+        starts.append(np.array([0.0]))
+        ends.append(np.array([first_end]))
+        start = first_end + max(MIN_SESSION_S, first_gap)
     while start < horizon_s - MIN_SESSION_S:
         online = np.maximum(rng.lognormal(math.log(online_median_s), SESSION_SIGMA, batch), MIN_SESSION_S)
         offline = np.maximum(rng.lognormal(math.log(offline_median_s), SESSION_SIGMA, batch), MIN_SESSION_S)
