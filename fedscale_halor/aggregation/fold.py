@@ -28,6 +28,15 @@ class RoundFold(ABC):
     def finish(self) -> dict[str, torch.Tensor]:
         """The new global weights from every result added."""
 
+    def fresh_mean(self) -> dict[str, torch.Tensor] | None:
+        """The mean of the round's own updates so far (REFL's scaling measures stale updates against it)."""
+        raise TypeError(f"{type(self).__name__} cannot take stale updates")
+
+    def add_stale(self, result: TrainResult, weight: float) -> None:
+        """Fold in a straggler's update from an earlier round, its coefficient multiplied by ``weight``; called
+        after the round's own updates, in a fixed order."""
+        raise TypeError(f"{type(self).__name__} cannot take stale updates: use fedavg, fed-prox, fed-yogi or fed-adam")
+
 
 class InClientOrder:
     """Passes results on in ascending client id over the round's expected clients, holding back early arrivals.
@@ -73,10 +82,18 @@ class MeanFold(RoundFold):
         self._mean = RunningWeightedMean(global_weights)
         self._order = InClientOrder(expected_client_ids, self._fold)
 
-    def _fold(self, result: TrainResult) -> None:
-        if result.num_samples > 0:
-            coefficient = float(result.num_samples) if self._weighted else 1.0
+    def _fold(self, result: TrainResult, weight: float = 1.0) -> None:
+        if result.num_samples > 0 and weight > 0:
+            coefficient = (float(result.num_samples) if self._weighted else 1.0) * weight
             self._mean.add(result.weights, coefficient, f"the update of client {result.client_id}")
+
+    def fresh_mean(self) -> dict[str, torch.Tensor] | None:
+        self._order.drain()
+        return self._mean.mean()
+
+    def add_stale(self, result: TrainResult, weight: float) -> None:
+        self._order.drain()
+        self._fold(result, weight)
 
     def add(self, result: TrainResult) -> None:
         self._order.add(result)

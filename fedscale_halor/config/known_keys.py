@@ -34,8 +34,8 @@ REFL_UNSUPPORTED_KEYS: tuple[str, ...] = (
     "data_map_dir", "deadline_alpha", "deadline_control", "deadline_percent",
     "enforce_sgd", "filter_class", "filter_class_ratio", "initial_deadline", "initial_total_worker",
     "last_worker", "learners", "manager_port", "model_boost", "no_filter_dropouts", "process_files_ratio",
-    "prohibit_reselect", "resume_wandb", "scale_coff",
-    "send_delta", "stale_all", "stale_beta", "stale_factor", "stale_skip_round", "stale_update",
+    "prohibit_reselect", "resume_wandb",
+    "send_delta", "stale_all", "stale_skip_round",
     "straggler_penalty", "test_interval", "train_ratio", "use_wandb",
     "used_samples", "wandb_entity", "wandb_key", "wandb_tags",
 )

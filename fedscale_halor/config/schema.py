@@ -123,6 +123,13 @@ class JobConfig:
     target_ratio: float = knob(1.0, "share of the selected clients after which a round ends (exp_type 0)",
                                range=(1e-9, 1.0))
     dropout_ratio: float = knob(0.0, "chance that a selected client drops out of a round", range=(0.0, 0.999))
+    stale_update: int = knob(0, "stragglers' updates kept for later rounds (SAFA, REFL): 0 dropped, -1 whenever "
+                                "they arrive, n at most n rounds late", range=(-1, None))
+    stale_factor: float = knob(1.0, "weight of a stale update: 1 as a fresh one, f > 1 divided by f, -1 by the "
+                                    "round's mean staleness + 1, -2 AdaSGD, -3 DynSGD, -4 REFL's scaling")
+    stale_beta: float = knob(0.35, "REFL's scaling (stale_factor -4): share of the deviation boost", range=(0.0, 1.0))
+    scale_coff: float = knob(10.0, "REFL's scaling (stale_factor -4): divisor of the deviation boost",
+                             range=(1.0, None))
 
     # Oort (sample_mode oort), FedScale's defaults
     exploration_factor: float = knob(0.9, "Oort: share of each round given to unexplored clients at first",

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fedscale_halor.aggregation.base import Strategy
+from fedscale_halor.aggregation.fold import RoundFold
+from fedscale_halor.aggregation.staleness import StalePolicy
 from fedscale_halor.client.schedule import learning_rate_at
 from fedscale_halor.config.schema import JobConfig
 from fedscale_halor.logging.base import MetricsSink
@@ -20,8 +22,10 @@ from fedscale_halor.selection.base import ClientInfo, ClientOutcome, ClientSelec
 from fedscale_halor.server.board import RoundOutcome, WorkBoard
 from fedscale_halor.server.checkpoint import CheckpointState, save_checkpoint
 from fedscale_halor.server.errors import NoExecutorsError
+from fedscale_halor.server.stale import StaleUpdates
 from fedscale_halor.simulation.clock import VirtualClock
-from fedscale_halor.types import EvalResult, RoundMetrics, TrainTask, Weights
+from fedscale_halor.simulation.plan import RoundPlan
+from fedscale_halor.types import EvalResult, RoundMetrics, TrainResult, TrainTask, Weights
 
 _log = logging.getLogger("fedscale_halor.aggregator")
 
@@ -48,6 +52,7 @@ class Aggregator:
         self._weights: Weights = parts.initial_weights
         self._version = 0
         self._clock_s = 0.0
+        self._stale = StaleUpdates(StalePolicy(job.stale_update, job.stale_factor, job.stale_beta, job.scale_coff))
 
     @property
     def weights(self) -> Weights:
@@ -81,38 +86,37 @@ class Aggregator:
         started = time.perf_counter()
         learning_rate = learning_rate_at(round_index - 1, job.learning_rate, job.decay_factor, job.decay_round,
                                          job.min_learning_rate)
-        plan = None
-        if parts.clock is None:
-            participants = parts.selector.select(round_index, parts.client_ids, job.num_participants)
-        else:
-            selected = parts.selector.select(round_index, parts.clock.feasible(parts.client_ids),
-                                             parts.clock.selection_size(job.num_participants, job.overcommitment))
-            plan = parts.clock.plan(round_index, selected)
-            # stragglers and dropouts would not report in time: only the clients that complete are trained
-            participants = sorted(plan.completed)
+        plan, completing, late = self._choose(round_index)
+        participants = sorted([*completing, *late])
         tasks = [
             TrainTask(round=round_index, client_id=client_id, model_version=self._version,
                       learning_rate=learning_rate, local_steps=job.local_steps, batch_size=job.batch_size,
                       seed=derive_seed(job.sample_seed, round_index, "train", client_id))
             for client_id in participants
         ]
-        fold = parts.strategy.start_round(self._weights, [task.client_id for task in tasks])
-        outcome = parts.board.run_round(round_index, tasks, on_result=fold.add)
+        round_start_s = self._clock_s
+        fold = parts.strategy.start_round(self._weights, completing)
+
+        def take(result: TrainResult) -> None:
+            if result.client_id in late:  # trained now, arrives after the cut: kept for a later round
+                self._stale.hold(result, round_index, round_start_s + late[result.client_id])
+            else:
+                fold.add(result)
+
+        outcome = parts.board.run_round(round_index, tasks, on_result=take)
         for failure in outcome.failures:
             _log.warning("round %d: client %d failed and is dropped: %s", round_index, failure.client_id,
                          failure.error)
+        self._advance_clock(plan, outcome)
+        self._fold_stale_updates(round_index, fold, [r.client_id for r in outcome.results if r.client_id not in late])
         self._weights = fold.finish()
         self._version += 1
         parts.board.set_model(self._version, self._weights)
         parts.selector.feedback(round_index, [
             ClientOutcome(result.client_id, result.num_samples, result.loss_square_mean,
-                          result.wall_time_s if plan is None else plan.finish_s[result.client_id])
+                          result.wall_time_s if plan is None else plan.finish_s[result.client_id],
+                          completed=result.client_id not in late)
             for result in sorted(outcome.results, key=lambda result: result.client_id)])
-        if plan is None or parts.clock is None:
-            self._clock_s += max((result.wall_time_s for result in outcome.results), default=0.0)
-        else:
-            parts.clock.advance(plan)
-            self._clock_s = parts.clock.now_s
 
         test = None
         if round_index % job.eval_interval == 0 or round_index == job.rounds:
@@ -120,11 +124,41 @@ class Aggregator:
             self._save(round_index)
         metrics = RoundMetrics(
             round=round_index, clock_s=self._clock_s, wall_time_s=time.perf_counter() - started,
-            participants=tuple(participants), completed=len(outcome.results),
+            participants=tuple(participants), completed=sum(1 for r in outcome.results if r.client_id not in late),
             train_loss=_mean_train_loss(outcome), learning_rate=learning_rate, test=test,
         )
         parts.sink.on_round(metrics)
         return metrics
+
+    def _choose(self, round_index: int) -> tuple[RoundPlan | None, list[int], dict[int, float]]:
+        """The round's plan (None without a virtual clock), the clients that complete it, and the stragglers to
+        train anyway for a later round (with their finishing time, seconds after the round's start)."""
+        job, parts = self._job, self._parts
+        if parts.clock is None:
+            return None, sorted(parts.selector.select(round_index, parts.client_ids, job.num_participants)), {}
+        selected = parts.selector.select(round_index, parts.clock.feasible(parts.client_ids),
+                                         parts.clock.selection_size(job.num_participants, job.overcommitment))
+        plan = parts.clock.plan(round_index, selected)
+        # dropouts never report; stragglers are trained only when their updates may still count later
+        late = dict(plan.stragglers) if self._stale.enabled else {}
+        return plan, sorted(plan.completed), late
+
+    def _advance_clock(self, plan: RoundPlan | None, outcome: RoundOutcome) -> None:
+        if plan is None or self._parts.clock is None:  # no traces: the round lasts as long as its slowest client
+            self._clock_s += max((result.wall_time_s for result in outcome.results), default=0.0)
+        else:
+            self._parts.clock.advance(plan)
+            self._clock_s = self._parts.clock.now_s
+
+    def _fold_stale_updates(self, round_index: int, fold: RoundFold, fresh_client_ids: list[int]) -> None:
+        due = self._stale.due(round_index, self._clock_s)
+        if not due:
+            return
+        weights = self._stale.weights(round_index, due, fresh_client_ids, fold.fresh_mean())
+        for pending, weight in zip(due, weights, strict=True):
+            fold.add_stale(pending.result, weight)
+        _log.info("round %d: %d stale updates folded in (clients %s)", round_index, len(due),
+                  ", ".join(str(pending.result.client_id) for pending in due))
 
     def _client_infos(self) -> dict[int, ClientInfo]:
         sizes = {client: self._parts.client_sizes.get(client, 0) for client in self._parts.client_ids}

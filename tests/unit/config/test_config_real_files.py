@@ -133,9 +133,9 @@ def test_refl_halor_job_loads_with_its_environment(caplog: pytest.LogCaptureFixt
     assert cfg.deployment.setup_commands[2] == "export LD_LIBRARY_PATH=$LD_LIBRARY_PATH:$CONDA_PATH/lib"
     assert (job.deadline, job.target_ratio, job.random_behv, job.exp_type, job.overcommitment) == (
         100.0, 0.8, 1, 1, 1.3)
-    assert job.avail_priority == 0
+    assert (job.avail_priority, job.stale_update) == (0, 1)
     assert job.device_avail_file == "/opt/refl/dataset/data/device_info/client_behave_trace"
-    expected_unsupported = {"num_loaders", "use_wandb", "stale_update", "last_worker",
+    expected_unsupported = {"num_loaders", "use_wandb", "last_worker",
                             "filter_class_ratio", "wandb_key", "wandb_entity", "halor", "his_beta", "halor_resample"}
     assert set(cfg.unsupported_keys) == expected_unsupported
     message = " ".join(record.getMessage() for record in caplog.records if record.levelno == logging.WARNING)

@@ -3,11 +3,13 @@
 import pickle
 import threading
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
 
+from fedscale_halor.aggregation import FedAvg
 from fedscale_halor.aggregation.base import Strategy
 from fedscale_halor.config.schema import JobConfig
 from fedscale_halor.logging.base import MetricsSink
@@ -175,3 +177,30 @@ def test_the_round_loop_trains_only_the_clients_that_complete_and_reports_simula
     assert float(aggregator.weights["w"]) == 1.5
     assert [m.clock_s for m in history] == pytest.approx([2.3, 4.6, 6.9])
     assert selector.outcomes[0] == [(0, 10, pytest.approx(2.3)), (1, 10, pytest.approx(1.3))]
+
+
+@pytest.mark.parametrize(("stale_factor", "final_w"), [(1.0, 37 / 18), (-3.0, 1.86)], ids=["equal", "dynsgd"])
+def test_a_stragglers_update_is_folded_into_the_round_it_reaches(tmp_path: Path, stale_factor: float,
+                                                                 final_w: float) -> None:
+    # Prepare: client 2 (4.3 s a round) always misses the cut of the two fastest (2.3 s), but trains anyway
+    # (stale_update 1); each update it sends is global w + 2, one round late. Rounds end at 2.3, 4.6, 6.9 s.
+    # Round 1: mean(0, 1) = 0.5; client 2's 2.0 arrives at 4.3 s, within round 2.
+    # Round 2: fresh 0.5 and 1.5, stale 2.0: equal weight 4/3; DynSGD weight 1/2: (5 + 15 + 10) / 25 = 1.2.
+    # Round 3: client 2's round-2 update (0.5 + 2 = 2.5) arrives at 2.3 + 4.3 = 6.6 s, within round 3:
+    # equal weight: (4/3 + 7/3 + 2.5) / 3 = 37/18; DynSGD: (12 + 22 + 12.5) / 25 = 1.86.
+    job = replace(_traced_job(tmp_path), stale_update=1, stale_factor=stale_factor)
+    board = WorkBoard(long_poll_s=0.01)
+    executor = threading.Thread(target=fake_executor, args=(board, [], []), daemon=True)
+    executor.start()
+    aggregator = Aggregator(job, AggregatorParts(
+        board, [0, 1, 2], {"w": torch.tensor(0.0)}, FirstClientsSelector(), FedAvg(), ListSink(),
+        client_sizes={0: 10, 1: 10, 2: 10}, clock=VirtualClock.from_job(job, [0, 1, 2], 1_000_000)))
+
+    # Execute
+    history = aggregator.run(executor_count=1, register_timeout_s=5)
+    executor.join(timeout=5)
+
+    # Assert
+    assert [m.participants for m in history] == [(0, 1, 2)] * 3
+    assert [m.completed for m in history] == [2, 2, 2]
+    assert float(aggregator.weights["w"]) == pytest.approx(final_w, rel=1e-6)
