@@ -1,4 +1,4 @@
-"""Client selection on simulated devices: random, Oort and REFL's availability priority on digits with traces.
+"""Client selection on simulated devices: random, Oort, REFL and SAFA on digits with device and availability traces.
 
     python benchmark/experiments/selection_digits.py [--seeds 1 2 3] [--target 0.85] [--samplers ...]
 
@@ -21,11 +21,13 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CONFIG = REPO_ROOT / "benchmark" / "configs" / "digits" / "traces.yml"
 TRACES = REPO_ROOT / "data" / "traces" / "digits"
-# REFL's availability priority is random selection with the least available online clients first
+# REFL: the least available online clients first, and stragglers' updates kept with REFL's staleness scaling;
+# SAFA: random selection, stragglers' updates kept up to 5 rounds late at full weight
 SAMPLERS = {
     "random": {"sample_mode": "random"},
     "oort": {"sample_mode": "oort"},
-    "refl": {"sample_mode": "random", "avail_priority": 1},
+    "refl": {"sample_mode": "random", "avail_priority": 1, "stale_update": -1, "stale_factor": -4},
+    "safa": {"sample_mode": "random", "stale_update": 5, "stale_factor": 1},
 }
 
 
