@@ -30,7 +30,7 @@ FEDSCALE_UNSUPPORTED_KEYS: tuple[str, ...] = (
 
 # REFL's core/argParser.py and its core/evals/configs/*/conf_exp.yml job files.
 REFL_UNSUPPORTED_KEYS: tuple[str, ...] = (
-    "adapt_scale_coff", "adapt_selection", "adapt_selection_cap", "avail_probability",
+    "adapt_scale_coff", "avail_probability",
     "data_map_dir", "deadline_alpha", "deadline_control", "deadline_percent",
     "enforce_sgd", "filter_class", "filter_class_ratio", "initial_deadline", "initial_total_worker",
     "last_worker", "learners", "manager_port", "model_boost", "no_filter_dropouts", "process_files_ratio",

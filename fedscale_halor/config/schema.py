@@ -123,6 +123,13 @@ class JobConfig:
     target_ratio: float = knob(1.0, "share of the selected clients after which a round ends (exp_type 0)",
                                range=(1e-9, 1.0))
     dropout_ratio: float = knob(0.0, "chance that a selected client drops out of a round", range=(0.0, 0.999))
+    model_cost_scale: float = knob(1.0, "compute times of the device trace are multiplied by this: the job's model "
+                                        "cost relative to the model the trace was measured with", range=(1e-9, None))
+    adapt_selection: int = knob(0, "REFL's adaptive selection: select fewer new clients by the stale updates due "
+                                   "next round (1 down to adapt_selection_cap of the target, 2 none); 0 off",
+                                choices=(0, 1, 2))
+    adapt_selection_cap: float = knob(0.5, "REFL's adaptive selection: the share of the target always selected "
+                                           "(0: at least one client)", range=(0.0, 1.0))
     stale_update: int = knob(0, "stragglers' updates kept for later rounds (SAFA, REFL): 0 dropped, -1 whenever "
                                 "they arrive, n at most n rounds late", range=(-1, None))
     stale_factor: float = knob(1.0, "weight of a stale update: 1 as a fresh one, f > 1 divided by f, -1 by the "

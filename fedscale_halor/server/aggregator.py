@@ -18,6 +18,7 @@ from fedscale_halor.client.schedule import learning_rate_at
 from fedscale_halor.config.schema import JobConfig
 from fedscale_halor.logging.base import MetricsSink
 from fedscale_halor.seeding import derive_seed
+from fedscale_halor.selection.availability_selector import AdaptiveParticipantTarget
 from fedscale_halor.selection.base import ClientInfo, ClientOutcome, ClientSelector
 from fedscale_halor.server.board import RoundOutcome, WorkBoard
 from fedscale_halor.server.checkpoint import CheckpointState, save_checkpoint
@@ -136,8 +137,11 @@ class Aggregator:
         job, parts = self._job, self._parts
         if parts.clock is None:
             return None, sorted(parts.selector.select(round_index, parts.client_ids, job.num_participants)), {}
-        selected = parts.selector.select(round_index, parts.clock.feasible(parts.client_ids),
-                                         parts.clock.selection_size(job.num_participants, job.overcommitment))
+        count = parts.clock.selection_size(job.num_participants, job.overcommitment)
+        if self._stale.enabled and job.adapt_selection:
+            arriving = self._stale.arriving_within(round_index, parts.clock.now_s, parts.clock.expected_round_s())
+            count = AdaptiveParticipantTarget(job.adapt_selection, job.adapt_selection_cap).target(count, arriving)
+        selected = parts.selector.select(round_index, parts.clock.feasible(parts.client_ids), count)
         plan = parts.clock.plan(round_index, selected)
         # dropouts never report; stragglers are trained only when their updates may still count later
         late = dict(plan.stragglers) if self._stale.enabled else {}

@@ -36,6 +36,12 @@ class StaleUpdates:
     def hold(self, result: TrainResult, trained_round: int, arrives_at_s: float) -> None:
         self._pending.append(PendingUpdate(result, trained_round, arrives_at_s))
 
+    def arriving_within(self, next_round: int, now_s: float, window_s: float) -> int:
+        """How many held updates will arrive within ``window_s`` from now and still count in ``next_round``."""
+        return sum(1 for pending in self._pending
+                   if pending.arrives_at_s <= now_s + window_s and next_round - pending.trained_round >= 1
+                   and self.policy.accepts(next_round - pending.trained_round))
+
     def due(self, round_index: int, round_end_s: float) -> list[PendingUpdate]:
         """Updates that arrived by the end of ``round_index`` and are not too late for it, in client-id order (so
         that sums do not depend on arrival order); updates too late for any later round are dropped."""

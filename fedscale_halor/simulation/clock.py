@@ -40,7 +40,7 @@ class VirtualClock:
         settings = RoundTiming(
             num_participants=job.num_participants, batch_size=job.batch_size, local_steps=job.local_steps,
             model_bytes=model_bytes, exp_type=job.exp_type, deadline_s=job.deadline, target_ratio=job.target_ratio,
-            dropout_ratio=job.dropout_ratio,
+            dropout_ratio=job.dropout_ratio, model_cost_scale=job.model_cost_scale,
         )
         capacities = read_device_capacity(job.device_conf_file)
         behaviors = read_behavior_trace(job.device_avail_file) if job.device_avail_file else None
@@ -66,9 +66,15 @@ class VirtualClock:
         return plan_round(selected, timings, self._settings, previous_durations=self._durations[-DEADLINE_WINDOW:],
                           dropout_seed=derive_seed(self._job_seed, round_index, "dropout"))
 
+    def expected_round_s(self) -> float:
+        """The moving average of recent rounds' durations (0 before the first round)."""
+        recent = self._durations[-DEADLINE_WINDOW:]
+        return sum(recent) / len(recent) if recent else 0.0
+
     def advance(self, plan: RoundPlan) -> None:
-        """Move the clock past a round; a round with nobody to wait for still takes an idle step."""
-        step = plan.duration_s if plan.duration_s > 0 else IDLE_STEP_S
+        """Move the clock past a round; a round with nobody to wait for still takes a typical round, or an idle
+        step before there is any history."""
+        step = plan.duration_s if plan.duration_s > 0 else (self.expected_round_s() or IDLE_STEP_S)
         self._durations.append(step)
         self.now_s += step
 

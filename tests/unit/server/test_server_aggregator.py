@@ -204,3 +204,21 @@ def test_a_stragglers_update_is_folded_into_the_round_it_reaches(tmp_path: Path,
     assert [m.participants for m in history] == [(0, 1, 2)] * 3
     assert [m.completed for m in history] == [2, 2, 2]
     assert float(aggregator.weights["w"]) == pytest.approx(final_w, rel=1e-6)
+
+
+def test_adaptive_selection_selects_fewer_new_clients_when_stale_updates_are_due(tmp_path: Path) -> None:
+    # Prepare: 3 selected per round (2 x 1.5). Before round 2 (at 2.3 s, a typical round 2.3 s), client 2's round-1
+    # update is due at 4.3 s, within the window: the soft rule without a cap selects 3 - 1 = 2. Before round 3 it has
+    # arrived (folded in round 2) and client 2 was not selected in round 2: nothing is pending, 3 are selected.
+    job = replace(_traced_job(tmp_path), stale_update=1, adapt_selection=1, adapt_selection_cap=0.0)
+    board = WorkBoard(long_poll_s=0.01)
+    executor = threading.Thread(target=fake_executor, args=(board, [], []), daemon=True)
+    executor.start()
+    aggregator = Aggregator(job, AggregatorParts(
+        board, [0, 1, 2], {"w": torch.tensor(0.0)}, FirstClientsSelector(), FedAvg(), ListSink(),
+        client_sizes={0: 10, 1: 10, 2: 10}, clock=VirtualClock.from_job(job, [0, 1, 2], 1_000_000)))
+
+    history = aggregator.run(executor_count=1, register_timeout_s=5)
+    executor.join(timeout=5)
+
+    assert [m.participants for m in history] == [(0, 1, 2), (0, 1), (0, 1, 2)]

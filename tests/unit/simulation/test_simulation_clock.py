@@ -94,3 +94,21 @@ def test_a_missing_trace_file_is_named(tmp_path: Path) -> None:
 
     with pytest.raises(TraceError, match="nowhere"):
         VirtualClock.from_job(job, [0, 1, 2], MODEL_BYTES)
+
+
+def test_the_models_cost_scales_the_traces_compute_time(tmp_path: Path) -> None:
+    # client 0: 0.3 s of compute x 10 = 3 s, plus 2 s of transfers
+    clock = VirtualClock.from_job(_job(tmp_path, model_cost_scale=10.0), [0, 1, 2], MODEL_BYTES)
+    assert clock is not None
+
+    assert clock.plan(1, [0]).finish_s[0] == pytest.approx(5.0)
+
+
+def test_a_round_with_nobody_after_some_history_takes_a_typical_round(tmp_path: Path) -> None:
+    clock = VirtualClock.from_job(_job(tmp_path), [0, 1, 2], MODEL_BYTES)
+    assert clock is not None
+    clock.advance(clock.plan(1, [0, 1]))  # 2.3 s
+
+    clock.advance(clock.plan(2, []))
+
+    assert clock.expected_round_s() == pytest.approx(2.3) and clock.now_s == pytest.approx(4.6)
