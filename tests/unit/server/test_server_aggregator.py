@@ -179,6 +179,19 @@ def test_the_round_loop_trains_only_the_clients_that_complete_and_reports_simula
     assert selector.outcomes[0] == [(0, 10, pytest.approx(2.3)), (1, 10, pytest.approx(1.3))]
 
 
+def _run_traced(job: JobConfig) -> tuple[Aggregator, list[RoundMetrics]]:
+    """Run a traced job (clients 0, 1, 2 of 10 samples each) with FedAvg against the fake executor."""
+    board = WorkBoard(long_poll_s=0.01)
+    executor = threading.Thread(target=fake_executor, args=(board, [], []), daemon=True)
+    executor.start()
+    aggregator = Aggregator(job, AggregatorParts(
+        board, [0, 1, 2], {"w": torch.tensor(0.0)}, FirstClientsSelector(), FedAvg(), ListSink(),
+        client_sizes={0: 10, 1: 10, 2: 10}, clock=VirtualClock.from_job(job, [0, 1, 2], 1_000_000)))
+    history = aggregator.run(executor_count=1, register_timeout_s=5)
+    executor.join(timeout=5)
+    return aggregator, history
+
+
 @pytest.mark.parametrize(("stale_factor", "final_w"), [(1.0, 37 / 18), (-3.0, 1.86)], ids=["equal", "dynsgd"])
 def test_a_stragglers_update_is_folded_into_the_round_it_reaches(tmp_path: Path, stale_factor: float,
                                                                  final_w: float) -> None:
@@ -189,16 +202,9 @@ def test_a_stragglers_update_is_folded_into_the_round_it_reaches(tmp_path: Path,
     # Round 3: client 2's round-2 update (0.5 + 2 = 2.5) arrives at 2.3 + 4.3 = 6.6 s, within round 3:
     # equal weight: (4/3 + 7/3 + 2.5) / 3 = 37/18; DynSGD: (12 + 22 + 12.5) / 25 = 1.86.
     job = replace(_traced_job(tmp_path), stale_update=1, stale_factor=stale_factor)
-    board = WorkBoard(long_poll_s=0.01)
-    executor = threading.Thread(target=fake_executor, args=(board, [], []), daemon=True)
-    executor.start()
-    aggregator = Aggregator(job, AggregatorParts(
-        board, [0, 1, 2], {"w": torch.tensor(0.0)}, FirstClientsSelector(), FedAvg(), ListSink(),
-        client_sizes={0: 10, 1: 10, 2: 10}, clock=VirtualClock.from_job(job, [0, 1, 2], 1_000_000)))
 
     # Execute
-    history = aggregator.run(executor_count=1, register_timeout_s=5)
-    executor.join(timeout=5)
+    aggregator, history = _run_traced(job)
 
     # Assert
     assert [m.participants for m in history] == [(0, 1, 2)] * 3
@@ -211,14 +217,7 @@ def test_adaptive_selection_selects_fewer_new_clients_when_stale_updates_are_due
     # update is due at 4.3 s, within the window: the soft rule without a cap selects 3 - 1 = 2. Before round 3 it has
     # arrived (folded in round 2) and client 2 was not selected in round 2: nothing is pending, 3 are selected.
     job = replace(_traced_job(tmp_path), stale_update=1, adapt_selection=1, adapt_selection_cap=0.0)
-    board = WorkBoard(long_poll_s=0.01)
-    executor = threading.Thread(target=fake_executor, args=(board, [], []), daemon=True)
-    executor.start()
-    aggregator = Aggregator(job, AggregatorParts(
-        board, [0, 1, 2], {"w": torch.tensor(0.0)}, FirstClientsSelector(), FedAvg(), ListSink(),
-        client_sizes={0: 10, 1: 10, 2: 10}, clock=VirtualClock.from_job(job, [0, 1, 2], 1_000_000)))
 
-    history = aggregator.run(executor_count=1, register_timeout_s=5)
-    executor.join(timeout=5)
+    _, history = _run_traced(job)
 
     assert [m.participants for m in history] == [(0, 1, 2), (0, 1), (0, 1, 2)]
