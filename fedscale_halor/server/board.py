@@ -58,7 +58,14 @@ class LivenessPolicy:
 
 
 class WorkBoard:
-    def __init__(self, long_poll_s: float = 0.5, liveness: LivenessPolicy | None = None) -> None:
+    def __init__(self, long_poll_s: float = 0.5, liveness: LivenessPolicy | None = None,
+                 chunks_per_executor: int = 1) -> None:
+        """``chunks_per_executor``: an asking executor takes ceil(pending / (live executors x this)) clients; 1 is
+        plain guided self-scheduling, more keeps the order in which updates arrive closer to client-id order (so
+        fewer wait for the in-order fold) at the cost of more polls."""
+        if chunks_per_executor < 1:
+            raise ValueError(f"chunks_per_executor must be at least 1, got {chunks_per_executor}")
+        self._chunks_per_executor = chunks_per_executor
         self._long_poll_s = long_poll_s
         self._liveness = liveness or LivenessPolicy()
         self._changed = threading.Condition()
@@ -124,7 +131,7 @@ class WorkBoard:
             state.known_version = self._model_version
             return UpdateModel(self._model_version, self._model)
         if self._pending_tasks:
-            share = math.ceil(len(self._pending_tasks) / max(1, len(self._executors)))
+            share = math.ceil(len(self._pending_tasks) / (max(1, len(self._executors)) * self._chunks_per_executor))
             tasks = tuple(self._pending_tasks.popleft() for _ in range(share))
             state.clients.update({task.client_id: task for task in tasks})
             return ClientTrain(self._round, self._model_version, tasks)

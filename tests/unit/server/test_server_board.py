@@ -283,3 +283,23 @@ def test_results_are_handed_to_the_round_loop_as_they_arrive_and_the_outcome_kee
     assert handed == [(0, 1), (1, 0)]
     assert sorted(r.client_id for r in outcome[0].results) == [0, 1]
     assert all(r.weights == {} for r in outcome[0].results)
+
+
+def test_smaller_hand_outs_keep_the_clients_of_a_round_close_to_their_order() -> None:
+    # 20 clients, 2 executors, 4 chunks each: a takes ceil(20/8) = 3, b ceil(17/8) = 3, a ceil(14/8) = 2
+    board = WorkBoard(long_poll_s=0.01, chunks_per_executor=4)
+    for executor_id in ("a", "b"):
+        board.add_executor(executor_id)
+    board.set_model(0, {"w": torch.zeros(1)})
+    thread, _ = _run_round_in_background(board, [_task(c) for c in range(20)])
+    _wait_until_published(board, "a")
+    board.next_event("b")  # b's model
+
+    shares = [[t.client_id for t in board.next_event(executor).tasks] for executor in ("a", "b", "a")]
+    for client_id in range(20):
+        board.submit("a", ClientUpdate(_result(client_id)))
+    thread.join(timeout=5)
+
+    assert shares == [[0, 1, 2], [3, 4, 5], [6, 7]]
+    with pytest.raises(ValueError, match="chunks_per_executor"):
+        WorkBoard(chunks_per_executor=0)
