@@ -220,10 +220,12 @@ class WorkBoard:
             self._results, self._failures = {}, {}
             self._arrived = [] if on_result is not None else None
             self._changed.notify_all()
-            try:
-                self._wait(lambda: not self._awaited_clients, on_result)
-            finally:
+        try:
+            self._wait(lambda: not self._awaited_clients, on_result)
+        finally:
+            with self._changed:
                 self._arrived = None
+        with self._changed:
             return RoundOutcome(tuple(self._results.values()), tuple(self._failures.values()))
 
     def run_test(self, round_index: int, shard_count: int) -> EvalResult:
@@ -233,30 +235,33 @@ class WorkBoard:
             self._pending_shards = deque(range(shard_count))
             self._test_outcomes = {}
             self._changed.notify_all()
-            self._wait(lambda: len(self._test_outcomes) == shard_count)
+        self._wait(lambda: len(self._test_outcomes) == shard_count)
+        with self._changed:
             total = EvalResult()
             for shard in range(shard_count):
                 total = total + self._test_outcomes[shard]
             return total
 
     def _wait(self, done: Callable[[], bool], on_result: Callable[[TrainResult], None] | None = None) -> None:
+        """Wait, without holding the lock between checks, until ``done()``; hand over arrived results on the way.
+
+        Every acquisition is a ``with`` block, so an exception at any point (a signal turned into SystemExit while
+        the job is stopped) never leaves the lock held or releases it twice."""
         check_every = min(1.0, self._liveness.executor_timeout_s / 4)
-        while self._failure is None:
-            if self._arrived:
-                arrived, self._arrived = self._arrived, []
-                self._changed.release()  # executors keep submitting while the round loop folds
-                try:
-                    for result in arrived:
-                        on_result(result)  # type: ignore[misc]
-                finally:
-                    self._changed.acquire()
-                continue
-            if done():
-                break
-            self._changed.wait(check_every)
-            self._reap_dead_executors()
-        if self._failure is not None:
-            raise JobFailedError(self._failure)
+        while True:
+            with self._changed:
+                if self._failure is not None:
+                    raise JobFailedError(self._failure)
+                arrived: list[TrainResult] = []
+                if self._arrived:
+                    arrived, self._arrived = self._arrived, []
+                elif done():
+                    return
+                else:
+                    self._changed.wait(check_every)
+                    self._reap_dead_executors()
+            for result in arrived:  # outside the lock: executors keep submitting while the round loop folds
+                on_result(result)  # type: ignore[misc]
 
     def fail(self, reason: str) -> None:
         """Make the round loop's current and future waits raise instead of hanging (e.g. an executor crashed)."""

@@ -303,3 +303,33 @@ def test_smaller_hand_outs_keep_the_clients_of_a_round_close_to_their_order() ->
     assert shares == [[0, 1, 2], [3, 4, 5], [6, 7]]
     with pytest.raises(ValueError, match="chunks_per_executor"):
         WorkBoard(chunks_per_executor=0)
+
+
+def test_an_exception_while_results_are_handed_over_leaves_the_board_unlocked() -> None:
+    # a stop signal turns into SystemExit wherever the round loop happens to be, here in the hand-over
+    board = _board_with(["a"])
+
+    def interrupted(result) -> None:
+        raise SystemExit(143)
+
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            board.run_round(1, [_task(0), _task(1)], on_result=interrupted)
+        except BaseException as error:
+            errors.append(error)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    _wait_until_published(board, "a")
+    work = board.next_event("a")
+    board.submit("a", ClientUpdate(_result(work.tasks[0].client_id)))
+    thread.join(timeout=5)
+
+    other = threading.Thread(target=lambda: board.submit("a", ClientUpdate(_result(1))), daemon=True)
+    other.start()
+    other.join(timeout=5)
+
+    assert len(errors) == 1 and isinstance(errors[0], SystemExit)
+    assert not other.is_alive()  # the lock was released, not left held
