@@ -26,12 +26,14 @@ def _start(args: argparse.Namespace) -> int:
     from fedscale_halor.launch.local import run_local
     from fedscale_halor.server.aggregator import final_accuracy
 
+    if args.resume and not args.timestamp:
+        raise SystemExit("fedscale-halor: --resume needs the --timestamp of the run to continue")
     cfg = load_config(args.config, overrides=_parse_overrides(args.set))
     restore_sigterm = stop_on_sigterm()  # so that `fedscale-halor stop` from another terminal lets cleanup run
     try:
         # a fresh command may fork its executors: they share its memory instead of importing everything again
-        outcome = run_in_process(cfg, timestamp=args.timestamp) if args.in_process else run_local(
-            cfg, timestamp=args.timestamp, fork=True)
+        outcome = run_in_process(cfg, timestamp=args.timestamp, resume=args.resume) if args.in_process else run_local(
+            cfg, timestamp=args.timestamp, fork=True, resume=args.resume)
     finally:
         restore_sigterm()
     final = final_accuracy(outcome.history)
@@ -108,6 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
     start = commands.add_parser("start", help="run a job on this machine: the aggregator and one executor process "
                                               "per worker_ips slot, over gRPC")
     _add_job_arguments(start)
+    start.add_argument("--resume", action="store_true",
+                       help="continue the run of --timestamp from its last checkpoint (after the aggregator died)")
     start.add_argument("--in-process", action="store_true",
                        help="run the executors as threads of this process over the in-memory transport")
     start.set_defaults(handler=_start)

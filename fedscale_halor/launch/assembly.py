@@ -20,6 +20,7 @@ from fedscale_halor.models import build_model
 from fedscale_halor.seeding import derive_seed
 from fedscale_halor.server.aggregator import Aggregator, AggregatorParts
 from fedscale_halor.server.board import LivenessPolicy, WorkBoard
+from fedscale_halor.server.checkpoint import load_checkpoint
 from fedscale_halor.simulation.clock import VirtualClock
 from fedscale_halor.transport.base import Transport
 
@@ -56,25 +57,30 @@ def new_board(job: JobConfig) -> WorkBoard:
 
 
 def build_aggregator(job: JobConfig, board: WorkBoard, run_dir: Path,
-                     dataset: FederatedDataset | None = None) -> Aggregator:
+                     dataset: FederatedDataset | None = None, *, resume: bool = False) -> Aggregator:
+    """``resume``: continue the run in ``run_dir`` from its checkpoint, keeping the logs of the rounds before it."""
+    resumed_round = load_checkpoint(run_dir / "checkpoint")[0].round if resume else None
     dataset = dataset or FederatedDataset.from_job(job)
     _log.info("%s: %d clients, %d test samples, %d classes", job.data_set, len(dataset.client_ids),
               dataset.num_test_samples, dataset.num_classes)
     model = build_model(job.model, dataset.num_classes, dataset.input_shape)
     sink = FanOutSink([
         TextSink(_log, job.rounds),
-        CsvSink(run_dir / "metrics.csv"),
-        PerfHistorySink(run_dir / "testing_perf", job),
+        CsvSink(run_dir / "metrics.csv", keep_rounds_up_to=resumed_round),
+        PerfHistorySink(run_dir / "testing_perf", job, keep_rounds_up_to=resumed_round),
     ])
     weights = initial_weights(model, job.sample_seed)
     model_bytes = sum(tensor.numel() * tensor.element_size() for tensor in weights.values())
-    return Aggregator(job, AggregatorParts(
+    aggregator = Aggregator(job, AggregatorParts(
         board=board, client_ids=dataset.client_ids, initial_weights=weights,
         selector=build_selector(job), strategy=build_strategy(job), sink=sink,
         checkpoint_dir=run_dir / "checkpoint",
         client_sizes={client: dataset.num_samples(client) for client in dataset.client_ids},
         clock=VirtualClock.from_job(job, dataset.client_ids, model_bytes),
     ))
+    if resume:
+        aggregator.restore(run_dir / "checkpoint")
+    return aggregator
 
 
 def build_executor(cfg: ExperimentConfig, slot: ExecutorSlot, transport: Transport,

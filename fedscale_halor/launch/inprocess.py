@@ -20,7 +20,7 @@ from fedscale_halor.config.serialize import dump_config
 from fedscale_halor.data.federated import FederatedDataset
 from fedscale_halor.launch.assembly import build_aggregator, build_executor, new_board, torch_threads_per_executor
 from fedscale_halor.launch.hosts import executor_slots
-from fedscale_halor.launch.rundir import attach_log_file, create_run_dir, detach_log_file
+from fedscale_halor.launch.rundir import attach_log_file, detach_log_file, open_run_dir
 from fedscale_halor.server.board import WorkBoard
 from fedscale_halor.server.service import BoardService
 from fedscale_halor.transport.memory import InMemoryTransport
@@ -36,9 +36,10 @@ class JobOutcome:
     final_weights: Weights
 
 
-def run_in_process(cfg: ExperimentConfig, *, timestamp: str | None = None, echo: bool = True) -> JobOutcome:
+def run_in_process(cfg: ExperimentConfig, *, timestamp: str | None = None, echo: bool = True,
+                   resume: bool = False) -> JobOutcome:
     job = cfg.job
-    run_dir = create_run_dir(job.log_path, job.job_name, timestamp)
+    run_dir = open_run_dir(job.log_path, job.job_name, timestamp, resume=resume)
     dump_config(cfg, run_dir / "config.yml")
     handler = attach_log_file("fedscale_halor", run_dir / "aggregator.log", echo=echo)
     try:
@@ -48,7 +49,7 @@ def run_in_process(cfg: ExperimentConfig, *, timestamp: str | None = None, echo:
         token = secrets.token_hex(16)
         service = BoardService(board, token)
         dataset = FederatedDataset.from_job(job)  # one view, shared by the aggregator and the executor threads
-        aggregator = build_aggregator(job, board, run_dir, dataset)
+        aggregator = build_aggregator(job, board, run_dir, dataset, resume=resume)
         slots = executor_slots(cfg.deployment.worker_ips)
         threads = []
         for slot in slots:

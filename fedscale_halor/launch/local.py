@@ -26,7 +26,7 @@ from fedscale_halor.launch.forked import ForkedExecutor, can_fork, fork_executor
 from fedscale_halor.launch.hosts import ExecutorSlot, executor_slots, is_local_host
 from fedscale_halor.launch.inprocess import JobOutcome
 from fedscale_halor.launch.records import JobRecord, ProcessRecord, forget_record, save_record
-from fedscale_halor.launch.rundir import attach_log_file, create_run_dir, detach_log_file
+from fedscale_halor.launch.rundir import attach_log_file, detach_log_file, open_run_dir
 from fedscale_halor.launch.serving import serve_aggregator
 from fedscale_halor.launch.stop import process_command_line
 
@@ -37,11 +37,12 @@ _THIS_HOST = "localhost"
 
 
 def run_local(cfg: ExperimentConfig, *, timestamp: str | None = None, echo: bool = True,
-              token: str | None = None, fork: bool = False) -> JobOutcome:
+              token: str | None = None, fork: bool = False, resume: bool = False) -> JobOutcome:
     """Run the job to its end. ``fork``: executors are forked from this process, which must not have started any
-    thread, gRPC object or parallel torch work yet (a fresh `start`); otherwise they are new interpreters."""
+    thread, gRPC object or parallel torch work yet (a fresh `start`); otherwise they are new interpreters.
+    ``resume``: continue the run of ``timestamp`` from its last checkpoint."""
     job, deployment = cfg.job, cfg.deployment
-    run_dir = create_run_dir(job.log_path, job.job_name, timestamp)
+    run_dir = open_run_dir(job.log_path, job.job_name, timestamp, resume=resume)
     config_path = dump_config(cfg, run_dir / "config.yml")
     handler = attach_log_file("fedscale_halor", run_dir / "aggregator.log", echo=echo)
     slots = executor_slots(deployment.worker_ips)
@@ -72,7 +73,7 @@ def run_local(cfg: ExperimentConfig, *, timestamp: str | None = None, echo: bool
 
     status = "failed"
     try:
-        outcome = serve_aggregator(cfg, run_dir, token, on_listening=start_executors)
+        outcome = serve_aggregator(cfg, run_dir, token, on_listening=start_executors, resume=resume)
         _wait_for(executors, timeout_s=30.0)
         status = "finished"
         return outcome

@@ -29,6 +29,18 @@ def create_run_dir(log_path: str | Path, job_name: str, timestamp: str | None = 
             suffix += 1
 
 
+def open_run_dir(log_path: str | Path, job_name: str, timestamp: str | None, *, resume: bool = False) -> Path:
+    """A new run folder, or with ``resume`` the existing folder of ``timestamp``, which must hold a checkpoint."""
+    if not resume:
+        return create_run_dir(log_path, job_name, timestamp)
+    if not timestamp:
+        raise ValueError("resuming a run needs its timestamp (--timestamp)")
+    run_dir = Path(log_path).expanduser().resolve() / job_name / timestamp
+    if not (run_dir / "checkpoint" / "state.json").is_file():
+        raise FileNotFoundError(f"no checkpoint to resume from in {run_dir / 'checkpoint'}")
+    return run_dir
+
+
 def attach_log_file(logger_name: str, path: Path, *, echo: bool) -> logging.Handler:
     """Send a logger's records to ``path`` (and to stdout when ``echo``); returns the file handler."""
     logger = logging.getLogger(logger_name)

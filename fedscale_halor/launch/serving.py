@@ -77,7 +77,7 @@ class _FarewellTracker(AggregatorService):
 
 
 def serve_aggregator(cfg: ExperimentConfig, run_dir: Path, token: str, *,
-                     on_listening: Callable[[int], None] | None = None) -> JobOutcome:
+                     on_listening: Callable[[int], None] | None = None, resume: bool = False) -> JobOutcome:
     """Serve gRPC on 0.0.0.0:ps_port, run the job's rounds with the executors of every worker_ips slot, and return
     once each live executor has been told to shut down. ``on_listening(port)`` runs once the server accepts
     calls and before the wait for executors (`start` spawns them there)."""
@@ -93,7 +93,8 @@ def serve_aggregator(cfg: ExperimentConfig, run_dir: Path, token: str, *,
     executor_count = len(executor_slots(deployment.worker_ips))
     try:
         _log.info("job %s: logs in %s", job.job_name, run_dir)
-        aggregator = build_aggregator(job, board, run_dir)  # prepares the data once, before executors open it
+        # prepares the data once, before executors open it
+        aggregator = build_aggregator(job, board, run_dir, resume=resume)
         port = server.start()
         _log.info("aggregator serving gRPC on port %d; waiting for %d executors", port, executor_count)
         if on_listening is not None:

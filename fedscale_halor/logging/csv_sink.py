@@ -15,10 +15,13 @@ COLUMNS = (
 
 
 class CsvSink(MetricsSink):
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, keep_rounds_up_to: int | None = None) -> None:
+        """``keep_rounds_up_to``: a resumed job keeps the rows of the rounds it does not run again."""
+        kept = _rows_up_to(path, keep_rounds_up_to) if keep_rounds_up_to is not None else []
         self._file = path.open("w", newline="", encoding="utf-8")
         self._writer = csv.writer(self._file)
         self._writer.writerow(COLUMNS)
+        self._writer.writerows(kept)
         self._file.flush()
 
     def on_round(self, metrics: RoundMetrics) -> None:
@@ -35,3 +38,11 @@ class CsvSink(MetricsSink):
 
     def close(self) -> None:
         self._file.close()
+
+
+def _rows_up_to(path: Path, last_round: int) -> list[list[str]]:
+    if not path.is_file():
+        return []
+    with path.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.reader(handle))[1:]
+    return [row for row in rows if row and row[0].isdigit() and int(row[0]) <= last_round]

@@ -14,11 +14,13 @@ from typing import Any
 
 from fedscale_halor.config.schema import JobConfig
 from fedscale_halor.logging.base import MetricsSink
+from fedscale_halor.simulation.traces import load_plain_data
 from fedscale_halor.types import RoundMetrics
 
 
 class PerfHistorySink(MetricsSink):
-    def __init__(self, path: Path, job: JobConfig) -> None:
+    def __init__(self, path: Path, job: JobConfig, keep_rounds_up_to: int | None = None) -> None:
+        """``keep_rounds_up_to``: a resumed job keeps the evaluations of the rounds it does not run again."""
         self._path = path
         self._history: dict[str, Any] = {
             "data_set": job.data_set,
@@ -28,6 +30,9 @@ class PerfHistorySink(MetricsSink):
             "task": job.task,
             "perf": {},
         }
+        if keep_rounds_up_to is not None and path.is_file():
+            earlier = load_plain_data(path).get("perf", {})  # plain data only: the restricted unpickler
+            self._history["perf"] = {int(key): value for key, value in earlier.items() if int(key) <= keep_rounds_up_to}
 
     def on_round(self, metrics: RoundMetrics) -> None:
         test = metrics.test

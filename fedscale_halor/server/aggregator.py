@@ -21,7 +21,7 @@ from fedscale_halor.seeding import derive_seed
 from fedscale_halor.selection.availability_selector import AdaptiveParticipantTarget
 from fedscale_halor.selection.base import ClientInfo, ClientOutcome, ClientSelector
 from fedscale_halor.server.board import RoundOutcome, WorkBoard
-from fedscale_halor.server.checkpoint import CheckpointState, save_checkpoint
+from fedscale_halor.server.checkpoint import CheckpointState, load_checkpoint, load_strategy_state, save_checkpoint
 from fedscale_halor.server.errors import NoExecutorsError
 from fedscale_halor.server.stale import StaleUpdates
 from fedscale_halor.simulation.clock import VirtualClock
@@ -54,6 +54,19 @@ class Aggregator:
         self._version = 0
         self._clock_s = 0.0
         self._stale = StaleUpdates(StalePolicy(job.stale_update, job.stale_factor, job.stale_beta, job.scale_coff))
+        self._first_round = 1
+
+    def restore(self, checkpoint_dir: Path) -> int:
+        """Continue from a checkpoint: its weights, model version, clock and server optimizer state; returns the
+        round it was taken after. Selectors start afresh (their own state is not saved)."""
+        state, weights = load_checkpoint(checkpoint_dir)
+        self._weights, self._version, self._clock_s = weights, state.model_version, state.clock_s
+        self._parts.strategy.load_state_dict(load_strategy_state(checkpoint_dir))
+        if self._parts.clock is not None:
+            self._parts.clock.now_s = state.clock_s
+        self._first_round = state.round + 1
+        _log.info("resuming after round %d from %s (clock %.1f s)", state.round, checkpoint_dir, state.clock_s)
+        return state.round
 
     @property
     def weights(self) -> Weights:
@@ -75,7 +88,7 @@ class Aggregator:
         self._parts.selector.register(self._client_infos())
         history: list[RoundMetrics] = []
         try:
-            for round_index in range(1, self._job.rounds + 1):
+            for round_index in range(self._first_round, self._job.rounds + 1):
                 history.append(self._run_round(round_index, executor_count))
         finally:
             board.shutdown("job finished")
@@ -173,7 +186,7 @@ class Aggregator:
     def _save(self, round_index: int) -> None:
         if self._parts.checkpoint_dir is not None and self._job.save_checkpoint:
             save_checkpoint(self._parts.checkpoint_dir, CheckpointState(round_index, self._version, self._clock_s),
-                            self._weights)
+                            self._weights, self._parts.strategy.state_dict())
 
 
 def _mean_train_loss(outcome: RoundOutcome) -> float:

@@ -12,6 +12,8 @@ from safetensors.torch import load_file, save_file
 
 from fedscale_halor.types import Weights
 
+STRATEGY_FILE = "strategy.safetensors"
+
 
 @dataclass(frozen=True)
 class CheckpointState:
@@ -20,9 +22,17 @@ class CheckpointState:
     clock_s: float
 
 
-def save_checkpoint(folder: Path, state: CheckpointState, weights: Weights) -> Path:
-    """Write ``model.safetensors`` and ``state.json`` atomically (temp files, then rename)."""
+def save_checkpoint(folder: Path, state: CheckpointState, weights: Weights,
+                    strategy_state: Weights | None = None) -> Path:
+    """Write ``model.safetensors``, the server optimizer's ``strategy.safetensors`` (when it has state) and
+    ``state.json`` atomically (temp files, then rename); ``state.json`` goes last, so it never describes files that
+    are not there yet."""
     folder.mkdir(parents=True, exist_ok=True)
+    if strategy_state:
+        strategy_path = folder / STRATEGY_FILE
+        save_file({name: tensor.detach().contiguous().cpu() for name, tensor in strategy_state.items()},
+                  str(strategy_path.with_suffix(".partial")))
+        os.replace(strategy_path.with_suffix(".partial"), strategy_path)
     model_path, state_path = folder / "model.safetensors", folder / "state.json"
     tensors = {name: tensor.detach().contiguous().cpu() for name, tensor in weights.items()}
     save_file(tensors, str(model_path.with_suffix(".partial")), metadata={"round": str(state.round)})
@@ -30,6 +40,12 @@ def save_checkpoint(folder: Path, state: CheckpointState, weights: Weights) -> P
     state_path.with_suffix(".partial").write_text(json.dumps(asdict(state)), encoding="utf-8")
     os.replace(state_path.with_suffix(".partial"), state_path)
     return model_path
+
+
+def load_strategy_state(folder: Path) -> dict[str, torch.Tensor]:
+    """The server optimizer's saved state; empty for strategies that keep none."""
+    path = folder / STRATEGY_FILE
+    return load_file(str(path)) if path.is_file() else {}
 
 
 def load_checkpoint(folder: Path) -> tuple[CheckpointState, dict[str, torch.Tensor]]:

@@ -102,3 +102,40 @@ def test_the_main_digits_job_reaches_90_percent(tmp_path: Path, digits_data_dir:
     final = outcome.history[-1].test
     assert final is not None and final.num_samples == 360
     assert final.top1 >= 0.90
+
+
+@pytest.mark.parametrize("policy", ["fedavg", "fed-yogi"])
+def test_a_job_resumed_from_its_checkpoint_ends_with_the_model_of_a_job_that_never_stopped(
+        tmp_path: Path, digits_data_dir: Path, policy: str) -> None:
+    # Prepare: the reference run; then a run whose aggregator "dies" after the checkpoint of round 3 (it is simply
+    # told the job has 3 rounds), written over by a line of a round 4 that never finished
+    reference = run_in_process(_small_digits(tmp_path, digits_data_dir, gradient_policy=policy), timestamp="whole",
+                               echo=False)
+    run_in_process(_small_digits(tmp_path, digits_data_dir, gradient_policy=policy, rounds=3), timestamp="cut",
+                   echo=False)
+    metrics = tmp_path / "logs" / "digits" / "cut" / "metrics.csv"
+    metrics.write_text(metrics.read_text() + "4,9.0,0.1,8,8,0.5,0.05,,,,\n")
+
+    # Execute
+    resumed = run_in_process(_small_digits(tmp_path, digits_data_dir, gradient_policy=policy), timestamp="cut",
+                             echo=False, resume=True)
+
+    # Assert
+    for key, tensor in reference.final_weights.items():
+        assert torch.equal(resumed.final_weights[key], tensor), key
+    assert [m.round for m in resumed.history] == [4, 5, 6]
+    rows = list(csv.DictReader(metrics.open()))
+    assert [int(row["round"]) for row in rows] == [1, 2, 3, 4, 5, 6]
+    assert rows[3]["clock_s"] != "9.0000"  # the unfinished round's line was replaced
+    with (tmp_path / "logs" / "digits" / "cut" / "testing_perf").open("rb") as handle:
+        assert sorted(pickle.load(handle)["perf"]) == [3, 6]
+
+
+def test_resuming_a_run_without_a_checkpoint_names_the_folder(tmp_path: Path, digits_data_dir: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    status = main(["start", str(DIGITS_CONF), "--in-process", "--resume", "--timestamp", "never",
+                   "--set", f"log_path={tmp_path / 'logs'}", "--set", f"data_dir={digits_data_dir}"])
+
+    assert status == 2
+    assert f"no checkpoint to resume from in {tmp_path.resolve() / 'logs' / 'digits' / 'never' / 'checkpoint'}" in (
+        capsys.readouterr().err)
