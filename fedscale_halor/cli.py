@@ -82,6 +82,14 @@ def _prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _plot(args: argparse.Namespace) -> int:
+    from fedscale_halor.logging.plots import plot_time_to_accuracy
+
+    written = plot_time_to_accuracy([Path(run_dir) for run_dir in args.runs], Path(args.out), target=args.target)
+    print(f"wrote {written}")
+    return 0
+
+
 def _traces(args: argparse.Namespace) -> int:
     from fedscale_halor.simulation.trace_generator import (
         generate_behavior_trace,
@@ -125,6 +133,12 @@ def build_parser() -> argparse.ArgumentParser:
     stop.add_argument("job", help="the job's name (job_name)")
     stop.add_argument("timestamp", nargs="?", help="the run to stop (default: every recorded run of the job)")
     stop.set_defaults(handler=_stop)
+
+    plot = commands.add_parser("plot", help="time-to-accuracy PNG comparing runs (by round and by simulated time)")
+    plot.add_argument("runs", nargs="+", help="run folders (<log_path>/<job_name>/<timestamp>)")
+    plot.add_argument("--out", default="time_to_accuracy.png", help="PNG to write (default time_to_accuracy.png)")
+    plot.add_argument("--target", type=float, help="draw this accuracy as a dashed line")
+    plot.set_defaults(handler=_plot)
 
     traces = commands.add_parser("traces", help="write synthetic device-capacity and availability traces in "
                                                 "FedScale's format (device_conf_file, device_avail_file)")
