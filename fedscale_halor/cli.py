@@ -58,10 +58,18 @@ def _submit(args: argparse.Namespace) -> int:
 
 
 def _stop(args: argparse.Namespace) -> int:
+    from fedscale_halor.launch.records import known_runs
     from fedscale_halor.launch.stop import stop_job
 
+    if args.all and (args.job or args.timestamp):
+        raise SystemExit("fedscale-halor: stop --all takes no job or timestamp")
+    if not args.all and not args.job:
+        raise SystemExit("fedscale-halor: stop needs a job name (or --all)")
+    runs = [run for job in known_runs() for run in stop_job(job)] if args.all else stop_job(args.job, args.timestamp)
+    if not runs:
+        print("no recorded runs")
     complete = True
-    for run in stop_job(args.job, args.timestamp):
+    for run in runs:
         print(f"{run.record.job_name} {run.record.timestamp} ({run.record.run_dir}):")
         for stopped in run.processes:
             detail = f": {stopped.detail}" if stopped.detail else ""
@@ -70,6 +78,13 @@ def _stop(args: argparse.Namespace) -> int:
             complete = False
             print("  not every host answered; the record stays running, run stop again", file=sys.stderr)
     return 0 if complete else 1
+
+
+def _status(args: argparse.Namespace) -> int:
+    from fedscale_halor.launch.status import format_statuses, run_statuses
+
+    print(format_statuses(run_statuses()))
+    return 0
 
 
 def _prepare(args: argparse.Namespace) -> int:
@@ -130,9 +145,13 @@ def build_parser() -> argparse.ArgumentParser:
     submit.set_defaults(handler=_submit)
 
     stop = commands.add_parser("stop", help="stop the processes of a submitted or started job")
-    stop.add_argument("job", help="the job's name (job_name)")
+    stop.add_argument("job", nargs="?", help="the job's name (job_name)")
+    stop.add_argument("--all", action="store_true", help="stop every recorded run of every job")
     stop.add_argument("timestamp", nargs="?", help="the run to stop (default: every recorded run of the job)")
     stop.set_defaults(handler=_stop)
+
+    status = commands.add_parser("status", help="the recorded runs: state, round, accuracy and hosts")
+    status.set_defaults(handler=_status)
 
     plot = commands.add_parser("plot", help="time-to-accuracy PNG comparing runs (by round and by simulated time)")
     plot.add_argument("runs", nargs="+", help="run folders (<log_path>/<job_name>/<timestamp>)")

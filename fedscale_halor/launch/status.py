@@ -1,0 +1,56 @@
+"""What the recorded runs are doing: each run's state, hosts, last round and last test accuracy."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+from fedscale_halor.launch.records import JobRecord, find_records, known_runs
+
+
+@dataclass(frozen=True)
+class RunStatus:
+    record: JobRecord
+    last_round: int | None  # None: no round finished yet, or the run folder is not readable from here
+    last_top1: float | None
+
+    @property
+    def hosts(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(process.host for process in self.record.processes))
+
+
+def run_statuses(jobs_dir: str | Path | None = None) -> list[RunStatus]:
+    """Every recorded run, by job and timestamp."""
+    statuses = []
+    for job_name in known_runs(jobs_dir):
+        for _, record in find_records(job_name, None, jobs_dir):
+            last_round, last_top1 = _progress(Path(record.run_dir))
+            statuses.append(RunStatus(record, last_round, last_top1))
+    return statuses
+
+
+def _progress(run_dir: Path) -> tuple[int | None, float | None]:
+    metrics = run_dir / "metrics.csv"
+    if not metrics.is_file():  # a run submitted to another host writes its logs there
+        return None, None
+    last_round, last_top1 = None, None
+    with metrics.open(newline="", encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            if row.get("round", "").isdigit():
+                last_round = int(row["round"])
+            if row.get("test_top1"):
+                last_top1 = float(row["test_top1"])
+    return last_round, last_top1
+
+
+def format_statuses(statuses: list[RunStatus]) -> str:
+    if not statuses:
+        return "no recorded runs"
+    lines = [f"{'job':<16}{'timestamp':<16}{'state':<10}{'round':>7}{'top-1':>8}  hosts"]
+    for status in statuses:
+        round_text = "-" if status.last_round is None else str(status.last_round)
+        top1_text = "-" if status.last_top1 is None else f"{status.last_top1:.4f}"
+        lines.append(f"{status.record.job_name:<16}{status.record.timestamp:<16}{status.record.status:<10}"
+                     f"{round_text:>7}{top1_text:>8}  {', '.join(status.hosts)}")
+    return "\n".join(lines)
