@@ -162,6 +162,7 @@ class JobConfig:
                               range=(1, None))
     use_cuda: bool = knob(False, "train on a GPU when one is present")
     save_checkpoint: bool = knob(True, "save the global model (safetensors) at every evaluation")
+    tensorboard: bool = knob(True, "write TensorBoard event files to <run folder>/tensorboard")
     executor_threads: int = knob(0, "torch CPU threads per executor; 0 means 1, which keeps results identical "
                                                  "whatever the number of executors", range=(0, None))
 

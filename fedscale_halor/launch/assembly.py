@@ -12,8 +12,9 @@ from fedscale_halor.config.schema import ExperimentConfig, JobConfig
 from fedscale_halor.data.federated import FederatedDataset
 from fedscale_halor.executor.executor import Executor, ExecutorParts
 from fedscale_halor.launch.hosts import ExecutorSlot
-from fedscale_halor.logging.base import FanOutSink
+from fedscale_halor.logging.base import FanOutSink, MetricsSink
 from fedscale_halor.logging.csv_sink import CsvSink
+from fedscale_halor.logging.tensorboard_sink import TensorBoardSink
 from fedscale_halor.logging.testing_perf import PerfHistorySink
 from fedscale_halor.logging.text_sink import TextSink
 from fedscale_halor.models import build_model
@@ -64,11 +65,14 @@ def build_aggregator(job: JobConfig, board: WorkBoard, run_dir: Path,
     _log.info("%s: %d clients, %d test samples, %d classes", job.data_set, len(dataset.client_ids),
               dataset.num_test_samples, dataset.num_classes)
     model = build_model(job.model, dataset.num_classes, dataset.input_shape)
-    sink = FanOutSink([
+    sinks: list[MetricsSink] = [
         TextSink(_log, job.rounds),
         CsvSink(run_dir / "metrics.csv", keep_rounds_up_to=resumed_round),
         PerfHistorySink(run_dir / "testing_perf", job, keep_rounds_up_to=resumed_round),
-    ])
+    ]
+    if job.tensorboard:
+        sinks.append(TensorBoardSink(run_dir / "tensorboard"))
+    sink = FanOutSink(sinks)
     weights = initial_weights(model, job.sample_seed)
     model_bytes = sum(tensor.numel() * tensor.element_size() for tensor in weights.values())
     aggregator = Aggregator(job, AggregatorParts(

@@ -1,0 +1,49 @@
+"""TensorBoard event files in the run folder (``<run>/tensorboard``): `tensorboard --logdir <log_path>` shows them.
+
+Scalars are logged against the round, and the test accuracy also against simulated time (whole seconds of the
+virtual clock), which is how time-to-accuracy is read in FedScale's and Halor's papers.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from fedscale_halor.logging.base import MetricsSink
+from fedscale_halor.types import RoundMetrics
+
+
+class TensorBoardSink(MetricsSink):
+    def __init__(self, folder: Path) -> None:
+        # imported here: writing events is the only thing that needs TensorBoard
+        from torch.utils.tensorboard import SummaryWriter
+
+        self._writer: Any = SummaryWriter(log_dir=str(folder))
+        self._previous_clock_s = 0.0
+
+    def on_round(self, metrics: RoundMetrics) -> None:
+        step = metrics.round
+        scalars = {
+            "train/loss": metrics.train_loss,
+            "train/learning_rate": metrics.learning_rate,
+            "round/participants": float(len(metrics.participants)),
+            "round/completed": float(metrics.completed),
+            "round/not_completed": float(len(metrics.participants) - metrics.completed),
+            "round/duration_s": metrics.clock_s - self._previous_clock_s,
+            "round/clock_s": metrics.clock_s,
+            "round/wall_time_s": metrics.wall_time_s,
+        }
+        for tag, value in scalars.items():
+            if math.isfinite(value):
+                self._writer.add_scalar(tag, value, step)
+        self._previous_clock_s = metrics.clock_s
+        test = metrics.test
+        if test is not None:
+            for tag, value in (("test/top1", test.top1), ("test/top5", test.top5), ("test/loss", test.loss)):
+                self._writer.add_scalar(tag, value, step)
+                self._writer.add_scalar(f"{tag}_by_time", value, int(metrics.clock_s))
+        self._writer.flush()
+
+    def close(self) -> None:
+        self._writer.close()
