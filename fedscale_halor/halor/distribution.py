@@ -28,16 +28,21 @@ class _WindowEntry:
 
 
 def _checked_histogram(name: str, values: np.ndarray, num_classes: int) -> np.ndarray:
+    return checked_class_vector(name, values, num_classes, unit="count")
+
+
+def checked_class_vector(name: str, values: np.ndarray, num_classes: int, unit: str) -> np.ndarray:
+    """``values`` as float64 after checking it is one finite, non-negative number (a ``unit``) per class."""
     array = np.asarray(values)
     if array.ndim != 1 or array.shape[0] != num_classes:
-        raise ValueError(f"{name} must be a vector of {num_classes} class counts, got shape {array.shape}")
+        raise ValueError(f"{name} must be a vector of {num_classes} class {unit}s, got shape {array.shape}")
     if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
         raise TypeError(f"{name} must hold numbers, got dtype {array.dtype}")
     as_float = array.astype(np.float64)
     if not np.all(np.isfinite(as_float)):
         raise ValueError(f"{name} contains NaN or infinity: {array.tolist()}")
     if np.any(as_float < 0):
-        raise ValueError(f"{name} contains negative counts: {array.tolist()}")
+        raise ValueError(f"{name} contains negative {unit}s: {array.tolist()}")
     return as_float
 
 

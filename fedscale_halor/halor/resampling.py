@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from fedscale_halor.halor.distribution import checked_class_vector
+
 RESAMPLING_MODES = ("under", "over", "off")
 
 _RELATIVE_TOLERANCE = 1e-9
@@ -48,18 +50,9 @@ def _checked_whole_numbers(name: str, values: np.ndarray, what: str) -> np.ndarr
 
 
 def _checked_distribution(name: str, values: np.ndarray, num_classes: int) -> np.ndarray:
-    array = np.asarray(values)
-    if array.ndim != 1 or array.shape[0] != num_classes:
-        raise ValueError(f"{name} must be a vector of {num_classes} class weights, got shape {array.shape}")
-    if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
-        raise TypeError(f"{name} must hold numbers, got dtype {array.dtype}")
-    as_float = array.astype(np.float64)
-    if not np.all(np.isfinite(as_float)):
-        raise ValueError(f"{name} contains NaN or infinity: {array.tolist()}")
-    if np.any(as_float < 0):
-        raise ValueError(f"{name} contains negative weights: {array.tolist()}")
+    as_float = checked_class_vector(name, values, num_classes, unit="weight")
     if as_float.sum() <= 0:
-        raise ValueError(f"{name} has no mass: {array.tolist()}")
+        raise ValueError(f"{name} has no mass: {np.asarray(values).tolist()}")
     return as_float
 
 
