@@ -21,7 +21,7 @@ from fedscale_halor.models import build_model
 from fedscale_halor.seeding import derive_seed
 from fedscale_halor.server.aggregator import Aggregator, AggregatorParts
 from fedscale_halor.server.board import LivenessPolicy, WorkBoard
-from fedscale_halor.server.checkpoint import load_checkpoint
+from fedscale_halor.server.checkpoint import load_checkpoint_state
 from fedscale_halor.simulation.clock import VirtualClock
 from fedscale_halor.transport.base import Transport
 
@@ -60,7 +60,7 @@ def new_board(job: JobConfig) -> WorkBoard:
 def build_aggregator(job: JobConfig, board: WorkBoard, run_dir: Path,
                      dataset: FederatedDataset | None = None, *, resume: bool = False) -> Aggregator:
     """``resume``: continue the run in ``run_dir`` from its checkpoint, keeping the logs of the rounds before it."""
-    resumed_round = load_checkpoint(run_dir / "checkpoint")[0].round if resume else None
+    resumed_round = load_checkpoint_state(run_dir / "checkpoint").round if resume else None
     dataset = dataset or FederatedDataset.from_job(job)
     _log.info("%s: %d clients, %d test samples, %d classes", job.data_set, len(dataset.client_ids),
               dataset.num_test_samples, dataset.num_classes)

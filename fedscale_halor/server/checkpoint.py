@@ -48,10 +48,17 @@ def load_strategy_state(folder: Path) -> dict[str, torch.Tensor]:
     return load_file(str(path)) if path.is_file() else {}
 
 
+def load_checkpoint_state(folder: Path) -> CheckpointState:
+    """Where the checkpointed job stood, without reading its weights."""
+    state_path = folder / "state.json"
+    if not state_path.is_file():
+        raise FileNotFoundError(f"checkpoint file missing: {state_path}")
+    return CheckpointState(**json.loads(state_path.read_text(encoding="utf-8")))
+
+
 def load_checkpoint(folder: Path) -> tuple[CheckpointState, dict[str, torch.Tensor]]:
-    state_path, model_path = folder / "state.json", folder / "model.safetensors"
-    for path in (state_path, model_path):
-        if not path.is_file():
-            raise FileNotFoundError(f"checkpoint file missing: {path}")
-    state = CheckpointState(**json.loads(state_path.read_text(encoding="utf-8")))
+    state = load_checkpoint_state(folder)
+    model_path = folder / "model.safetensors"
+    if not model_path.is_file():
+        raise FileNotFoundError(f"checkpoint file missing: {model_path}")
     return state, load_file(str(model_path))
