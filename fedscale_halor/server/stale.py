@@ -7,12 +7,10 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from fedscale_halor.aggregation.staleness import StalePolicy, UpdateInfo, refl_deviation, stale_weights
+from fedscale_halor.aggregation.staleness import REFL_SCALING, StalePolicy, UpdateInfo, refl_deviation, stale_weights
 from fedscale_halor.types import TrainResult, Weights
 
 _log = logging.getLogger("fedscale_halor.aggregator")
-
-_REFL_SCALING = -4.0
 
 
 @dataclass(frozen=True)
@@ -64,7 +62,7 @@ class StaleUpdates:
                 fresh_mean: Weights | None) -> tuple[float, ...]:
         """Each due update's multiplicative weight against the round's fresh updates (``stale_factor``)."""
         deviations: list[float | None] = [None] * len(due)
-        if self.policy.stale_factor == _REFL_SCALING and fresh_mean is not None:
+        if self.policy.stale_factor == REFL_SCALING and fresh_mean is not None:
             deviations = [refl_deviation(pending.result.weights, fresh_mean) for pending in due]
         stale = [UpdateInfo(pending.result.client_id, round_index - pending.trained_round, deviation)
                  for pending, deviation in zip(due, deviations, strict=True)]
