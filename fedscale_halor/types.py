@@ -95,3 +95,7 @@ class RoundMetrics:
     train_loss: float
     learning_rate: float
     test: EvalResult | None = None
+    dropouts: int = 0  # selected clients that went offline before finishing (virtual clock)
+    stragglers: int = 0  # selected clients that finished after the round ended
+    # Halor's global label distribution the round's clients resampled toward (None: Halor off or no sum yet)
+    class_distribution: tuple[float, ...] | None = None

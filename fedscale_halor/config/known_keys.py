@@ -36,14 +36,12 @@ REFL_UNSUPPORTED_KEYS: tuple[str, ...] = (
     "last_worker", "learners", "manager_port", "model_boost", "no_filter_dropouts", "process_files_ratio",
     "prohibit_reselect", "resume_wandb",
     "send_delta", "stale_all", "stale_skip_round",
-    "straggler_penalty", "test_interval", "train_ratio", "use_wandb",
-    "used_samples", "wandb_entity", "wandb_key", "wandb_tags",
+    "straggler_penalty", "test_interval", "train_ratio",
+    "used_samples", "wandb_key",
 )
 
-# Halor's data-management switches (label-histogram sharing and resampling).
-HALOR_UNSUPPORTED_KEYS: tuple[str, ...] = (
-    "halor", "halor_history", "halor_mask_bits", "halor_resample", "halor_timeout", "his_beta",
-)
+# Halor's keys all have schema fields (his_beta under its own name, halor_history).
+HALOR_UNSUPPORTED_KEYS: tuple[str, ...] = ()
 
 RECOGNIZED_UNSUPPORTED_KEYS: tuple[str, ...] = tuple(
     sorted(set(FEDSCALE_UNSUPPORTED_KEYS) | set(REFL_UNSUPPORTED_KEYS) | set(HALOR_UNSUPPORTED_KEYS))
@@ -55,6 +53,8 @@ KEY_ALIASES: Mapping[str, str] = {
     "decay_epoch": "decay_round",
     # Oort's and FedScale's older name for the number of participants per round.
     "total_worker": "num_participants",
+    # Halor's name for the number of rounds of histograms in the global distribution.
+    "his_beta": "halor_history",
 }
 
 # Spellings of a value that other systems accept, mapped to the schema's own spelling (keys are lower case;

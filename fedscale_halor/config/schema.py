@@ -157,12 +157,31 @@ class JobConfig:
                                range=(0.0, None))
     sample_window: float = knob(5.0, "Oort: rounds of history in the utility's staleness window", range=(0.0, None))
 
+    # Halor: label histograms shared by ring masking before each round, and resampling toward their sum
+    halor: bool = knob(False, "run Halor's pre-round step: the sampled clients share their label histograms by "
+                              "ring masking (the aggregator learns only their sum) and resample toward the global "
+                              "distribution before training")
+    halor_history: int = knob(5, "rounds of histogram sums in the global distribution (Halor's his_beta)",
+                              range=(1, None))
+    halor_resample: str = knob("under", "how a selected client resamples toward the global distribution: keep the "
+                                        "pivot class whole and cut the others (under), draw its own size with "
+                                        "replacement (over), or not at all (off)", choices=("under", "over", "off"))
+    halor_mask_bits: int = knob(32, "masks and masked histograms are words modulo 2^bits; every histogram sum must "
+                                    "stay below 2^bits", range=(8, 64))
+    halor_timeout: float = knob(30.0, "seconds the aggregator waits for masked histograms (and again for recovery "
+                                      "masks) before it treats the missing clients as dropped", range=(0.1, None))
+
     # evaluation, devices, checkpoints
     eval_interval: int = knob(5, "evaluate the global model every this many rounds (and after the last)",
                               range=(1, None))
     use_cuda: bool = knob(False, "train on a GPU when one is present")
     save_checkpoint: bool = knob(True, "save the global model (safetensors) at every evaluation")
     tensorboard: bool = knob(True, "write TensorBoard event files to <run folder>/tensorboard")
+    use_wandb: bool = knob(False, "log the run to Weights & Biases (WANDB_MODE=offline writes it locally); the "
+                                  "API key comes from WANDB_API_KEY or wandb login, never from this file")
+    wandb_project: str = knob("", "WandB project; empty means <data_set>_<model>")
+    wandb_entity: str = knob("", "WandB entity (user or team); empty means the account's default")
+    wandb_tags: tuple[str, ...] = knob((), "WandB tags of the run")
     executor_threads: int = knob(0, "torch CPU threads per executor; 0 means 1, which keeps results identical "
                                                  "whatever the number of executors", range=(0, None))
 

@@ -17,7 +17,7 @@ REFL_ENVIRONMENT = {
     "MAIN_PATH": "/opt/refl", "DATA_PATH": "/data/cifar10", "CONDA_PATH": "/opt/conda", "CONDA_ENV": "refl",
     "WORKERS": "100", "SAMPLER": "random", "AGGREGATOR": "fed-avg", "LOCALSTEPS": "5", "STALEUPDATES": "1",
     "DEADLINE": "100", "TARGETRATIO": "0.8", "RANDBEHV": "1", "AVAILPRIO": "0", "PARTITION": "1",
-    "CLIENTS": "3000", "EXPTYPE": "1", "OVERCOMMIT": "1.3", "SAMPLESEED": "233",
+    "CLIENTS": "3000", "EXPTYPE": "1", "OVERCOMMIT": "1.3", "SAMPLESEED": "233", "WANDB_ENTITY": "fl-lab",
 }
 
 
@@ -135,9 +135,10 @@ def test_refl_halor_job_loads_with_its_environment(caplog: pytest.LogCaptureFixt
         100.0, 0.8, 1, 1, 1.3)
     assert (job.avail_priority, job.stale_update) == (0, 1)
     assert job.device_avail_file == "/opt/refl/dataset/data/device_info/client_behave_trace"
-    expected_unsupported = {"num_loaders", "use_wandb", "last_worker",
-                            "filter_class_ratio", "wandb_key", "wandb_entity", "halor", "his_beta", "halor_resample"}
+    expected_unsupported = {"num_loaders", "last_worker", "filter_class_ratio", "wandb_key"}
     assert set(cfg.unsupported_keys) == expected_unsupported
+    assert (job.halor, job.halor_history, job.halor_resample) == (True, 5, "under")  # his_beta is halor_history
+    assert (job.use_wandb, job.wandb_entity) == (True, "fl-lab")
     message = " ".join(record.getMessage() for record in caplog.records if record.levelno == logging.WARNING)
     assert all(key in message for key in expected_unsupported)
 
