@@ -39,6 +39,15 @@ class TrainTask:
 
 
 @dataclass(frozen=True)
+class ResampleTarget:
+    """Halor's guidance for a round's clients: resample local data toward ``distribution`` (one share per class,
+    summing to 1) by ``mode`` (``under`` or ``over``) before training."""
+
+    distribution: tuple[float, ...]
+    mode: str
+
+
+@dataclass(frozen=True)
 class TrainResult:
     """A client's outcome: its weights after local training and the statistics selectors need."""
 

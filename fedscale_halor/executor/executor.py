@@ -18,6 +18,7 @@ import torch
 from fedscale_halor.client.base import Trainer
 from fedscale_halor.client.evaluation import evaluate
 from fedscale_halor.data.federated import FederatedDataset
+from fedscale_halor.executor.halor_clients import HalorClients, training_data
 from fedscale_halor.executor.outbox import Outbox
 from fedscale_halor.transport.base import AggregatorGoneError, Transport
 from fedscale_halor.transport.messages import (
@@ -27,9 +28,12 @@ from fedscale_halor.transport.messages import (
     EvalOutcome,
     Event,
     ExecutorInfo,
+    HalorKeys,
     Heartbeat,
     Idle,
+    LabelStats,
     ModelTest,
+    RevealMasks,
     Shutdown,
     UpdateModel,
 )
@@ -50,6 +54,7 @@ class ExecutorParts:
     test_batch_size: int
     device: str = "cpu"
     heartbeat_s: float = 10.0
+    job_seed: int = 0  # Halor: the simulated clients' key pairs derive from it
 
 
 class Executor:
@@ -65,7 +70,11 @@ class Executor:
             ModelTest: self._on_model_test,
             Idle: self._on_idle,
             Shutdown: self._on_shutdown,
+            HalorKeys: self._on_halor_keys,
+            LabelStats: self._on_label_stats,
+            RevealMasks: self._on_reveal_masks,
         }
+        self._halor = HalorClients(executor_id, parts.job_seed, parts.dataset)
         self.clients_trained = 0
         self._outbox: Outbox  # one per run(), where its thread lives
 
@@ -112,7 +121,7 @@ class Executor:
                                f"but holds version {self._version}")
         for task in event.tasks:
             try:
-                data = self._parts.dataset.client_data(task.client_id)
+                data = training_data(self._parts.dataset, task, event.resample)
                 result = self._parts.trainer.train(self._parts.model, self._weights, data, task)
             except Exception as error:  # one broken client must not take the executor's other clients down
                 _log.exception("executor %s: client %d failed in round %d", self._id, task.client_id, task.round)
@@ -128,6 +137,21 @@ class Executor:
         result = evaluate(self._parts.model, self._weights, features, labels, self._parts.test_batch_size,
                           self._parts.device)
         self._outbox.send(EvalOutcome(event.round, event.model_version, event.shard_index, result))
+        return True
+
+    def _on_halor_keys(self, event: Event) -> bool:
+        assert isinstance(event, HalorKeys)
+        self._outbox.send(self._halor.public_keys(event))
+        return True
+
+    def _on_label_stats(self, event: Event) -> bool:
+        assert isinstance(event, LabelStats)
+        self._outbox.send(self._halor.masked_histograms(event))
+        return True
+
+    def _on_reveal_masks(self, event: Event) -> bool:
+        assert isinstance(event, RevealMasks)
+        self._outbox.send(self._halor.revealed_masks(event))
         return True
 
     def _on_idle(self, event: Event) -> bool:

@@ -23,6 +23,7 @@ from fedscale_halor.selection.base import ClientInfo, ClientOutcome, ClientSelec
 from fedscale_halor.server.board import RoundOutcome, WorkBoard
 from fedscale_halor.server.checkpoint import CheckpointState, load_checkpoint, load_strategy_state, save_checkpoint
 from fedscale_halor.server.errors import NoExecutorsError
+from fedscale_halor.server.halor_step import HalorCoordinator
 from fedscale_halor.server.stale import StaleUpdates
 from fedscale_halor.simulation.clock import VirtualClock
 from fedscale_halor.simulation.plan import RoundPlan
@@ -44,6 +45,7 @@ class AggregatorParts:
     checkpoint_dir: Path | None = None
     client_sizes: Mapping[int, int] = field(default_factory=dict)  # training samples per client, for selectors
     clock: VirtualClock | None = None  # None: no device traces, every selected client completes
+    halor: HalorCoordinator | None = None  # None: no pre-round histogram step, clients train on their own data
 
 
 class Aggregator:
@@ -102,6 +104,10 @@ class Aggregator:
                                          job.min_learning_rate)
         plan, completing, late = self._choose(round_index)
         participants = sorted([*completing, *late])
+        # Halor's ring holds every selected client: who will straggle or drop out is not known before training
+        sampled = participants if plan is None else sorted(
+            {*plan.completed, *(client for client, _ in plan.stragglers), *plan.dropped})
+        resample = parts.halor.before_round(round_index, sampled) if parts.halor is not None else None
         tasks = [
             TrainTask(round=round_index, client_id=client_id, model_version=self._version,
                       learning_rate=learning_rate, local_steps=job.local_steps, batch_size=job.batch_size,
@@ -117,7 +123,7 @@ class Aggregator:
             else:
                 fold.add(result)
 
-        outcome = parts.board.run_round(round_index, tasks, on_result=take)
+        outcome = parts.board.run_round(round_index, tasks, on_result=take, resample=resample)
         for failure in outcome.failures:
             _log.warning("round %d: client %d failed and is dropped: %s", round_index, failure.client_id,
                          failure.error)
@@ -140,6 +146,8 @@ class Aggregator:
             round=round_index, clock_s=self._clock_s, wall_time_s=time.perf_counter() - started,
             participants=tuple(participants), completed=sum(1 for r in outcome.results if r.client_id not in late),
             train_loss=_mean_train_loss(outcome), learning_rate=learning_rate, test=test,
+            dropouts=0 if plan is None else len(plan.dropped), stragglers=0 if plan is None else len(plan.stragglers),
+            class_distribution=None if parts.halor is None else parts.halor.distribution(),
         )
         parts.sink.on_round(metrics)
         return metrics

@@ -5,6 +5,9 @@ Clients are handed out dynamically (guided self-scheduling: an asking executor t
 so fast executors take more and the load balances without the aggregator knowing their speeds. An executor silent
 for longer than the executor timeout is declared dead: its unfinished clients go back to the queue (or are counted
 as dropped) and its test shards go back to the queue, so every round still ends.
+
+Halor's pre-round step runs as exchanges (``exchange``): per-client questions handed out like tasks, or to the one
+executor that must answer them, with answers collected until all came or the step's timeout passed.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from fedscale_halor.server.errors import JobFailedError
+from fedscale_halor.server.exchange import Exchange, ExchangeOutcome
 from fedscale_halor.transport.messages import (
     ClientFailure,
     ClientTrain,
@@ -25,13 +29,17 @@ from fedscale_halor.transport.messages import (
     Completion,
     EvalOutcome,
     Event,
+    HalorAnswer,
     Heartbeat,
     Idle,
+    MaskedHistograms,
     ModelTest,
+    PublicKeys,
+    RevealedMasks,
     Shutdown,
     UpdateModel,
 )
-from fedscale_halor.types import EvalResult, TrainResult, TrainTask, Weights
+from fedscale_halor.types import EvalResult, ResampleTarget, TrainResult, TrainTask, Weights
 
 _log = logging.getLogger("fedscale_halor.aggregator")
 
@@ -75,6 +83,8 @@ class WorkBoard:
         self._model_version = -1
         self._model: Weights = {}
         self._round = -1
+        self._resample: ResampleTarget | None = None
+        self._exchange: Exchange | None = None
         self._pending_tasks: deque[TrainTask] = deque()
         self._awaited_clients: set[int] = set()
         self._results: dict[int, TrainResult] = {}
@@ -126,6 +136,10 @@ class WorkBoard:
     def _take_event(self, executor_id: str, state: _ExecutorState) -> Event | None:
         if self._shutdown_reason is not None:
             return Shutdown(self._shutdown_reason)
+        if self._exchange is not None:
+            event = self._exchange.take(executor_id, max(1, len(self._executors)))
+            if event is not None:
+                return event
         has_work = bool(self._pending_tasks or self._pending_shards)
         if has_work and state.known_version < self._model_version:
             state.known_version = self._model_version
@@ -134,7 +148,7 @@ class WorkBoard:
             share = math.ceil(len(self._pending_tasks) / (max(1, len(self._executors)) * self._chunks_per_executor))
             tasks = tuple(self._pending_tasks.popleft() for _ in range(share))
             state.clients.update({task.client_id: task for task in tasks})
-            return ClientTrain(self._round, self._model_version, tasks)
+            return ClientTrain(self._round, self._model_version, tasks, self._resample)
         if self._pending_shards:
             shard = self._pending_shards.popleft()
             state.shards.add(shard)
@@ -158,6 +172,8 @@ class WorkBoard:
             elif isinstance(completion, ClientFailure):
                 state.clients.pop(completion.client_id, None)
                 self._record_failure(completion)
+            elif isinstance(completion, PublicKeys | MaskedHistograms | RevealedMasks):
+                self._take_answer(executor_id, completion)
             elif isinstance(completion, EvalOutcome):
                 state.shards.discard(completion.shard_index)
                 if completion.round == self._test_round:
@@ -165,6 +181,16 @@ class WorkBoard:
             elif not isinstance(completion, Heartbeat):
                 raise TypeError(f"unknown completion {type(completion).__name__}")
             self._changed.notify_all()
+
+    def _take_answer(self, executor_id: str, answer: HalorAnswer) -> None:
+        exchange = self._exchange
+        if exchange is None or not exchange.expects(answer):
+            _log.info("a %s of round %d from %s came after its step ended; discarded", type(answer).__name__,
+                      answer.round, executor_id)
+            return
+        for client in exchange.accept(executor_id, answer):
+            _log.warning("round %d: %s answered for client %d, which it was not asked about; ignored", answer.round,
+                         executor_id, client)
 
     def _record_failure(self, failure: ClientFailure) -> None:
         if failure.round == self._round and failure.client_id in self._awaited_clients:
@@ -189,6 +215,8 @@ class WorkBoard:
                 for client in unfinished:
                     self._record_failure(ClientFailure(self._round, client, f"executor {executor_id} died"))
             self._pending_shards.extend(sorted(state.shards))
+            if self._exchange is not None:
+                self._exchange.executor_died(executor_id)
         if self._executors:
             self._orphaned_since = None
         elif self._orphaned_since is None:
@@ -208,13 +236,30 @@ class WorkBoard:
         with self._changed:
             return self._changed.wait_for(lambda: len(self._executors) >= count, timeout_s)
 
+    def exchange(self, exchange: Exchange, timeout_s: float) -> ExchangeOutcome:
+        """Hand out the exchange's questions and wait until every one is answered or declined, or ``timeout_s``
+        passed; answers arriving later are discarded."""
+        with self._changed:
+            self._exchange = exchange
+            self._changed.notify_all()
+        deadline = time.monotonic() + timeout_s
+        try:
+            self._wait(lambda: exchange.is_settled or time.monotonic() >= deadline, deadline=deadline)
+        finally:
+            with self._changed:
+                self._exchange = None
+        with self._changed:
+            return exchange.outcome()
+
     def run_round(self, round_index: int, tasks: list[TrainTask],
-                  on_result: Callable[[TrainResult], None] | None = None) -> RoundOutcome:
+                  on_result: Callable[[TrainResult], None] | None = None,
+                  resample: ResampleTarget | None = None) -> RoundOutcome:
         """Publish the round's tasks and wait until every client has reported or failed. With ``on_result``, each
         result is handed to it as soon as it arrives (on this thread, outside the board's lock), and the outcome's
-        results carry no weights."""
+        results carry no weights. ``resample`` travels with every task (Halor)."""
         with self._changed:
             self._round = round_index
+            self._resample = resample
             self._pending_tasks = deque(tasks)
             self._awaited_clients = {task.client_id for task in tasks}
             self._results, self._failures = {}, {}
@@ -242,7 +287,8 @@ class WorkBoard:
                 total = total + self._test_outcomes[shard]
             return total
 
-    def _wait(self, done: Callable[[], bool], on_result: Callable[[TrainResult], None] | None = None) -> None:
+    def _wait(self, done: Callable[[], bool], on_result: Callable[[TrainResult], None] | None = None,
+              deadline: float | None = None) -> None:
         """Wait, without holding the lock between checks, until ``done()``; hand over arrived results on the way.
 
         Every acquisition is a ``with`` block, so an exception at any point (a signal turned into SystemExit while
@@ -258,7 +304,8 @@ class WorkBoard:
                 elif done():
                     return
                 else:
-                    self._changed.wait(check_every)
+                    wait_s = check_every if deadline is None else min(check_every, deadline - time.monotonic())
+                    self._changed.wait(max(0.0, wait_s))
                     self._reap_dead_executors()
             for result in arrived:  # outside the lock: executors keep submitting while the round loop folds
                 on_result(result)  # type: ignore[misc]

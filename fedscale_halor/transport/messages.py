@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fedscale_halor.types import EvalResult, TrainResult, TrainTask, Weights
+from fedscale_halor.halor.ring import MaskRequest
+from fedscale_halor.halor.session import MaskedUpload, RevealedMask, RingSeat
+from fedscale_halor.types import EvalResult, ResampleTarget, TrainResult, TrainTask, Weights
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,32 @@ class ClientTrain:
     round: int
     model_version: int
     tasks: tuple[TrainTask, ...]
+    resample: ResampleTarget | None = None  # Halor: resample each client toward this before training
+
+
+# Halor's pre-round step (DESIGN §5.1): three exchanges, each about some of the round's sampled clients.
+@dataclass(frozen=True)
+class HalorKeys:
+    """Send the public keys of these clients (the aggregator caches them across rounds)."""
+
+    round: int
+    client_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class LabelStats:
+    """Mask these clients' label histograms for their seats in the round's ring and upload them."""
+
+    round: int
+    seats: tuple[RingSeat, ...]
+
+
+@dataclass(frozen=True)
+class RevealMasks:
+    """Dropout recovery: reveal these link masks (each asked of a client this executor uploaded for)."""
+
+    round: int
+    requests: tuple[MaskRequest, ...]
 
 
 @dataclass(frozen=True)
@@ -58,7 +86,7 @@ class Shutdown:
     reason: str
 
 
-Event = UpdateModel | ClientTrain | ModelTest | Idle | Shutdown
+Event = UpdateModel | ClientTrain | ModelTest | Idle | Shutdown | HalorKeys | LabelStats | RevealMasks
 
 
 # Completions: what an executor reports.
@@ -89,4 +117,36 @@ class Heartbeat:
     """Sent while an executor is busy, so a long local training is not mistaken for a dead executor."""
 
 
-Completion = ClientUpdate | ClientFailure | EvalOutcome | Heartbeat
+@dataclass(frozen=True)
+class PublicKeys:
+    round: int
+    keys: tuple[tuple[int, bytes], ...]  # (client id, 32-byte X25519 public key)
+    declined: tuple[int, ...] = ()
+
+    def by_client(self) -> dict[int, bytes]:
+        return dict(self.keys)
+
+
+@dataclass(frozen=True)
+class MaskedHistograms:
+    round: int
+    uploads: tuple[MaskedUpload, ...]
+    declined: tuple[int, ...] = ()  # clients that could not upload (logged on the executor)
+
+    def by_client(self) -> dict[int, MaskedUpload]:
+        return {upload.client_id: upload for upload in self.uploads}
+
+
+@dataclass(frozen=True)
+class RevealedMasks:
+    round: int
+    masks: tuple[RevealedMask, ...]
+    declined: tuple[int, ...] = ()  # clients that refused (e.g. asked for a second mask in the round)
+
+    def by_client(self) -> dict[int, RevealedMask]:
+        return {mask.client_id: mask for mask in self.masks}
+
+
+HalorAnswer = PublicKeys | MaskedHistograms | RevealedMasks
+
+Completion = ClientUpdate | ClientFailure | EvalOutcome | Heartbeat | PublicKeys | MaskedHistograms | RevealedMasks

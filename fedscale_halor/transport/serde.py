@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from google.protobuf.message import DecodeError
 
-from fedscale_halor.transport import tensor_codec
+from fedscale_halor.transport import halor_serde, tensor_codec
 from fedscale_halor.transport.framing import Buffer, Frame, FramingError, frame_parts, parts_size, read_frame
 from fedscale_halor.transport.messages import (
     ClientFailure,
@@ -24,10 +24,16 @@ from fedscale_halor.transport.messages import (
     EvalOutcome,
     Event,
     ExecutorInfo,
+    HalorKeys,
     Heartbeat,
     Idle,
+    LabelStats,
+    MaskedHistograms,
     ModelTest,
+    PublicKeys,
     RegisterReply,
+    RevealedMasks,
+    RevealMasks,
     Shutdown,
     UpdateModel,
 )
@@ -123,7 +129,8 @@ def event_to_proto(event: Event, blobs: list[tuple[Buffer, ...]]) -> pb.Event:
                                                     weights=weights_to_proto(event.weights, blobs)))
     if isinstance(event, ClientTrain):
         tasks = [_task_to_proto(task) for task in event.tasks]
-        return pb.Event(client_train=pb.ClientTrain(round=event.round, model_version=event.model_version, tasks=tasks))
+        return pb.Event(client_train=pb.ClientTrain(round=event.round, model_version=event.model_version, tasks=tasks,
+                                                    resample=halor_serde.resample_to_proto(event.resample)))
     if isinstance(event, ModelTest):
         return pb.Event(model_test=pb.ModelTest(round=event.round, model_version=event.model_version,
                                                 shard_index=event.shard_index, shard_count=event.shard_count))
@@ -131,6 +138,8 @@ def event_to_proto(event: Event, blobs: list[tuple[Buffer, ...]]) -> pb.Event:
         return pb.Event(idle=pb.Idle(wait_s=event.wait_s))
     if isinstance(event, Shutdown):
         return pb.Event(shutdown=pb.Shutdown(reason=event.reason))
+    if isinstance(event, HalorKeys | LabelStats | RevealMasks):
+        return halor_serde.halor_event_to_proto(event)
     raise TypeError(f"not a protocol event: {type(event).__name__}")
 
 
@@ -143,11 +152,15 @@ def _update_model_from_proto(message: pb.UpdateModel, blobs: Sequence[memoryview
 _EVENT_DECODERS: dict[str, Callable[[Any, Sequence[memoryview]], Event]] = {
     "update_model": _update_model_from_proto,
     "client_train": lambda message, _: ClientTrain(round=message.round, model_version=message.model_version,
-                                                   tasks=tuple(_task_from_proto(task) for task in message.tasks)),
+                                                   tasks=tuple(_task_from_proto(task) for task in message.tasks),
+                                                   resample=halor_serde.resample_from_proto(message)),
     "model_test": lambda message, _: ModelTest(round=message.round, model_version=message.model_version,
                                                shard_index=message.shard_index, shard_count=message.shard_count),
     "idle": lambda message, _: Idle(wait_s=message.wait_s),
     "shutdown": lambda message, _: Shutdown(reason=message.reason),
+    "halor_keys": lambda message, _: halor_serde.halor_keys_from_proto(message),
+    "label_stats": lambda message, _: halor_serde.label_stats_from_proto(message),
+    "reveal_masks": lambda message, _: halor_serde.reveal_masks_from_proto(message),
 }
 
 
@@ -190,6 +203,8 @@ def completion_to_proto(completion: Completion, blobs: list[tuple[Buffer, ...]])
             result=_eval_result_to_proto(completion.result)))
     if isinstance(completion, Heartbeat):
         return pb.Completion(heartbeat=pb.Heartbeat())
+    if isinstance(completion, PublicKeys | MaskedHistograms | RevealedMasks):
+        return halor_serde.halor_answer_to_proto(completion)
     raise TypeError(f"not a protocol completion: {type(completion).__name__}")
 
 
@@ -217,6 +232,9 @@ _COMPLETION_DECODERS: dict[str, Callable[[Any, Sequence[memoryview]], Completion
                                                        error=message.error),
     "eval_outcome": _eval_outcome_from_proto,
     "heartbeat": lambda message, _: Heartbeat(),
+    "public_keys": lambda message, _: halor_serde.public_keys_from_proto(message),
+    "masked_histograms": lambda message, _: halor_serde.masked_histograms_from_proto(message),
+    "revealed_masks": lambda message, _: halor_serde.revealed_masks_from_proto(message),
 }
 
 

@@ -1,0 +1,87 @@
+"""The simulated clients' side of Halor on an executor: key pairs, masked histograms, recovery masks, resampling.
+
+Each client's key pair is derived inside the executor from the job seed and the client id (simulation only), so any
+executor can play any client in the key and upload steps. A round's reveal request goes back to the executor that
+uploaded for the client, which holds the client's masks of the round and refuses to reveal a second one.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from fedscale_halor.data.federated import FederatedDataset
+from fedscale_halor.halor.resampling import resample_positions, target_counts
+from fedscale_halor.halor.session import ClientMaskingSession, HalorSessionError, MaskedUpload, RevealedMask
+from fedscale_halor.seeding import numpy_rng
+from fedscale_halor.transport.messages import (
+    HalorKeys,
+    LabelStats,
+    MaskedHistograms,
+    PublicKeys,
+    RevealedMasks,
+    RevealMasks,
+)
+from fedscale_halor.types import ClientData, ResampleTarget, TrainTask
+
+_log = logging.getLogger("fedscale_halor.executor")
+
+
+class HalorClients:
+    def __init__(self, executor_id: str, job_seed: int, dataset: FederatedDataset) -> None:
+        self._executor_id = executor_id
+        self._job_seed = job_seed
+        self._dataset = dataset
+        self._sessions: dict[int, ClientMaskingSession] = {}
+
+    def _session(self, client_id: int) -> ClientMaskingSession:
+        session = self._sessions.get(client_id)
+        if session is None:
+            session = self._sessions[client_id] = ClientMaskingSession(self._job_seed, client_id)
+        return session
+
+    def public_keys(self, event: HalorKeys) -> PublicKeys:
+        return PublicKeys(event.round, tuple((client, self._session(client).public_key) for client in event.client_ids))
+
+    def masked_histograms(self, event: LabelStats) -> MaskedHistograms:
+        uploads: list[MaskedUpload] = []
+        declined: list[int] = []
+        for seat in event.seats:
+            try:
+                histogram = self._dataset.label_counts(seat.client_id)
+                uploads.append(self._session(seat.client_id).upload(seat, histogram))
+            except (HalorSessionError, KeyError) as error:
+                _log.warning("executor %s: client %d cannot upload in round %d: %s", self._executor_id,
+                             seat.client_id, event.round, error)
+                declined.append(seat.client_id)
+        return MaskedHistograms(event.round, tuple(uploads), tuple(declined))
+
+    def revealed_masks(self, event: RevealMasks) -> RevealedMasks:
+        masks: list[RevealedMask] = []
+        declined: list[int] = []
+        for request in event.requests:
+            session = self._sessions.get(request.client_id)
+            try:
+                if session is None:
+                    raise HalorSessionError(f"client {request.client_id} never uploaded on this executor")
+                masks.append(session.reveal(event.round, request.link_index))
+            except HalorSessionError as error:
+                _log.warning("executor %s: client %d declines to reveal link %d of round %d: %s", self._executor_id,
+                             request.client_id, request.link_index, event.round, error)
+                declined.append(request.client_id)
+        return RevealedMasks(event.round, tuple(masks), tuple(declined))
+
+
+def training_data(dataset: FederatedDataset, task: TrainTask, resample: ResampleTarget | None) -> ClientData:
+    """The client's data for the task: resampled toward Halor's distribution when the round carries one.
+
+    The draw is seeded from the task's seed, so it changes every time the client is selected and is the same on
+    whichever executor trains the client.
+    """
+    if resample is None:
+        return dataset.client_data(task.client_id)
+    labels = dataset.client_labels(task.client_id)
+    targets = target_counts(dataset.label_counts(task.client_id), np.asarray(resample.distribution), resample.mode)
+    rng = numpy_rng(task.seed, task.round, "halor-resample", task.client_id)
+    return dataset.client_data(task.client_id, resample_positions(labels, targets, resample.mode, rng))
