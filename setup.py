@@ -27,6 +27,7 @@ setup(
         "matplotlib>=3.7",
         "pillow>=10",
         "psutil>=5.9",
+        "tqdm>=4.60",
     ],
     extras_require={"test": ["pytest>=8", "ruff>=0.5", "grpcio-tools>=1.85.1"]},
     entry_points={"console_scripts": ["fedscale-halor=fedscale_halor.cli:main"]},

@@ -13,6 +13,7 @@ import numpy as np
 
 from fedscale_halor.data.federated import FederatedDataset
 from fedscale_halor.halor.resampling import resample_positions, target_counts
+from fedscale_halor.halor.ring import HalorProtocolError
 from fedscale_halor.halor.session import ClientMaskingSession, HalorSessionError, MaskedUpload, RevealedMask
 from fedscale_halor.seeding import numpy_rng
 from fedscale_halor.transport.messages import (
@@ -51,7 +52,7 @@ class HalorClients:
             try:
                 histogram = self._dataset.label_counts(seat.client_id)
                 uploads.append(self._session(seat.client_id).upload(seat, histogram))
-            except (HalorSessionError, KeyError) as error:
+            except (HalorProtocolError, KeyError) as error:
                 _log.warning("executor %s: client %d cannot upload in round %d: %s", self._executor_id,
                              seat.client_id, event.round, error)
                 declined.append(seat.client_id)
@@ -66,7 +67,7 @@ class HalorClients:
                 if session is None:
                     raise HalorSessionError(f"client {request.client_id} never uploaded on this executor")
                 masks.append(session.reveal(event.round, request.link_index))
-            except HalorSessionError as error:
+            except HalorProtocolError as error:
                 _log.warning("executor %s: client %d declines to reveal link %d of round %d: %s", self._executor_id,
                              request.client_id, request.link_index, event.round, error)
                 declined.append(request.client_id)

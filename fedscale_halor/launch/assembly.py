@@ -8,20 +8,19 @@ from pathlib import Path
 import torch
 
 from fedscale_halor.config.components import build_selector, build_strategy, build_trainer, executor_device
+from fedscale_halor.config.errors import ConfigError
 from fedscale_halor.config.schema import ExperimentConfig, JobConfig
 from fedscale_halor.data.federated import FederatedDataset
 from fedscale_halor.executor.executor import Executor, ExecutorParts
 from fedscale_halor.launch.hosts import ExecutorSlot
-from fedscale_halor.logging.base import FanOutSink, MetricsSink
-from fedscale_halor.logging.csv_sink import CsvSink
-from fedscale_halor.logging.tensorboard_sink import TensorBoardSink
-from fedscale_halor.logging.testing_perf import PerfHistorySink
-from fedscale_halor.logging.text_sink import TextSink
+from fedscale_halor.logging.base import FanOutSink
+from fedscale_halor.logging.factory import job_sinks
 from fedscale_halor.models import build_model
 from fedscale_halor.seeding import derive_seed
 from fedscale_halor.server.aggregator import Aggregator, AggregatorParts
 from fedscale_halor.server.board import LivenessPolicy, WorkBoard
 from fedscale_halor.server.checkpoint import load_checkpoint_state
+from fedscale_halor.server.halor_step import HalorCoordinator, HalorSettings
 from fedscale_halor.simulation.clock import VirtualClock
 from fedscale_halor.transport.base import Transport
 
@@ -65,26 +64,34 @@ def build_aggregator(job: JobConfig, board: WorkBoard, run_dir: Path,
     _log.info("%s: %d clients, %d test samples, %d classes", job.data_set, len(dataset.client_ids),
               dataset.num_test_samples, dataset.num_classes)
     model = build_model(job.model, dataset.num_classes, dataset.input_shape)
-    sinks: list[MetricsSink] = [
-        TextSink(_log, job.rounds),
-        CsvSink(run_dir / "metrics.csv", keep_rounds_up_to=resumed_round),
-        PerfHistorySink(run_dir / "testing_perf", job, keep_rounds_up_to=resumed_round),
-    ]
-    if job.tensorboard:
-        sinks.append(TensorBoardSink(run_dir / "tensorboard"))
+    sinks = job_sinks(job, run_dir, _log, keep_rounds_up_to=resumed_round, timestamp=run_dir.name)
     sink = FanOutSink(sinks)
     weights = initial_weights(model, job.sample_seed)
+    client_sizes = {client: dataset.num_samples(client) for client in dataset.client_ids}
     model_bytes = sum(tensor.numel() * tensor.element_size() for tensor in weights.values())
     aggregator = Aggregator(job, AggregatorParts(
         board=board, client_ids=dataset.client_ids, initial_weights=weights,
         selector=build_selector(job), strategy=build_strategy(job), sink=sink,
         checkpoint_dir=run_dir / "checkpoint",
-        client_sizes={client: dataset.num_samples(client) for client in dataset.client_ids},
+        client_sizes=client_sizes,
         clock=VirtualClock.from_job(job, dataset.client_ids, model_bytes),
+        halor=halor_coordinator(job, board, dataset.num_classes, sum(client_sizes.values())),
     ))
     if resume:
         aggregator.restore(run_dir / "checkpoint")
     return aggregator
+
+
+def halor_coordinator(job: JobConfig, board: WorkBoard, num_classes: int,
+                      total_samples: int) -> HalorCoordinator | None:
+    if not job.halor:
+        return None
+    if total_samples >= 2**job.halor_mask_bits:
+        # a histogram sum that reached 2^bits would wrap around and come out wrong, silently
+        raise ConfigError(f"halor_mask_bits {job.halor_mask_bits} is too small: the clients hold {total_samples} "
+                          f"samples, so a histogram sum may reach 2^{job.halor_mask_bits}; raise halor_mask_bits")
+    return HalorCoordinator(board, HalorSettings(num_classes, job.halor_history, job.halor_mask_bits,
+                                                 job.halor_timeout, job.halor_resample))
 
 
 def build_executor(cfg: ExperimentConfig, slot: ExecutorSlot, transport: Transport,
@@ -95,6 +102,6 @@ def build_executor(cfg: ExperimentConfig, slot: ExecutorSlot, transport: Transpo
     parts = ExecutorParts(
         model=build_model(job.model, dataset.num_classes, dataset.input_shape).to(device),
         dataset=dataset, trainer=build_trainer(job, device), test_batch_size=job.test_bsz, device=device,
-        heartbeat_s=max(0.5, job.executor_timeout / 4),
+        heartbeat_s=max(0.5, job.executor_timeout / 4), job_seed=job.sample_seed,
     )
     return Executor(f"executor_{slot.rank}", transport, parts)

@@ -1,7 +1,9 @@
 """TensorBoard event files in the run folder (``<run>/tensorboard``): `tensorboard --logdir <log_path>` shows them.
 
 Scalars are logged against the round, and the test accuracy also against simulated time (whole seconds of the
-virtual clock), which is how time-to-accuracy is read in FedScale's and Halor's papers.
+virtual clock), which is how time-to-accuracy is read in FedScale's and Halor's papers. With Halor on, the global
+label distribution of each round is logged as one scalar per class (``halor/class_<c>``) and as a histogram over the
+class indices (``halor/class_distribution``, the Histograms tab), which shows the distribution drifting over rounds.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ class TensorBoardSink(MetricsSink):
             "round/participants": float(len(metrics.participants)),
             "round/completed": float(metrics.completed),
             "round/not_completed": float(len(metrics.participants) - metrics.completed),
+            "round/dropouts": float(metrics.dropouts),
+            "round/stragglers": float(metrics.stragglers),
             "round/duration_s": metrics.clock_s - self._previous_clock_s,
             "round/clock_s": metrics.clock_s,
             "round/wall_time_s": metrics.wall_time_s,
@@ -43,7 +47,22 @@ class TensorBoardSink(MetricsSink):
             for tag, value in (("test/top1", test.top1), ("test/top5", test.top5), ("test/loss", test.loss)):
                 self._writer.add_scalar(tag, value, step)
                 self._writer.add_scalar(f"{tag}_by_time", value, int(metrics.clock_s))
+        if metrics.class_distribution is not None:
+            self._log_distribution(metrics.class_distribution, step)
         self._writer.flush()
+
+    def _log_distribution(self, shares: tuple[float, ...], step: int) -> None:
+        for label, share in enumerate(shares):
+            self._writer.add_scalar(f"halor/class_{label}", share, step)
+        if not shares:
+            return
+        # class c is the bucket (c - 0.5, c + 0.5] holding its share, so the histogram is the distribution itself
+        self._writer.add_histogram_raw(
+            "halor/class_distribution", min=0.0, max=float(len(shares) - 1), num=sum(shares),
+            sum=sum(label * share for label, share in enumerate(shares)),
+            sum_squares=sum(label * label * share for label, share in enumerate(shares)),
+            bucket_limits=[label + 0.5 for label in range(len(shares))], bucket_counts=list(shares),
+            global_step=step)
 
     def close(self) -> None:
         self._writer.close()
