@@ -1,13 +1,11 @@
 #!/usr/bin/env bash
-# Stop experiments: bash kill_exps.sh <dataset> [timestamp] | bash kill_exps.sh all
-# Signals the process groups recorded when the runs started (on every host they run on) and marks the records
-# stopped; safe to run twice or on runs that already ended. `fedscale-halor status` lists the recorded runs.
+# Stop experiments: bash kill_exps.sh <dataset> <timestamp> | bash kill_exps.sh <dataset> | bash kill_exps.sh all
+# Signals the process groups recorded when the experiments started, on every server they run on (over SSH with the
+# credentials of their launch), drops their records and says what it stopped. Safe to run twice or on experiments
+# that already ended. `fedscale-halor status` lists the recorded ones. See docs/experiments.md.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-target=${1:?usage: bash kill_exps.sh <dataset> [timestamp] | all}
+: "${1:?usage: bash kill_exps.sh <dataset> [timestamp] | all}"
 python_bin=$(cat "$root/.env_python" 2>/dev/null || echo python)
-if [ "$target" = "all" ]; then
-  exec "$python_bin" -m fedscale_halor.cli stop --all
-fi
-# the shipped configs name each job after its data set
-exec "$python_bin" -m fedscale_halor.cli stop "$target" ${2:+"$2"}
+# a data set's name matches the experiments of that data set (and of a job so named)
+exec "$python_bin" -m fedscale_halor.cli kill "$@"

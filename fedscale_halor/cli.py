@@ -80,6 +80,41 @@ def _stop(args: argparse.Namespace) -> int:
     return 0 if complete else 1
 
 
+def _kill(args: argparse.Namespace) -> int:
+    from fedscale_halor.launch.stop import kill_experiments
+
+    everything = args.name == "all"
+    if everything and args.timestamp:
+        raise SystemExit("fedscale-halor: kill all takes no timestamp")
+    runs = kill_experiments(None if everything else args.name, args.timestamp)
+    if not runs:
+        which = "" if everything else f" of {args.name}" + (f" with timestamp {args.timestamp}" if args.timestamp
+                                                             else "")
+        print(f"nothing to stop: no recorded experiment{which} (ended or stopped already)")
+    complete = True
+    for run in runs:
+        record = run.record
+        outcomes = {stopped.outcome for stopped in run.processes}
+        state = "not stopped" if not run.complete else "stopped" if outcomes & {"terminated", "killed"} else "had ended"
+        print(f"{state}: {record.data_set or record.job_name} {record.timestamp} (job {record.job_name}, "
+              f"logs {record.run_dir})")
+        for stopped in run.processes:
+            detail = f": {stopped.detail}" if stopped.detail else ""
+            print(f"  {stopped.process.describe()}: {stopped.outcome}{detail}")
+        if not run.complete:
+            complete = False
+            print("  not every host answered; the record stays, run the same command again", file=sys.stderr)
+    return 0 if complete else 1
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from fedscale_halor.launch.sweep import parse_axis, parse_servers, run_sweep
+
+    return run_sweep(Path(args.config), [parse_axis(text) for text in args.grid],
+                     parse_servers(args.ips.split(), args.gpus.split()), _parse_overrides(args.set),
+                     detach=args.detach, dry_run=args.dry_run, timestamp=args.timestamp)
+
+
 def _status(args: argparse.Namespace) -> int:
     from fedscale_halor.launch.status import format_statuses, run_statuses
 
@@ -150,7 +185,25 @@ def build_parser() -> argparse.ArgumentParser:
     stop.add_argument("timestamp", nargs="?", help="the run to stop (default: every recorded run of the job)")
     stop.set_defaults(handler=_stop)
 
-    status = commands.add_parser("status", help="the recorded runs: state, round, accuracy and hosts")
+    kill = commands.add_parser("kill", help="what kill_exps.sh runs: stop the recorded experiments of a data set "
+                                            "(or job), or all of them, and drop their records")
+    kill.add_argument("name", help="a data set or job name, or 'all'")
+    kill.add_argument("timestamp", nargs="?", help="only this experiment")
+    kill.set_defaults(handler=_kill)
+
+    sweep = commands.add_parser("sweep", help="what run_exps.sh runs: one experiment per combination of a grid, "
+                                              "on servers round robin")
+    _add_job_arguments(sweep)
+    sweep.add_argument("--grid", action="append", default=[], metavar="KEY=VALUES",
+                       help="a swept config key and its values, separated by spaces (repeatable; in loop order)")
+    sweep.add_argument("--ips", default="", help="servers, separated by spaces (default: the config's hosts)")
+    sweep.add_argument("--gpus", default="", help="executors per server as [n_gpu0,...]: one for all or one each")
+    sweep.add_argument("--detach", action="store_true",
+                       help="start a single local experiment in the background too")
+    sweep.add_argument("--dry-run", action="store_true", help="print the experiments without starting them")
+    sweep.set_defaults(handler=_sweep)
+
+    status = commands.add_parser("status", help="the recorded runs: data set, state, round, accuracy and hosts")
     status.set_defaults(handler=_status)
 
     plot = commands.add_parser("plot", help="time-to-accuracy PNG comparing runs (by round and by simulated time)")

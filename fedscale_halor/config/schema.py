@@ -28,6 +28,9 @@ def knob(default: Any, help: str, *, choices: tuple[Any, ...] | None = None,
 class AuthConfig:
     ssh_user: str = knob("", "user for SSH logins to ps_ip and worker_ips; empty means the current user")
     ssh_private_key: str = knob("~/.ssh/id_rsa", "private key file for SSH logins")
+    ssh_port: int = knob(0, "SSH port of ps_ip and worker_ips; 0 means ssh's own choice (22, or ~/.ssh/config). "
+                            "When set, every host is reached over SSH on it, 127.0.0.1 and localhost included",
+                         range=(0, 65535))
 
 
 @dataclass(frozen=True)
@@ -44,7 +47,7 @@ class DeploymentConfig:
     executor_entry: str = knob("core/executor.py", "executor entry point, relative to exp_path")
     aggregator_entry: str = knob("core/aggregator.py", "aggregator entry point, relative to exp_path")
     auth: AuthConfig = field(default_factory=AuthConfig,
-                             metadata={"help": "SSH credentials (ssh_user, ssh_private_key)"})
+                             metadata={"help": "SSH credentials (ssh_user, ssh_private_key, ssh_port)"})
     setup_commands: tuple[str, ...] = knob(
         (), "shell commands run on every host before a process starts; that host's shell expands their $VARs")
 

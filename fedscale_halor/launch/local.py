@@ -51,7 +51,7 @@ def run_local(cfg: ExperimentConfig, *, timestamp: str | None = None, echo: bool
         _log.warning("start runs every executor on this machine; hosts %s are not used (submit runs them there)",
                      ", ".join(remote))
     token = token or secrets.token_hex(16)
-    record = _record_of_this_process(job.job_name, run_dir)
+    record = _record_of_this_process(job.job_name, run_dir, job.data_set)
     save_record(record)
     threads = torch_threads_per_executor(job)
     forked = fork_executors(cfg, slots, run_dir, token, threads) if fork and can_fork() else []
@@ -87,11 +87,12 @@ def run_local(cfg: ExperimentConfig, *, timestamp: str | None = None, echo: bool
         detach_log_file("fedscale_halor", handler)
 
 
-def _record_of_this_process(job_name: str, run_dir: Path) -> JobRecord:
+def _record_of_this_process(job_name: str, run_dir: Path, data_set: str) -> JobRecord:
     # only this process's pid, not its group: the group may be the caller's shell pipeline or test runner
     aggregator = ProcessRecord("aggregator", -1, _THIS_HOST, os.getpid(), process_group=False,
                                command_marker=process_command_line(os.getpid()) or "")
-    return JobRecord(job_name, run_dir.name, str(run_dir), launcher="start", processes=(aggregator,))
+    return JobRecord(job_name, run_dir.name, str(run_dir), launcher="start", processes=(aggregator,),
+                     data_set=data_set)
 
 
 def _spawn_executor(slot: ExecutorSlot, config_path: Path, address: str, token: str, run_dir: Path,

@@ -43,6 +43,7 @@ class ProcessRecord:
     command_marker: str = ""
     ssh_user: str = ""
     ssh_private_key: str = ""
+    ssh_port: int = 0  # 0: ssh's default; otherwise the host was reached over SSH on it, even if it is this machine
 
     def describe(self) -> str:
         name = "aggregator" if self.role == "aggregator" else f"executor_{self.rank}"
@@ -58,6 +59,7 @@ class JobRecord:
     status: str = "running"
     token_file: str = ""  # empty when the token never touched a disk (start passes it in the environment)
     processes: tuple[ProcessRecord, ...] = field(default_factory=tuple)
+    data_set: str = ""  # the job's data set, so that `kill_exps.sh <dataset>` finds runs whatever their job name
 
     def with_process(self, process: ProcessRecord) -> JobRecord:
         return replace(self, processes=(*self.processes, process))
@@ -157,6 +159,23 @@ def find_records(job_name: str, timestamp: str | None = None,
         stamps = [timestamp]
     paths = [jobs_dir(directory) / job_name / f"{stamp}.json" for stamp in stamps]
     return [(path, load_record(path)) for path in paths]
+
+
+def indexed_records(directory: str | Path | None = None) -> list[tuple[Path, JobRecord]]:
+    """Every indexed run of every job, by job name and timestamp. A run that leaves the index while it is read (a
+    `start` that just ended) is left out; any other unreadable record fails with its path."""
+    entries: list[tuple[Path, JobRecord]] = []
+    for job_name, stamps in known_runs(directory).items():
+        for stamp in stamps:
+            path = jobs_dir(directory) / job_name / f"{stamp}.json"
+            try:
+                text = path.read_text(encoding="utf-8")
+            except FileNotFoundError:
+                continue
+            except (OSError, UnicodeDecodeError) as error:
+                raise RecordError(f"{path}: cannot read the job record ({error})") from None
+            entries.append((path, JobRecord.from_json(text, str(path))))
+    return entries
 
 
 def _write_atomically(path: Path, text: str) -> None:

@@ -27,11 +27,19 @@ class RemoteCommandError(LaunchError):
 
 @dataclass(frozen=True)
 class HostAccess:
-    """How to reach a host: its name and the SSH credentials used when it is not this machine."""
+    """How to reach a host: its name and the SSH credentials used when it is not this machine. ``ssh_port``:
+    0 leaves the port to ssh; any other port means SSH even to this machine's own names (a tunnel, a container,
+    a second sshd)."""
 
     host: str
     ssh_user: str = ""
     ssh_private_key: str = ""
+    ssh_port: int = 0
+
+    @property
+    def local(self) -> bool:
+        """The script runs in a local bash, without SSH."""
+        return is_local_host(self.host) and not self.ssh_port
 
 
 @dataclass(frozen=True)
@@ -60,7 +68,7 @@ class DetachedProcess:
 
 def host_argv(access: HostAccess) -> list[str]:
     """The command that runs a script (read from stdin) on the host."""
-    if is_local_host(access.host):
+    if access.local:
         return ["bash", "-s"]
     ssh = shutil.which("ssh")
     if ssh is None:
@@ -71,6 +79,8 @@ def host_argv(access: HostAccess) -> list[str]:
         argv += ["-i", str(key)]
     if access.ssh_user:
         argv += ["-l", access.ssh_user]
+    if access.ssh_port:
+        argv += ["-p", str(access.ssh_port)]
     return [*argv, access.host, "bash", "-s"]
 
 

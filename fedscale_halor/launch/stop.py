@@ -17,8 +17,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from fedscale_halor.launch.hosts import is_local_host
-from fedscale_halor.launch.records import JobRecord, ProcessRecord, find_records, save_record
+from fedscale_halor.launch.records import (
+    JobRecord,
+    ProcessRecord,
+    find_records,
+    forget_record,
+    indexed_records,
+    save_record,
+)
 from fedscale_halor.launch.remote import GroupToStop, HostAccess, RemoteCommandError, run_script, stop_script
 
 DEFAULT_GRACE_S = 5.0
@@ -55,21 +61,45 @@ def stop_job(job_name: str, timestamp: str | None = None, *, jobs_dir: str | Pat
     return runs
 
 
+def kill_experiments(name: str | None, timestamp: str | None = None, *, jobs_dir: str | Path | None = None,
+                     grace_s: float = DEFAULT_GRACE_S) -> list[StoppedRun]:
+    """What `kill_exps.sh` does: stop the indexed runs whose data set or job name is ``name`` (every run when None;
+    only ``timestamp`` when given), then drop them from the index, their run folders' job.json saying ``stopped``.
+    Finding nothing is not an error: the runs may have ended or been stopped already. A run with an unreachable
+    host stays indexed, so that the same command can be run again."""
+    runs: list[StoppedRun] = []
+    for _, record in indexed_records(jobs_dir):
+        if name is not None and name not in (record.data_set, record.job_name):
+            continue
+        if timestamp is not None and record.timestamp != timestamp:
+            continue
+        stopped = StoppedRun(record, tuple(stop_processes(record.processes, grace_s=grace_s)))
+        if stopped.complete:
+            save_record(record.with_status("stopped"), jobs_dir)
+            forget_record(record, jobs_dir)
+        runs.append(stopped)
+    return runs
+
+
 def stop_processes(processes: Sequence[ProcessRecord], *, grace_s: float = DEFAULT_GRACE_S) -> list[StoppedProcess]:
-    """Stop the processes, host by host in parallel; the result is in the order of ``processes``."""
-    by_host: dict[str, list[ProcessRecord]] = {}
+    """Stop the processes, host by host in parallel, each host reached as at launch; the result is in the order of
+    ``processes``."""
+    by_host: dict[HostAccess, list[ProcessRecord]] = {}
     for process in processes:
-        by_host.setdefault(process.host, []).append(process)
+        by_host.setdefault(access_of(process), []).append(process)
     with ThreadPoolExecutor(max_workers=max(1, len(by_host))) as pool:
-        futures = [pool.submit(_stop_local if is_local_host(host) else _stop_remote, group, grace_s)
-                   for host, group in by_host.items()]
+        futures = [pool.submit(_stop_local if access.local else _stop_remote, access, group, grace_s)
+                   for access, group in by_host.items()]
         outcomes = {stopped.process: stopped for future in futures for stopped in future.result()}
     return [outcomes[process] for process in processes]
 
 
-def _stop_remote(processes: Sequence[ProcessRecord], grace_s: float) -> list[StoppedProcess]:
+def access_of(process: ProcessRecord) -> HostAccess:
+    return HostAccess(process.host, process.ssh_user, process.ssh_private_key, process.ssh_port)
+
+
+def _stop_remote(access: HostAccess, processes: Sequence[ProcessRecord], grace_s: float) -> list[StoppedProcess]:
     first = processes[0]
-    access = HostAccess(first.host, first.ssh_user, first.ssh_private_key)
     targets = [GroupToStop(p.pid, p.process_group, p.command_marker) for p in processes]
     try:
         result = run_script(access, stop_script(targets, grace_s), timeout_s=grace_s + 120.0)
@@ -88,11 +118,11 @@ def _stop_remote(processes: Sequence[ProcessRecord], grace_s: float) -> list[Sto
             for process in processes]
 
 
-def _stop_local(processes: Sequence[ProcessRecord], grace_s: float) -> list[StoppedProcess]:
+def _stop_local(_access: HostAccess, processes: Sequence[ProcessRecord], grace_s: float) -> list[StoppedProcess]:
     outcomes: dict[ProcessRecord, str] = {}
     signalled: list[ProcessRecord] = []
     for process in processes:
-        if not _alive(process):
+        if not process_running(process):
             outcomes[process] = "gone"
         elif not _is_ours(process):
             outcomes[process] = "foreign"
@@ -100,10 +130,10 @@ def _stop_local(processes: Sequence[ProcessRecord], grace_s: float) -> list[Stop
             _signal(process, signal.SIGTERM)
             signalled.append(process)
     deadline = time.monotonic() + grace_s
-    while any(_alive(process) for process in signalled) and time.monotonic() < deadline:
+    while any(process_running(process) for process in signalled) and time.monotonic() < deadline:
         time.sleep(0.1)
     for process in signalled:
-        if _alive(process):
+        if process_running(process):
             _signal(process, signal.SIGKILL)
             outcomes[process] = "killed"
         else:
@@ -119,8 +149,10 @@ def _signal(process: ProcessRecord, signal_number: int) -> None:
             os.kill(process.pid, signal_number)
 
 
-def _alive(process: ProcessRecord) -> bool:
+def process_running(process: ProcessRecord) -> bool:
+    """The recorded process (its whole group, when it leads one) is still there; for processes on this machine."""
     return process_group_alive(process.pid) if process.process_group else process_alive(process.pid)
+
 
 
 def _is_ours(process: ProcessRecord) -> bool:

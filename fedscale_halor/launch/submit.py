@@ -53,9 +53,12 @@ class _HostLaunch:
     processes: tuple[DetachedProcess, ...]
 
 
-def submit_job(cfg: ExperimentConfig, *, timestamp: str | None = None,
-               jobs_dir: str | Path | None = None) -> JobRecord:
-    """Start the job on its hosts and return its record without waiting for the job to end."""
+def submit_job(cfg: ExperimentConfig, *, timestamp: str | None = None, jobs_dir: str | Path | None = None,
+               run_dir: Path | None = None) -> JobRecord:
+    """Start the job on its hosts and return its record without waiting for the job to end. ``run_dir``: an empty
+    run folder created beforehand, whose name is the timestamp (a sweep reserves one per experiment first)."""
+    if run_dir is not None and timestamp is not None:
+        raise SubmitError("give a timestamp or a reserved run folder, not both")
     deployment = cfg.deployment
     if deployment.ps_port == 0:
         raise SubmitError("ps_port is 0 (a free port): submit needs a fixed port, since executors on other hosts "
@@ -68,13 +71,15 @@ def submit_job(cfg: ExperimentConfig, *, timestamp: str | None = None,
     if is_local_host(deployment.ps_ip) and remote_workers:
         _log.warning("ps_ip %s names the local machine: executors on %s will look for the aggregator on their own "
                      "host", deployment.ps_ip, ", ".join(remote_workers))
-    run_dir = create_run_dir(cfg.job.log_path, cfg.job.job_name, timestamp)
+    run_dir = run_dir.resolve() if run_dir is not None else create_run_dir(cfg.job.log_path, cfg.job.job_name,
+                                                                           timestamp)
     # every host must find the run folder at the same place, whatever its working directory
     cfg = dataclasses.replace(cfg, job=dataclasses.replace(cfg.job, log_path=str(run_dir.parent.parent)))
     config_text = dump_config(cfg, run_dir / CONFIG_FILE_NAME).read_text(encoding="utf-8")
     token = secrets.token_hex(16)
     token_file = _write_private(run_dir / TOKEN_FILE_NAME, token)
-    record = JobRecord(cfg.job.job_name, run_dir.name, str(run_dir), launcher="submit", token_file=str(token_file))
+    record = JobRecord(cfg.job.job_name, run_dir.name, str(run_dir), launcher="submit", token_file=str(token_file),
+                       data_set=cfg.job.data_set)
     save_record(record, jobs_dir)
     files = {CONFIG_FILE_NAME: config_text, TOKEN_FILE_NAME: token}
     launches = _launches(cfg, slots, run_dir, token_file)
@@ -99,19 +104,19 @@ def submit_job(cfg: ExperimentConfig, *, timestamp: str | None = None,
 def _launches(cfg: ExperimentConfig, slots: Sequence[ExecutorSlot], run_dir: Path,
               token_file: Path) -> list[_HostLaunch]:
     deployment = cfg.deployment
-    user, key = deployment.auth.ssh_user, deployment.auth.ssh_private_key
+    user, key, port = deployment.auth.ssh_user, deployment.auth.ssh_private_key, deployment.auth.ssh_port
     config_path, stamp = str(run_dir / CONFIG_FILE_NAME), run_dir.name
     aggregator = DetachedProcess(deployment.aggregator_entry, (
         "--config", config_path, "--timestamp", stamp, "--token-file", str(token_file)),
         str(run_dir / "aggregator.log"))
-    launches = [_HostLaunch(HostAccess(deployment.ps_ip, user, key), "aggregator", (-1,), (aggregator,))]
+    launches = [_HostLaunch(HostAccess(deployment.ps_ip, user, key, port), "aggregator", (-1,), (aggregator,))]
     address = f"{deployment.ps_ip}:{deployment.ps_port}"
     for host in dict.fromkeys(slot.host for slot in slots):
         ranks = tuple(slot.rank for slot in slots if slot.host == host)
         executors = tuple(DetachedProcess(deployment.executor_entry, (
             "--config", config_path, "--rank", str(rank), "--address", address, "--token-file", str(token_file)),
             str(run_dir / f"executor_{rank}.log")) for rank in ranks)
-        launches.append(_HostLaunch(HostAccess(host, user, key), "executor", ranks, executors))
+        launches.append(_HostLaunch(HostAccess(host, user, key, port), "executor", ranks, executors))
     return launches
 
 
@@ -128,7 +133,8 @@ def _start(cfg: ExperimentConfig, launch: _HostLaunch, run_dir: Path,
     pids = started_pids(result, len(launch.processes))
     access = launch.access
     return [ProcessRecord(launch.role, rank, access.host, pid, process_group=True, command_marker=str(run_dir),
-                          ssh_user=access.ssh_user, ssh_private_key=access.ssh_private_key)
+                          ssh_user=access.ssh_user, ssh_private_key=access.ssh_private_key,
+                          ssh_port=access.ssh_port)
             for rank, pid in zip(launch.ranks, pids, strict=True)]
 
 

@@ -30,7 +30,7 @@ def test_dict_keeps_fedscale_layout() -> None:
 
     # Assert
     assert data["worker_ips"] == ["10.0.0.1:[2]"]
-    assert data["auth"] == {"ssh_user": "", "ssh_private_key": "~/.ssh/id_rsa"}
+    assert data["auth"] == {"ssh_user": "", "ssh_private_key": "~/.ssh/id_rsa", "ssh_port": 0}
     assert all(isinstance(entry, dict) and len(entry) == 1 for entry in data["job_conf"])
     assert {"rounds": 3} in data["job_conf"]
     assert [next(iter(entry)) for entry in data["job_conf"]] == [f.name for f in dataclasses.fields(JobConfig)]

@@ -96,3 +96,10 @@ def test_the_stop_script_signals_groups_and_single_processes_then_kills_what_is_
     assert "send_signal 200 single TERM" in script
     assert "ours 100 /logs/run" in script
     assert "seq 20" in script and 'send_signal "$pid" "$kind" KILL' in script
+
+
+def test_an_ssh_port_is_passed_to_ssh_and_sends_this_machine_over_ssh_too(ssh_on_path: Path) -> None:
+    argv = host_argv(HostAccess("127.0.0.1", ssh_user="alice", ssh_port=2222))
+
+    assert argv == [str(ssh_on_path), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=accept-new",
+                    "-l", "alice", "-p", "2222", "127.0.0.1", "bash", "-s"]

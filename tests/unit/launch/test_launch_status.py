@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from fedscale_halor.cli import main
-from fedscale_halor.launch.records import JobRecord, ProcessRecord, find_records, save_record
+from fedscale_halor.launch.records import JobRecord, ProcessRecord, find_records, known_runs, load_record, save_record
 from fedscale_halor.launch.status import format_statuses, run_statuses
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -23,12 +23,12 @@ def _finished_pid() -> int:
 
 
 def _record(tmp_path: Path, jobs: Path, job: str, timestamp: str, with_metrics: bool = True,
-            aggregator_host: str = "localhost") -> JobRecord:
+            aggregator_host: str = "localhost", data_set: str = "") -> JobRecord:
     run_dir = tmp_path / "logs" / job / timestamp
     run_dir.mkdir(parents=True)
     if with_metrics:
         (run_dir / "metrics.csv").write_text(METRICS)
-    record = JobRecord(job, timestamp, str(run_dir), launcher="submit", processes=(
+    record = JobRecord(job, timestamp, str(run_dir), launcher="submit", data_set=data_set, processes=(
         ProcessRecord("aggregator", -1, aggregator_host, _finished_pid(), command_marker="no such program"),
         ProcessRecord("executor", 0, "localhost", _finished_pid(), command_marker="no such program")))
     save_record(record, jobs)
@@ -37,7 +37,7 @@ def _record(tmp_path: Path, jobs: Path, job: str, timestamp: str, with_metrics: 
 
 def test_status_lists_each_run_with_its_last_round_accuracy_and_hosts(tmp_path: Path) -> None:
     jobs = tmp_path / "jobs"
-    _record(tmp_path, jobs, "digits", "1125_101010", aggregator_host="node-a")
+    _record(tmp_path, jobs, "digits", "1125_101010", aggregator_host="node-a", data_set="digits")
     _record(tmp_path, jobs, "cifar10", "1125_111111", with_metrics=False)  # its logs are on another host
 
     statuses = run_statuses(jobs)
@@ -46,7 +46,10 @@ def test_status_lists_each_run_with_its_last_round_accuracy_and_hosts(tmp_path: 
     assert [(s.record.job_name, s.last_round, s.last_top1) for s in statuses] == [
         ("cifar10", None, None), ("digits", 3, 0.8125)]
     assert statuses[1].hosts == ("node-a", "localhost")
-    assert "digits          1125_101010     running         3  0.8125  node-a, localhost" in text
+    # node-a is out of sight: the run may still be going; every process of cifar10's is here, and gone
+    assert [(s.alive, s.state) for s in statuses] == [(False, "ended"), (None, "running")]
+    assert "digits        digits          1125_101010       running         3  0.8125  node-a, localhost" in text
+    assert "-             cifar10         1125_111111       ended           -       -  localhost" in text
     assert format_statuses([]) == "no recorded runs"
 
 
@@ -68,17 +71,28 @@ def test_stop_all_stops_every_recorded_run_and_can_run_twice(tmp_path: Path, mon
 
 def test_kill_exps_stops_a_data_sets_runs_and_all(tmp_path: Path) -> None:
     jobs = tmp_path / "jobs"
-    _record(tmp_path, jobs, "digits", "1125_101010")
-    _record(tmp_path, jobs, "digits", "1125_202020")
+    _record(tmp_path, jobs, "digits", "1125_101010", data_set="digits")
+    _record(tmp_path, jobs, "digits", "1125_202020", data_set="digits")
     environment = {**os.environ, "FEDSCALE_HALOR_JOBS_DIR": str(jobs)}
 
-    one = subprocess.run(["bash", str(ROOT / "kill_exps.sh"), "digits", "1125_202020"], env=environment,
-                         capture_output=True, text=True, check=False)
-    states_after_one = {record.timestamp: record.status for _, record in find_records("digits", None, jobs)}
-    everything = subprocess.run(["bash", str(ROOT / "kill_exps.sh"), "all"], env=environment, capture_output=True,
-                                text=True, check=False)
+    def kill_exps(*arguments: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["bash", str(ROOT / "kill_exps.sh"), *arguments], env=environment,
+                              capture_output=True, text=True, check=False)
+
+    one = kill_exps("digits", "1125_202020")
+    left_after_one = {record.timestamp: record.status for _, record in find_records("digits", None, jobs)}
+    everything = kill_exps("all")
+    again = kill_exps("all")
+    again_one = kill_exps("digits", "1125_202020")
 
     assert one.returncode == 0, one.stderr
-    assert states_after_one == {"1125_101010": "running", "1125_202020": "stopped"}
+    assert "had ended: digits 1125_202020" in one.stdout and "executor_0 (pid" in one.stdout
+    assert left_after_one == {"1125_101010": "running"}
     assert everything.returncode == 0, everything.stderr
-    assert {record.status for _, record in find_records("digits", None, jobs)} == {"stopped"}
+    assert "digits 1125_101010" in everything.stdout
+    assert known_runs(jobs) == {}
+    assert load_record(tmp_path / "logs" / "digits" / "1125_202020" / "job.json").status == "stopped"
+    assert (again.returncode, again.stdout.strip()) == (0, "nothing to stop: no recorded experiment (ended or "
+                                                           "stopped already)")
+    assert again_one.returncode == 0 and "no recorded experiment of digits with timestamp 1125_202020" in \
+        again_one.stdout
