@@ -48,7 +48,7 @@ class Measured:
 class TreeMemorySampler:
     """Polls a process tree's memory every ``interval_s`` seconds until stopped."""
 
-    def __init__(self, root_pid: int, interval_s: float = 0.05) -> None:
+    def __init__(self, root_pid: int, interval_s: float = 0.2) -> None:
         self._root_pid = root_pid
         self._interval_s = interval_s
         self._peak_rss = 0
@@ -80,8 +80,10 @@ class TreeMemorySampler:
             self._stop.wait(self._interval_s)
 
 
-# reading PSS parses /proc/<pid>/smaps_rollup (milliseconds per process): often enough to see the peak, rarely
-# enough not to take a noticeable share of two cores from the run it measures
+# Reading PSS parses /proc/<pid>/smaps_rollup (milliseconds per process). Every 0.2 s, and PSS every second, is
+# often enough to see the peak of a run whose working set is steady across rounds, and rarely enough not to
+# perturb it: polling every 50 ms woke up often enough to preempt a 2-thread torch executor mid-step, and each
+# preemption stalls its other thread at the next barrier.
 _PSS_EVERY = 5
 
 

@@ -19,6 +19,7 @@ from fedscale_halor.config.loader import load_config
 from fedscale_halor.config.schema import ExperimentConfig
 from fedscale_halor.launch.assembly import build_executor, torch_threads_per_executor
 from fedscale_halor.launch.hosts import executor_slots
+from fedscale_halor.launch.process_tuning import tune_process_for_training
 from fedscale_halor.transport.base import AuthenticationError
 from fedscale_halor.transport.grpc_client import GrpcTransport
 from fedscale_halor.transport.tls import client_tls_from_settings
@@ -50,6 +51,7 @@ def serve_executor(cfg: ExperimentConfig, rank: int, address: str, token: str, t
     threads = torch_threads_per_executor(cfg.job) if threads is None else threads
     if threads > 0:
         torch.set_num_threads(threads)
+    tune_process_for_training()
     slots = executor_slots(cfg.deployment.worker_ips)
     if not 0 <= rank < len(slots):
         print(f"executor: rank {rank} is not among the job's {len(slots)} slots", file=sys.stderr)

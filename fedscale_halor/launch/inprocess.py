@@ -20,6 +20,7 @@ from fedscale_halor.config.serialize import dump_config
 from fedscale_halor.data.federated import FederatedDataset
 from fedscale_halor.launch.assembly import build_aggregator, build_executor, new_board, torch_threads_per_executor
 from fedscale_halor.launch.hosts import executor_slots
+from fedscale_halor.launch.process_tuning import tune_process_for_training
 from fedscale_halor.launch.rundir import attach_log_file, detach_log_file, open_run_dir
 from fedscale_halor.server.board import WorkBoard
 from fedscale_halor.server.service import BoardService
@@ -45,6 +46,7 @@ def run_in_process(cfg: ExperimentConfig, *, timestamp: str | None = None, echo:
     try:
         _log.info("job %s: logs in %s", job.job_name, run_dir)
         torch.set_num_threads(torch_threads_per_executor(job))
+        tune_process_for_training()
         board = new_board(job)
         token = secrets.token_hex(16)
         service = BoardService(board, token)

@@ -18,6 +18,7 @@ from fedscale_halor.config.schema import ExperimentConfig
 from fedscale_halor.launch.assembly import build_aggregator, new_board
 from fedscale_halor.launch.hosts import executor_slots
 from fedscale_halor.launch.inprocess import JobOutcome
+from fedscale_halor.launch.process_tuning import flush_denormals
 from fedscale_halor.server.service import BoardService
 from fedscale_halor.transport.base import AggregatorService
 from fedscale_halor.transport.grpc_server import GrpcAggregatorServer
@@ -84,6 +85,7 @@ def serve_aggregator(cfg: ExperimentConfig, run_dir: Path, token: str, *,
     job, deployment = cfg.job, cfg.deployment
     # the aggregator's math is memory-bound; a second thread would only take a core from a local executor
     torch.set_num_threads(1)
+    flush_denormals()
     board = new_board(job)
     tracker = _FarewellTracker(BoardService(board, token))
     tls = server_tls_from_settings(job.tls_cert_file, job.tls_key_file)
