@@ -302,7 +302,7 @@ def _config_slots(cfg: ExperimentConfig) -> str:
 def _with_free_port(cfg: ExperimentConfig) -> ExperimentConfig:
     """On this machine the port can be checked: a taken or unset ps_port moves to a free one."""
     port = cfg.deployment.ps_port
-    if port and _port_free(port):
+    if port and port_is_free(port):
         return cfg
     with socket.socket() as probe:
         probe.bind(("", 0))
@@ -310,7 +310,7 @@ def _with_free_port(cfg: ExperimentConfig) -> ExperimentConfig:
     return dataclasses.replace(cfg, deployment=dataclasses.replace(cfg.deployment, ps_port=free))
 
 
-def _port_free(port: int) -> bool:
+def port_is_free(port: int) -> bool:
     with socket.socket() as probe:
         try:
             probe.bind(("", port))

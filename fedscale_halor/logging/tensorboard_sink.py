@@ -8,11 +8,11 @@ class indices (``halor/class_distribution``, the Histograms tab), which shows th
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
 from fedscale_halor.logging.base import MetricsSink
+from fedscale_halor.logging.scalars import round_scalars
 from fedscale_halor.types import RoundMetrics
 
 
@@ -26,21 +26,8 @@ class TensorBoardSink(MetricsSink):
 
     def on_round(self, metrics: RoundMetrics) -> None:
         step = metrics.round
-        scalars = {
-            "train/loss": metrics.train_loss,
-            "train/learning_rate": metrics.learning_rate,
-            "round/participants": float(len(metrics.participants)),
-            "round/completed": float(metrics.completed),
-            "round/not_completed": float(len(metrics.participants) - metrics.completed),
-            "round/dropouts": float(metrics.dropouts),
-            "round/stragglers": float(metrics.stragglers),
-            "round/duration_s": metrics.clock_s - self._previous_clock_s,
-            "round/clock_s": metrics.clock_s,
-            "round/wall_time_s": metrics.wall_time_s,
-        }
-        for tag, value in scalars.items():
-            if math.isfinite(value):
-                self._writer.add_scalar(tag, value, step)
+        for tag, value in round_scalars(metrics, self._previous_clock_s).items():
+            self._writer.add_scalar(tag, value, step)
         self._previous_clock_s = metrics.clock_s
         test = metrics.test
         if test is not None:

@@ -19,6 +19,7 @@ from typing import Any
 from fedscale_halor.config.schema import DeploymentConfig, ExperimentConfig, JobConfig
 from fedscale_halor.config.serialize import config_to_dict
 from fedscale_halor.logging.base import MetricsSink
+from fedscale_halor.logging.scalars import round_scalars
 from fedscale_halor.types import RoundMetrics
 
 _ONLINE_MODES = frozenset({"online", "run", "shared"})
@@ -94,20 +95,8 @@ class WandbSink(MetricsSink):
 
 def round_record(metrics: RoundMetrics, previous_clock_s: float) -> dict[str, float]:
     """One round as WandB history values; non-finite ones (no client finished) are left out, as in TensorBoard."""
-    record: dict[str, float] = {
-        "round": float(metrics.round),
-        "clock_s": metrics.clock_s,
-        "train/loss": metrics.train_loss,
-        "train/learning_rate": metrics.learning_rate,
-        "round/participants": float(len(metrics.participants)),
-        "round/completed": float(metrics.completed),
-        "round/not_completed": float(len(metrics.participants) - metrics.completed),
-        "round/dropouts": float(metrics.dropouts),
-        "round/stragglers": float(metrics.stragglers),
-        "round/duration_s": metrics.clock_s - previous_clock_s,
-        "round/clock_s": metrics.clock_s,
-        "round/wall_time_s": metrics.wall_time_s,
-    }
+    record: dict[str, float] = {"round": float(metrics.round), "clock_s": metrics.clock_s,
+                                **round_scalars(metrics, previous_clock_s)}
     test = metrics.test
     if test is not None:
         for name, value in (("top1", test.top1), ("top5", test.top5), ("loss", test.loss)):

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -119,11 +120,7 @@ class HalorCoordinator:
             Exchange(MaskedHistograms, round_index, masking.seats(),
                      lambda round_, seats: LabelStats(round_, tuple(seats))),
             timeout_s)
-        for client in sorted(uploads.answers):
-            try:
-                masking.accept_upload(uploads.answers[client])
-            except HalorSessionError as error:
-                _log.warning("round %d: upload of client %d refused: %s", round_index, client, error)
+        _accept_each(uploads.answers, masking.accept_upload, round_index, "upload")
         dropped = sorted({*uploads.declined, *uploads.unanswered})
         if dropped:
             _log.info("round %d: no masked histogram from clients %s; recovering the sum without them", round_index,
@@ -136,12 +133,17 @@ class HalorCoordinator:
                      lambda round_, asked: RevealMasks(round_, tuple(asked)),
                      route={request.client_id: uploads.answered_by[request.client_id] for request in requests}),
             timeout_s)
-        for client in sorted(reveals.answers):
-            try:
-                masking.accept_reveal(reveals.answers[client])
-            except HalorSessionError as error:
-                _log.warning("round %d: mask from client %d refused: %s", round_index, client, error)
+        _accept_each(reveals.answers, masking.accept_reveal, round_index, "mask")
         if not masking.is_over:
             masking.abandon(f"round {round_index}: the recovery masks of clients "
                             f"{[request.client_id for request in masking.outstanding_requests]} never came; the round "
                             "keeps the previous distribution")
+
+
+def _accept_each(answers: Mapping[int, Any], accept: Callable[[Any], None], round_index: int, what: str) -> None:
+    """Hand each client's answer to the session in client order; a refused one is logged and left out."""
+    for client in sorted(answers):
+        try:
+            accept(answers[client])
+        except HalorSessionError as error:
+            _log.warning("round %d: %s of client %d refused: %s", round_index, what, client, error)

@@ -24,6 +24,7 @@ import pytest
 from fedscale_halor.data.prepare import prepare_dataset
 from fedscale_halor.launch.records import JobRecord, indexed_records, known_runs
 from fedscale_halor.launch.stop import kill_experiments, process_group_alive
+from fedscale_halor.launch.sweep import port_is_free
 
 ROOT = Path(__file__).resolve().parents[2]
 SSHD = Path("/usr/sbin/sshd")
@@ -47,18 +48,9 @@ def _free_port(count: int = 1) -> int:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
-        if port + count <= 65535 and all(_bindable(port + offset) for offset in range(count)):
+        if port + count <= 65535 and all(port_is_free(port + offset) for offset in range(count)):
             return port
     raise RuntimeError("no run of free ports")
-
-
-def _bindable(port: int) -> bool:
-    with socket.socket() as probe:
-        try:
-            probe.bind(("", port))
-        except OSError:
-            return False
-    return True
 
 
 def _install_openssh_server() -> None:
