@@ -5,8 +5,12 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the commands import what they need when they run, so that `--help` stays instant
+    from fedscale_halor.launch.stop import StoppedRun
 
 
 def _parse_overrides(pairs: Sequence[str]) -> dict[str, str]:
@@ -68,16 +72,8 @@ def _stop(args: argparse.Namespace) -> int:
     runs = [run for job in known_runs() for run in stop_job(job)] if args.all else stop_job(args.job, args.timestamp)
     if not runs:
         print("no recorded runs")
-    complete = True
-    for run in runs:
-        print(f"{run.record.job_name} {run.record.timestamp} ({run.record.run_dir}):")
-        for stopped in run.processes:
-            detail = f": {stopped.detail}" if stopped.detail else ""
-            print(f"  {stopped.process.describe()}: {stopped.outcome}{detail}")
-        if not run.complete:
-            complete = False
-            print("  not every host answered; the record stays running, run stop again", file=sys.stderr)
-    return 0 if complete else 1
+    return _report_stopped(runs, lambda run: f"{run.record.job_name} {run.record.timestamp} ({run.record.run_dir}):",
+                           "the record stays running, run stop again")
 
 
 def _kill(args: argparse.Namespace) -> int:
@@ -91,19 +87,28 @@ def _kill(args: argparse.Namespace) -> int:
         which = "" if everything else f" of {args.name}" + (f" with timestamp {args.timestamp}" if args.timestamp
                                                              else "")
         print(f"nothing to stop: no recorded experiment{which} (ended or stopped already)")
+    return _report_stopped(runs, _experiment_headline, "the record stays, run the same command again")
+
+
+def _experiment_headline(run: StoppedRun) -> str:
+    record = run.record
+    outcomes = {stopped.outcome for stopped in run.processes}
+    state = "not stopped" if not run.complete else "stopped" if outcomes & {"terminated", "killed"} else "had ended"
+    return (f"{state}: {record.data_set or record.job_name} {record.timestamp} (job {record.job_name}, "
+            f"logs {record.run_dir})")
+
+
+def _report_stopped(runs: Sequence[StoppedRun], headline: Callable[[StoppedRun], str], retry_hint: str) -> int:
+    """Print what happened to each process of each run; 1 when some host did not answer."""
     complete = True
     for run in runs:
-        record = run.record
-        outcomes = {stopped.outcome for stopped in run.processes}
-        state = "not stopped" if not run.complete else "stopped" if outcomes & {"terminated", "killed"} else "had ended"
-        print(f"{state}: {record.data_set or record.job_name} {record.timestamp} (job {record.job_name}, "
-              f"logs {record.run_dir})")
+        print(headline(run))
         for stopped in run.processes:
             detail = f": {stopped.detail}" if stopped.detail else ""
             print(f"  {stopped.process.describe()}: {stopped.outcome}{detail}")
         if not run.complete:
             complete = False
-            print("  not every host answered; the record stays, run the same command again", file=sys.stderr)
+            print(f"  not every host answered; {retry_hint}", file=sys.stderr)
     return 0 if complete else 1
 
 
