@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import sys
 from collections.abc import Callable
 from typing import Any, TextIO
@@ -19,6 +20,16 @@ from fedscale_halor.types import RoundMetrics
 def _is_terminal(stream: TextIO) -> bool:
     isatty = getattr(stream, "isatty", None)
     return bool(isatty and isatty())
+
+
+_FALLBACK_COLUMNS, _FALLBACK_ROWS = 100, 24
+
+
+def _reported_width(stream: TextIO) -> int:
+    try:
+        return os.get_terminal_size(stream.fileno()).columns
+    except (AttributeError, OSError, ValueError):  # no file descriptor (a test's stream) or not a terminal
+        return 0
 
 
 def _console_handlers(logger: logging.Logger) -> list[logging.Handler]:
@@ -61,8 +72,12 @@ class ProgressSink(MetricsSink):
         # imported here: only an interactive run draws a bar
         from tqdm import tqdm
 
-        self._bar = tqdm(total=total_rounds, initial=rounds_done, file=target, unit="round", dynamic_ncols=True,
-                         desc="rounds", mininterval=0)  # a round takes seconds: draw every one
+        # a terminal that reports no size (a bare pty, some CI runners) would get a bar of width 0 that tqdm also
+        # hides as off-screen: nothing at all
+        width = {} if _reported_width(target) else {"ncols": _FALLBACK_COLUMNS, "nrows": _FALLBACK_ROWS}
+        self._bar = tqdm(total=total_rounds, initial=rounds_done, file=target, unit="round",
+                         dynamic_ncols=not width, desc="rounds", mininterval=0,  # a round takes seconds: draw each
+                         **width)
         self._filter = _ClearBar(self._bar)
         self._filtered = _console_handlers(logger) if logger is not None else []
         for handler in self._filtered:
