@@ -82,6 +82,10 @@ class GlobalDistribution:
     def kept_rounds(self) -> tuple[KeptRound, ...]:
         return tuple(self._kept)
 
+    def window(self) -> tuple[tuple[int, tuple[int, ...]], ...]:
+        """(round, summed histogram) of each round in the window, oldest first: what a checkpoint keeps."""
+        return tuple((entry.round_index, tuple(int(count) for count in entry.histogram)) for entry in self._window)
+
     def update(self, round_index: int, histogram_sum: np.ndarray) -> None:
         """Adds the round's summed histogram; the oldest one leaves once the window holds ``history`` rounds."""
         self._advance_to(round_index)

@@ -21,7 +21,13 @@ from fedscale_halor.seeding import derive_seed
 from fedscale_halor.selection.availability_selector import AdaptiveParticipantTarget
 from fedscale_halor.selection.base import ClientInfo, ClientOutcome, ClientSelector
 from fedscale_halor.server.board import RoundOutcome, WorkBoard
-from fedscale_halor.server.checkpoint import CheckpointState, load_checkpoint, load_strategy_state, save_checkpoint
+from fedscale_halor.server.checkpoint import (
+    CheckpointState,
+    load_checkpoint,
+    load_halor_window,
+    load_strategy_state,
+    save_checkpoint,
+)
 from fedscale_halor.server.errors import NoExecutorsError
 from fedscale_halor.server.halor_step import HalorCoordinator
 from fedscale_halor.server.stale import StaleUpdates
@@ -59,11 +65,13 @@ class Aggregator:
         self._first_round = 1
 
     def restore(self, checkpoint_dir: Path) -> int:
-        """Continue from a checkpoint: its weights, model version, clock and server optimizer state; returns the
-        round it was taken after. Selectors start afresh (their own state is not saved)."""
+        """Continue from a checkpoint: its weights, model version, clock, server optimizer state and Halor's window;
+        returns the round it was taken after. Selectors start afresh (their own state is not saved)."""
         state, weights = load_checkpoint(checkpoint_dir)
         self._weights, self._version, self._clock_s = weights, state.model_version, state.clock_s
         self._parts.strategy.load_state_dict(load_strategy_state(checkpoint_dir))
+        if self._parts.halor is not None:
+            self._parts.halor.restore(load_halor_window(checkpoint_dir))
         if self._parts.clock is not None:
             self._parts.clock.now_s = state.clock_s
         self._first_round = state.round + 1
@@ -193,8 +201,10 @@ class Aggregator:
 
     def _save(self, round_index: int) -> None:
         if self._parts.checkpoint_dir is not None and self._job.save_checkpoint:
+            halor = self._parts.halor
             save_checkpoint(self._parts.checkpoint_dir, CheckpointState(round_index, self._version, self._clock_s),
-                            self._weights, self._parts.strategy.state_dict())
+                            self._weights, self._parts.strategy.state_dict(),
+                            halor_window=None if halor is None else halor.window())
 
 
 def _mean_train_loss(outcome: RoundOutcome) -> float:

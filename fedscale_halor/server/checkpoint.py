@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -13,6 +14,9 @@ from safetensors.torch import load_file, save_file
 from fedscale_halor.types import Weights
 
 STRATEGY_FILE = "strategy.safetensors"
+HALOR_FILE = "halor_window.json"
+
+HalorWindow = Sequence[tuple[int, Sequence[int]]]
 
 
 @dataclass(frozen=True)
@@ -23,11 +27,16 @@ class CheckpointState:
 
 
 def save_checkpoint(folder: Path, state: CheckpointState, weights: Weights,
-                    strategy_state: Weights | None = None) -> Path:
-    """Write ``model.safetensors``, the server optimizer's ``strategy.safetensors`` (when it has state) and
-    ``state.json`` atomically (temp files, then rename); ``state.json`` goes last, so it never describes files that
-    are not there yet."""
+                    strategy_state: Weights | None = None, halor_window: HalorWindow | None = None) -> Path:
+    """Write ``model.safetensors``, the server optimizer's ``strategy.safetensors`` (when it has state), Halor's
+    window of histogram sums (when the job runs Halor) and ``state.json`` atomically (temp files, then rename);
+    ``state.json`` goes last, so it never describes files that are not there yet."""
     folder.mkdir(parents=True, exist_ok=True)
+    if halor_window is not None:
+        halor_path = folder / HALOR_FILE
+        entries = [{"round": round_index, "histogram_sum": list(counts)} for round_index, counts in halor_window]
+        halor_path.with_suffix(".partial").write_text(json.dumps(entries), encoding="utf-8")
+        os.replace(halor_path.with_suffix(".partial"), halor_path)
     if strategy_state:
         strategy_path = folder / STRATEGY_FILE
         save_file({name: tensor.detach().contiguous().cpu() for name, tensor in strategy_state.items()},
@@ -46,6 +55,18 @@ def load_strategy_state(folder: Path) -> dict[str, torch.Tensor]:
     """The server optimizer's saved state; empty for strategies that keep none."""
     path = folder / STRATEGY_FILE
     return load_file(str(path)) if path.is_file() else {}
+
+
+def load_halor_window(folder: Path) -> list[tuple[int, list[int]]]:
+    """Halor's saved window of (round, histogram sum); empty when the checkpoint has none."""
+    path = folder / HALOR_FILE
+    if not path.is_file():
+        return []
+    try:
+        entries = json.loads(path.read_text(encoding="utf-8"))
+        return [(int(entry["round"]), [int(count) for count in entry["histogram_sum"]]) for entry in entries]
+    except (ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"{path}: not a window of Halor histogram sums: {error}") from error
 
 
 def load_checkpoint_state(folder: Path) -> CheckpointState:

@@ -68,6 +68,16 @@ class HalorCoordinator:
         current = self._distribution.current()
         return None if current is None else tuple(float(share) for share in current)
 
+    def window(self) -> tuple[tuple[int, tuple[int, ...]], ...]:
+        """The sums behind the distribution, for the checkpoint: only sums the protocol gave the aggregator."""
+        return self._distribution.window()
+
+    def restore(self, window: Sequence[tuple[int, Sequence[int]]]) -> None:
+        """Continue from a checkpoint's window; public keys are fetched again as clients come back."""
+        self._distribution = GlobalDistribution(self._settings.num_classes, self._settings.history)
+        for round_index, histogram_sum in window:
+            self._distribution.update(round_index, np.array(histogram_sum, dtype=np.int64))
+
     def before_round(self, round_index: int, sampled: Sequence[int]) -> ResampleTarget | None:
         """Run the step for the round's sampled clients; returns what the selected clients resample toward."""
         started = time.perf_counter()

@@ -104,21 +104,25 @@ def test_the_main_digits_job_reaches_90_percent(tmp_path: Path, digits_data_dir:
     assert final.top1 >= 0.90
 
 
-@pytest.mark.parametrize("policy", ["fedavg", "fed-yogi"])
+@pytest.mark.parametrize(("policy", "extra"), [
+    ("fedavg", {}), ("fed-yogi", {}),
+    # Halor's distribution steers every client's resampling: it must come back from the checkpoint too
+    ("fedavg", {"halor": True, "halor_history": 5, "partitioning": 8, "dirichlet_alpha": 0.1}),
+], ids=["fedavg", "fed-yogi", "fedavg-halor"])
 def test_a_job_resumed_from_its_checkpoint_ends_with_the_model_of_a_job_that_never_stopped(
-        tmp_path: Path, digits_data_dir: Path, policy: str) -> None:
+        tmp_path: Path, digits_data_dir: Path, policy: str, extra: dict[str, object]) -> None:
     # Prepare: the reference run; then a run whose aggregator "dies" after the checkpoint of round 3 (it is simply
     # told the job has 3 rounds), written over by a line of a round 4 that never finished
-    reference = run_in_process(_small_digits(tmp_path, digits_data_dir, gradient_policy=policy), timestamp="whole",
-                               echo=False)
-    run_in_process(_small_digits(tmp_path, digits_data_dir, gradient_policy=policy, rounds=3), timestamp="cut",
-                   echo=False)
+    reference = run_in_process(_small_digits(tmp_path, digits_data_dir, gradient_policy=policy, **extra),
+                               timestamp="whole", echo=False)
+    run_in_process(_small_digits(tmp_path, digits_data_dir, gradient_policy=policy, rounds=3, **extra),
+                   timestamp="cut", echo=False)
     metrics = tmp_path / "logs" / "digits" / "cut" / "metrics.csv"
     metrics.write_text(metrics.read_text() + "4,9.0,0.1,8,8,0.5,0.05,,,,\n")
 
     # Execute
-    resumed = run_in_process(_small_digits(tmp_path, digits_data_dir, gradient_policy=policy), timestamp="cut",
-                             echo=False, resume=True)
+    resumed = run_in_process(_small_digits(tmp_path, digits_data_dir, gradient_policy=policy, **extra),
+                             timestamp="cut", echo=False, resume=True)
 
     # Assert
     for key, tensor in reference.final_weights.items():
