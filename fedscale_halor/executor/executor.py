@@ -70,9 +70,9 @@ class Executor:
             ModelTest: self._on_model_test,
             Idle: self._on_idle,
             Shutdown: self._on_shutdown,
-            HalorKeys: self._on_halor_keys,
-            LabelStats: self._on_label_stats,
-            RevealMasks: self._on_reveal_masks,
+            HalorKeys: self._on_halor_question,
+            LabelStats: self._on_halor_question,
+            RevealMasks: self._on_halor_question,
         }
         self._halor = HalorClients(executor_id, parts.job_seed, parts.dataset)
         self.clients_trained = 0
@@ -139,19 +139,8 @@ class Executor:
         self._outbox.send(EvalOutcome(event.round, event.model_version, event.shard_index, result))
         return True
 
-    def _on_halor_keys(self, event: Event) -> bool:
-        assert isinstance(event, HalorKeys)
-        self._outbox.send(self._halor.public_keys(event))
-        return True
-
-    def _on_label_stats(self, event: Event) -> bool:
-        assert isinstance(event, LabelStats)
-        self._outbox.send(self._halor.masked_histograms(event))
-        return True
-
-    def _on_reveal_masks(self, event: Event) -> bool:
-        assert isinstance(event, RevealMasks)
-        self._outbox.send(self._halor.revealed_masks(event))
+    def _on_halor_question(self, event: Event) -> bool:
+        self._outbox.send(self._halor.answer(event))
         return True
 
     def _on_idle(self, event: Event) -> bool:

@@ -17,6 +17,8 @@ from fedscale_halor.halor.ring import HalorProtocolError
 from fedscale_halor.halor.session import ClientMaskingSession, HalorSessionError, MaskedUpload, RevealedMask
 from fedscale_halor.seeding import numpy_rng
 from fedscale_halor.transport.messages import (
+    Event,
+    HalorAnswer,
     HalorKeys,
     LabelStats,
     MaskedHistograms,
@@ -41,6 +43,16 @@ class HalorClients:
         if session is None:
             session = self._sessions[client_id] = ClientMaskingSession(self._job_seed, client_id)
         return session
+
+    def answer(self, event: Event) -> HalorAnswer:
+        """The answer to one of the pre-round step's questions."""
+        if isinstance(event, HalorKeys):
+            return self.public_keys(event)
+        if isinstance(event, LabelStats):
+            return self.masked_histograms(event)
+        if isinstance(event, RevealMasks):
+            return self.revealed_masks(event)
+        raise TypeError(f"not a Halor question: {type(event).__name__}")
 
     def public_keys(self, event: HalorKeys) -> PublicKeys:
         return PublicKeys(event.round, tuple((client, self._session(client).public_key) for client in event.client_ids))
