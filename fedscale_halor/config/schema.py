@@ -185,8 +185,10 @@ class JobConfig:
     wandb_project: str = knob("", "WandB project; empty means <data_set>_<model>")
     wandb_entity: str = knob("", "WandB entity (user or team); empty means the account's default")
     wandb_tags: tuple[str, ...] = knob((), "WandB tags of the run")
-    executor_threads: int = knob(0, "torch CPU threads per executor; 0 means 1, which keeps results identical "
-                                                 "whatever the number of executors", range=(0, None))
+    executor_threads: int = knob(0, "CPU threads per executor (0 means 1). On a CPU the executor trains that many "
+                                    "clients at once, one thread each, so results stay identical whatever the "
+                                    "threads and executors; on a GPU, or for models with dropout, they are torch's "
+                                    "threads for one client at a time", range=(0, None))
 
     # runtime: executors, failures, the wire
     register_timeout: float = knob(120.0, "seconds the aggregator waits for its executors to register before it "

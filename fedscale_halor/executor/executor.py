@@ -1,4 +1,5 @@
-"""An executor: one process (or thread) that simulates many clients, one after another.
+"""An executor: one process (or thread) that simulates many clients, one after another or, with training lanes,
+several at once.
 
 It registers with the aggregator, then pulls events until told to shut down. It holds one copy of the global model
 per version and trains whichever clients it is handed; data is memory-mapped, so any executor can train any client.
@@ -19,6 +20,7 @@ from fedscale_halor.client.base import Trainer
 from fedscale_halor.client.evaluation import evaluate
 from fedscale_halor.data.federated import FederatedDataset
 from fedscale_halor.executor.halor_clients import HalorClients, training_data
+from fedscale_halor.executor.lanes import TrainingLanes
 from fedscale_halor.executor.outbox import Outbox
 from fedscale_halor.transport.base import AggregatorGoneError, Transport
 from fedscale_halor.transport.messages import (
@@ -37,7 +39,7 @@ from fedscale_halor.transport.messages import (
     Shutdown,
     UpdateModel,
 )
-from fedscale_halor.types import Weights
+from fedscale_halor.types import ResampleTarget, TrainTask, Weights
 
 _log = logging.getLogger("fedscale_halor.executor")
 
@@ -55,6 +57,8 @@ class ExecutorParts:
     device: str = "cpu"
     heartbeat_s: float = 10.0
     job_seed: int = 0  # Halor: the simulated clients' key pairs derive from it
+    # replicas of ``model``: with them the executor trains 1 + len(lane_models) clients at once (see lanes.py)
+    lane_models: tuple[torch.nn.Module, ...] = ()
 
 
 class Executor:
@@ -76,7 +80,9 @@ class Executor:
         }
         self._halor = HalorClients(executor_id, parts.job_seed, parts.dataset)
         self.clients_trained = 0
+        self._count_lock = threading.Lock()
         self._outbox: Outbox  # one per run(), where its thread lives
+        self._lanes: TrainingLanes | None = None  # one per run(), with the outbox
 
     def run(self) -> None:
         """Serve the aggregator until it says shut down."""
@@ -88,15 +94,24 @@ class Executor:
                                      name=f"{self._id}-heartbeat")
         heartbeat.start()
         self._outbox = Outbox(self._id, self._transport)
+        if self._parts.lane_models:
+            self._lanes = TrainingLanes([self._parts.model, *self._parts.lane_models], self._train_one, self._id)
         try:
             keep_going = True
             while keep_going:
+                if self._lanes is not None:
+                    self._lanes.wait_for_room()
                 event = self._transport.next_event(self._id)
+                if self._lanes is not None and not isinstance(event, ClientTrain | Idle):
+                    self._lanes.drain()  # a new model, an evaluation or the end must not overlap training
                 keep_going = self._handlers[type(event)](event)
             self._outbox.flush()
         except AggregatorGoneError as error:
             _log.info("executor %s: the aggregator is gone (%s); exiting", self._id, error)
         finally:
+            if self._lanes is not None:
+                self._lanes.close()
+                self._lanes = None
             self._outbox.close()
             stop_heartbeat.set()
             heartbeat.join()
@@ -119,17 +134,24 @@ class Executor:
         if event.model_version != self._version:
             raise RuntimeError(f"executor {self._id}: asked to train on model version {event.model_version} "
                                f"but holds version {self._version}")
+        if self._lanes is not None:
+            self._lanes.submit([(task, event.resample) for task in event.tasks])
+            return True
         for task in event.tasks:
-            try:
-                data = training_data(self._parts.dataset, task, event.resample)
-                result = self._parts.trainer.train(self._parts.model, self._weights, data, task)
-            except Exception as error:  # one broken client must not take the executor's other clients down
-                _log.exception("executor %s: client %d failed in round %d", self._id, task.client_id, task.round)
-                self._outbox.send(ClientFailure(task.round, task.client_id, repr(error)))
-                continue
-            self.clients_trained += 1
-            self._outbox.send(ClientUpdate(result))
+            self._train_one(self._parts.model, task, event.resample)
         return True
+
+    def _train_one(self, model: torch.nn.Module, task: TrainTask, resample: ResampleTarget | None) -> None:
+        try:
+            data = training_data(self._parts.dataset, task, resample)
+            result = self._parts.trainer.train(model, self._weights, data, task)
+        except Exception as error:  # one broken client must not take the executor's other clients down
+            _log.exception("executor %s: client %d failed in round %d", self._id, task.client_id, task.round)
+            self._outbox.send(ClientFailure(task.round, task.client_id, repr(error)))
+            return
+        with self._count_lock:
+            self.clients_trained += 1
+        self._outbox.send(ClientUpdate(result))
 
     def _on_model_test(self, event: Event) -> bool:
         assert isinstance(event, ModelTest)

@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from fedscale_halor.config.components import build_selector, build_strategy, build_trainer, executor_device
 from fedscale_halor.config.errors import ConfigError
@@ -38,9 +39,26 @@ def initial_weights(model: torch.nn.Module, job_seed: int) -> dict[str, torch.Te
 
 
 def torch_threads_per_executor(job: JobConfig) -> int:
-    """One CPU thread per executor unless the job says otherwise: a reduction split over another number of threads
-    sums in another order, and the same seed must give the same model whatever the number of executors."""
+    """The executor's CPU threads (``executor_threads``; 0 means 1). On a CPU they become training lanes, one
+    client per thread, each client on a single torch thread; so a reduction is never split over threads and the
+    same seed gives the same model whatever the number of executors or threads."""
     return job.executor_threads or 1
+
+
+_STOCHASTIC_MODULES = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout)
+
+
+def training_lanes(threads: int, device: str, model: nn.Module) -> int:
+    """How many clients an executor trains at once. One on a GPU (the device is what runs in parallel there), and
+    one for models that draw random numbers while training: lanes share torch's global generator, so their draws
+    would interleave and a client's result would depend on its neighbour's."""
+    if threads <= 1 or device != "cpu":
+        return 1
+    if any(isinstance(module, _STOCHASTIC_MODULES) or getattr(module, "dropout", 0) for module in model.modules()):
+        _log.info("the model draws random numbers while training: its executors train one client at a time on "
+                  "%d torch threads", threads)
+        return 1
+    return threads
 
 
 # Smaller hand-outs than plain guided self-scheduling: with two executors each taking half a round at once, the
@@ -95,12 +113,22 @@ def halor_coordinator(job: JobConfig, board: WorkBoard, num_classes: int,
 
 
 def build_executor(cfg: ExperimentConfig, slot: ExecutorSlot, transport: Transport,
-                   dataset: FederatedDataset | None = None) -> Executor:
+                   dataset: FederatedDataset | None = None, threads: int | None = None) -> Executor:
+    """``threads``: the executor's CPU threads (default: the job's); its process's torch threads are set for them,
+    to 1 when they become training lanes."""
     job = cfg.job
     dataset = dataset or FederatedDataset.from_job(job)
     device = executor_device(job, slot.gpu_index)
+    threads = torch_threads_per_executor(job) if threads is None else threads
+
+    def new_model() -> nn.Module:
+        return build_model(job.model, dataset.num_classes, dataset.input_shape).to(device)
+
+    model = new_model()
+    lanes = training_lanes(threads, device, model)
+    torch.set_num_threads(1 if lanes > 1 else max(1, threads))
     parts = ExecutorParts(
-        model=build_model(job.model, dataset.num_classes, dataset.input_shape).to(device),
+        model=model, lane_models=tuple(new_model() for _ in range(lanes - 1)),
         dataset=dataset, trainer=build_trainer(job, device), test_batch_size=job.test_bsz, device=device,
         heartbeat_s=max(0.5, job.executor_timeout / 4), job_seed=job.sample_seed,
     )

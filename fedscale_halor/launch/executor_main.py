@@ -13,11 +13,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import torch
-
 from fedscale_halor.config.loader import load_config
 from fedscale_halor.config.schema import ExperimentConfig
-from fedscale_halor.launch.assembly import build_executor, torch_threads_per_executor
+from fedscale_halor.launch.assembly import build_executor
 from fedscale_halor.launch.hosts import executor_slots
 from fedscale_halor.launch.process_tuning import tune_process_for_training
 from fedscale_halor.transport.base import AuthenticationError
@@ -33,7 +31,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rank", type=int, required=True, help="this executor's rank among the job's slots")
     parser.add_argument("--address", required=True, help="the aggregator, host:port")
     parser.add_argument("--threads", type=int, default=None,
-                        help="torch CPU threads (0: torch's choice; default: the job's executor_threads)")
+                        help="CPU threads of the executor (default: the job's executor_threads)")
     parser.add_argument("--token-file", help=f"file holding the job token (default: ${TOKEN_VARIABLE})")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -48,9 +46,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def serve_executor(cfg: ExperimentConfig, rank: int, address: str, token: str, threads: int | None = None) -> int:
     """Run executor ``rank`` of the job against the aggregator at ``address`` until it shuts down; the exit status."""
-    threads = torch_threads_per_executor(cfg.job) if threads is None else threads
-    if threads > 0:
-        torch.set_num_threads(threads)
     tune_process_for_training()
     slots = executor_slots(cfg.deployment.worker_ips)
     if not 0 <= rank < len(slots):
@@ -60,7 +55,7 @@ def serve_executor(cfg: ExperimentConfig, rank: int, address: str, token: str, t
     transport = GrpcTransport(address, token, chunk_bytes=int(cfg.job.message_chunk_mb * 2**20), tls=tls,
                               connect_timeout_s=cfg.job.register_timeout, shared_memory=cfg.job.shared_memory)
     try:
-        build_executor(cfg, slots[rank], transport).run()
+        build_executor(cfg, slots[rank], transport, threads=threads).run()
     except AuthenticationError as error:
         logging.getLogger("fedscale_halor.executor").error("executor_%d refused: %s", rank, error)
         return 3

@@ -13,12 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 from fedscale_halor.config.schema import ExperimentConfig
 from fedscale_halor.config.serialize import dump_config
 from fedscale_halor.data.federated import FederatedDataset
-from fedscale_halor.launch.assembly import build_aggregator, build_executor, new_board, torch_threads_per_executor
+from fedscale_halor.launch.assembly import build_aggregator, build_executor, new_board
 from fedscale_halor.launch.hosts import executor_slots
 from fedscale_halor.launch.process_tuning import tune_process_for_training
 from fedscale_halor.launch.rundir import attach_log_file, detach_log_file, open_run_dir
@@ -45,7 +43,6 @@ def run_in_process(cfg: ExperimentConfig, *, timestamp: str | None = None, echo:
     handler = attach_log_file("fedscale_halor", run_dir / "aggregator.log", echo=echo)
     try:
         _log.info("job %s: logs in %s", job.job_name, run_dir)
-        torch.set_num_threads(torch_threads_per_executor(job))
         tune_process_for_training()
         board = new_board(job)
         token = secrets.token_hex(16)

@@ -53,10 +53,14 @@ def test_a_short_digits_job_leaves_complete_logs(tmp_path: Path, digits_data_dir
 def test_one_and_three_executors_end_with_identical_models(tmp_path: Path, digits_data_dir: Path) -> None:
     one = run_in_process(_small_digits(tmp_path, digits_data_dir, worker_ips="127.0.0.1:[1]", rounds=3), echo=False)
     three = run_in_process(_small_digits(tmp_path, digits_data_dir, worker_ips="127.0.0.1:[3]", rounds=3), echo=False)
+    # one executor training three clients at once, one thread each
+    lanes = run_in_process(_small_digits(tmp_path, digits_data_dir, worker_ips="127.0.0.1:[1]", rounds=3,
+                                         executor_threads=3), echo=False)
 
     assert one.final_weights.keys() == three.final_weights.keys()
     for key in one.final_weights:
         assert torch.equal(one.final_weights[key], three.final_weights[key]), key
+        assert torch.equal(one.final_weights[key], lanes.final_weights[key]), key
 
 
 def test_other_seed_gives_another_model(tmp_path: Path, digits_data_dir: Path) -> None:
