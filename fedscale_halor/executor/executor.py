@@ -7,11 +7,12 @@ per version and trains whichever clients it is handed; data is memory-mapped, so
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -156,10 +157,24 @@ class Executor:
     def _on_model_test(self, event: Event) -> bool:
         assert isinstance(event, ModelTest)
         features, labels = self._parts.dataset.test_shard(event.shard_index, event.shard_count)
-        result = evaluate(self._parts.model, self._weights, features, labels, self._parts.test_batch_size,
-                          self._parts.device)
+        with self._all_threads_for_one_task():
+            result = evaluate(self._parts.model, self._weights, features, labels, self._parts.test_batch_size,
+                              self._parts.device)
         self._outbox.send(EvalOutcome(event.round, event.model_version, event.shard_index, result))
         return True
+
+    @contextlib.contextmanager
+    def _all_threads_for_one_task(self) -> Iterator[None]:
+        """While the lanes are idle, one task may use every lane's thread (torch's thread count is per process)."""
+        lanes = 1 + len(self._parts.lane_models)
+        if lanes == 1:
+            yield
+            return
+        torch.set_num_threads(lanes)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(1)
 
     def _on_halor_question(self, event: Event) -> bool:
         self._outbox.send(self._halor.answer(event))
