@@ -46,7 +46,7 @@ JOBS = {
     # ResNet-18 on 32x32 colour images: 45 MB of weights per update
     "resnet18": Job(REPO_ROOT / "benchmark" / "perf" / "reference_workload.yml",
                     {"job_name": "resnet18_32", "model": "resnet18", "total_clients": 40, "num_participants": 4,
-                     "local_steps": 3, "batch_size": 16, "rounds": 4, "test_bsz": 100},
+                     "local_steps": 3, "batch_size": 16, "rounds": 8, "test_bsz": 100},
                     {"num_train": 2_000, "num_test": 100, "num_classes": 10, "input_shape": [3, 32, 32], "seed": 0}),
 }
 

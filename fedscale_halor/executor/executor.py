@@ -94,7 +94,8 @@ class Executor:
         heartbeat = threading.Thread(target=self._send_heartbeats, args=(stop_heartbeat,), daemon=True,
                                      name=f"{self._id}-heartbeat")
         heartbeat.start()
-        self._outbox = Outbox(self._id, self._transport)
+        # each lane may hand over its update without waiting for the previous one to be on the wire
+        self._outbox = Outbox(self._id, self._transport, depth=1 + len(self._parts.lane_models))
         if self._parts.lane_models:
             self._lanes = TrainingLanes([self._parts.model, *self._parts.lane_models], self._train_one, self._id)
         try:
