@@ -25,7 +25,7 @@ _log = logging.getLogger("fedscale_halor")
 # mallopt parameters (malloc.h)
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
-# blocks up to this size come from the heap; freed heap memory is trimmed only beyond twice as much
+# blocks up to this size come from the heap, and up to this much freed memory stays at the heap's top
 HEAP_BLOCK_LIMIT_BYTES = 64 * 2**20
 
 
@@ -43,6 +43,5 @@ def tune_process_for_training() -> None:
         mallopt = libc.mallopt
     except (OSError, AttributeError):  # not glibc (e.g. musl): its allocator is left as it is
         return
-    if not (mallopt(_M_MMAP_THRESHOLD, HEAP_BLOCK_LIMIT_BYTES) and mallopt(_M_TRIM_THRESHOLD,
-                                                                         2 * HEAP_BLOCK_LIMIT_BYTES)):
+    if not (mallopt(_M_MMAP_THRESHOLD, HEAP_BLOCK_LIMIT_BYTES) and mallopt(_M_TRIM_THRESHOLD, HEAP_BLOCK_LIMIT_BYTES)):
         _log.debug("malloc refused the heap thresholds; large blocks stay memory-mapped")
