@@ -2,8 +2,9 @@
 
     python benchmark/perf/reference_workload.py [--rounds 5] [--out results.json]
 
-2 CPU threads in all: the floor and the single executor use 2 torch threads, two executors use 1 each. Prints the
-median seconds per round of rounds 2.. and the peak memory of each whole process tree (RSS and PSS sums).
+2 CPU threads in all: the floor uses 2 torch threads, the single executor 2 training lanes of 1 thread, two executors
+1 thread each. Prints the median seconds per round of rounds 2.. and the peak memory of each whole process tree (RSS
+and PSS sums).
 """
 
 from __future__ import annotations
