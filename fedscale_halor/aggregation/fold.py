@@ -80,12 +80,10 @@ class MeanFold(RoundFold):
         self._weighted = weighted
         self._step = step
         self._mean = RunningWeightedMean(global_weights)
+        self._fold = _folder(self._mean, weighted)
+        # the order calls a function that does not hold this fold: a fold <-> order cycle would keep each round's
+        # float64 sums and held updates alive until Python's cyclic collector happened to run
         self._order = InClientOrder(expected_client_ids, self._fold)
-
-    def _fold(self, result: TrainResult, weight: float = 1.0) -> None:
-        if result.num_samples > 0 and weight > 0:
-            coefficient = (float(result.num_samples) if self._weighted else 1.0) * weight
-            self._mean.add(result.weights, coefficient, f"the update of client {result.client_id}")
 
     def fresh_mean(self) -> dict[str, torch.Tensor] | None:
         self._order.drain()
@@ -104,3 +102,15 @@ class MeanFold(RoundFold):
         if mean is None:
             return clone_weights(self._global)
         return mean if self._step is None else self._step(self._global, mean)
+
+
+def _folder(mean: RunningWeightedMean, weighted: bool) -> Callable[..., None]:
+    """Adds a result to ``mean`` with its coefficient (sample count, or 1), times ``weight`` for stale updates;
+    results that trained on no sample are ignored."""
+
+    def fold(result: TrainResult, weight: float = 1.0) -> None:
+        if result.num_samples > 0 and weight > 0:
+            coefficient = (float(result.num_samples) if weighted else 1.0) * weight
+            mean.add(result.weights, coefficient, f"the update of client {result.client_id}")
+
+    return fold
