@@ -2,7 +2,7 @@
 
     python benchmark/perf/transport_overhead.py [--jobs digits resnet18] [--rounds N]
 
-Each job runs three times with one executor of 2 torch threads: as threads of one process over the in-memory
+Each job runs three times with one executor of 2 threads (2 training lanes): in one process over the in-memory
 transport (``--in-process``), and as real processes over gRPC on loopback (``fedscale-halor start``), once with
 payloads passed through shared memory (the default for executors on the aggregator's host) and once streamed in
 gRPC chunks (``shared_memory: false``, what remote executors do). Prints the median seconds per round (round 1 left
