@@ -32,6 +32,7 @@ from fedscale_halor.transport.messages import (
     Event,
     ExecutorInfo,
     HalorKeys,
+    HalorQuestion,
     Heartbeat,
     Idle,
     LabelStats,
@@ -178,6 +179,7 @@ class Executor:
             torch.set_num_threads(1)
 
     def _on_halor_question(self, event: Event) -> bool:
+        assert isinstance(event, HalorQuestion)
         self._outbox.send(self._halor.answer(event))
         return True
 

@@ -17,9 +17,9 @@ from fedscale_halor.halor.ring import HalorProtocolError
 from fedscale_halor.halor.session import ClientMaskingSession, HalorSessionError, MaskedUpload, RevealedMask
 from fedscale_halor.seeding import numpy_rng
 from fedscale_halor.transport.messages import (
-    Event,
     HalorAnswer,
     HalorKeys,
+    HalorQuestion,
     LabelStats,
     MaskedHistograms,
     PublicKeys,
@@ -44,15 +44,13 @@ class HalorClients:
             session = self._sessions[client_id] = ClientMaskingSession(self._job_seed, client_id)
         return session
 
-    def answer(self, event: Event) -> HalorAnswer:
+    def answer(self, event: HalorQuestion) -> HalorAnswer:
         """The answer to one of the pre-round step's questions."""
         if isinstance(event, HalorKeys):
             return self.public_keys(event)
         if isinstance(event, LabelStats):
             return self.masked_histograms(event)
-        if isinstance(event, RevealMasks):
-            return self.revealed_masks(event)
-        raise TypeError(f"not a Halor question: {type(event).__name__}")
+        return self.revealed_masks(event)
 
     def public_keys(self, event: HalorKeys) -> PublicKeys:
         return PublicKeys(event.round, tuple((client, self._session(client).public_key) for client in event.client_ids))
@@ -95,6 +93,7 @@ def training_data(dataset: FederatedDataset, task: TrainTask, resample: Resample
     if resample is None:
         return dataset.client_data(task.client_id)
     labels = dataset.client_labels(task.client_id)
-    targets = target_counts(dataset.label_counts(task.client_id), np.asarray(resample.distribution), resample.mode)
+    class_counts = np.bincount(labels, minlength=len(resample.distribution))
+    targets = target_counts(class_counts, np.asarray(resample.distribution), resample.mode)
     rng = numpy_rng(task.seed, task.round, "halor-resample", task.client_id)
     return dataset.client_data(task.client_id, resample_positions(labels, targets, resample.mode, rng))

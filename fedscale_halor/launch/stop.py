@@ -99,14 +99,13 @@ def access_of(process: ProcessRecord) -> HostAccess:
 
 
 def _stop_remote(access: HostAccess, processes: Sequence[ProcessRecord], grace_s: float) -> list[StoppedProcess]:
-    first = processes[0]
     targets = [GroupToStop(p.pid, p.process_group, p.command_marker) for p in processes]
     try:
         result = run_script(access, stop_script(targets, grace_s), timeout_s=grace_s + 120.0)
     except RemoteCommandError as error:
         return [StoppedProcess(process, "unreachable", str(error)) for process in processes]
     if result.returncode != 0:
-        detail = f"{first.host}: exit status {result.returncode}: {result.stderr.strip()}"
+        detail = f"{access.host}: exit status {result.returncode}: {result.stderr.strip()}"
         return [StoppedProcess(process, "unreachable", detail) for process in processes]
     reported: dict[int, str] = {}
     for line in result.stdout.splitlines():
@@ -114,7 +113,7 @@ def _stop_remote(access: HostAccess, processes: Sequence[ProcessRecord], grace_s
         if pid.isdigit() and outcome in OUTCOMES:
             reported[int(pid)] = outcome
     return [StoppedProcess(process, reported.get(process.pid, "unreachable"),
-                           "" if process.pid in reported else f"{first.host}: no report for pid {process.pid}")
+                           "" if process.pid in reported else f"{access.host}: no report for pid {process.pid}")
             for process in processes]
 
 

@@ -32,10 +32,7 @@ from fedscale_halor.transport.messages import (
     HalorAnswer,
     Heartbeat,
     Idle,
-    MaskedHistograms,
     ModelTest,
-    PublicKeys,
-    RevealedMasks,
     Shutdown,
     UpdateModel,
 )
@@ -137,7 +134,7 @@ class WorkBoard:
         if self._shutdown_reason is not None:
             return Shutdown(self._shutdown_reason)
         if self._exchange is not None:
-            event = self._exchange.take(executor_id, max(1, len(self._executors)))
+            event = self._exchange.take(executor_id, len(self._executors))
             if event is not None:
                 return event
         has_work = bool(self._pending_tasks or self._pending_shards)
@@ -172,7 +169,7 @@ class WorkBoard:
             elif isinstance(completion, ClientFailure):
                 state.clients.pop(completion.client_id, None)
                 self._record_failure(completion)
-            elif isinstance(completion, PublicKeys | MaskedHistograms | RevealedMasks):
+            elif isinstance(completion, HalorAnswer):
                 self._take_answer(executor_id, completion)
             elif isinstance(completion, EvalOutcome):
                 state.shards.discard(completion.shard_index)

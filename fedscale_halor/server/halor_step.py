@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from fedscale_halor.halor.distribution import GlobalDistribution
+from fedscale_halor.halor.ring import MINIMUM_RING_SIZE
 from fedscale_halor.halor.session import HalorSessionError, ServerMaskingRound
 from fedscale_halor.server.board import WorkBoard
 from fedscale_halor.server.exchange import Exchange
@@ -102,7 +103,7 @@ class HalorCoordinator:
 
     def _masking_round(self, round_index: int, sampled: list[int]) -> ServerMaskingRound:
         settings = self._settings
-        if len(sampled) >= 3:
+        if len(sampled) >= MINIMUM_RING_SIZE:
             self._fetch_public_keys(round_index, [client for client in sampled if client not in self._public_keys])
             missing = [client for client in sampled if client not in self._public_keys]
             if missing:  # a client with no key cannot be seated; the ring goes on without it

@@ -9,7 +9,9 @@ from __future__ import annotations
 from fedscale_halor.halor.ring import MaskRequest
 from fedscale_halor.halor.session import MaskedUpload, RevealedMask, RingSeat
 from fedscale_halor.transport.messages import (
+    HalorAnswer,
     HalorKeys,
+    HalorQuestion,
     LabelStats,
     MaskedHistograms,
     PublicKeys,
@@ -45,7 +47,7 @@ def _seat_from_proto(message: pb.RingSeat) -> RingSeat:
                     successor_public=message.successor_public, bits=message.bits, num_classes=message.num_classes)
 
 
-def halor_event_to_proto(event: HalorKeys | LabelStats | RevealMasks) -> pb.Event:
+def halor_event_to_proto(event: HalorQuestion) -> pb.Event:
     if isinstance(event, HalorKeys):
         return pb.Event(halor_keys=pb.HalorKeys(round=event.round, client_ids=list(event.client_ids)))
     if isinstance(event, LabelStats):
@@ -68,7 +70,7 @@ def reveal_masks_from_proto(message: pb.RevealMasks) -> RevealMasks:
 
 
 # completions ------------------------------------------------------------------------------------------------------
-def halor_answer_to_proto(answer: PublicKeys | MaskedHistograms | RevealedMasks) -> pb.Completion:
+def halor_answer_to_proto(answer: HalorAnswer) -> pb.Completion:
     if isinstance(answer, PublicKeys):
         return pb.Completion(public_keys=pb.PublicKeys(
             round=answer.round, declined=list(answer.declined),

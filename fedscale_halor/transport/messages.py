@@ -86,7 +86,9 @@ class Shutdown:
     reason: str
 
 
-Event = UpdateModel | ClientTrain | ModelTest | Idle | Shutdown | HalorKeys | LabelStats | RevealMasks
+HalorQuestion = HalorKeys | LabelStats | RevealMasks
+
+Event = UpdateModel | ClientTrain | ModelTest | Idle | Shutdown | HalorQuestion
 
 
 # Completions: what an executor reports.
@@ -149,4 +151,4 @@ class RevealedMasks:
 
 HalorAnswer = PublicKeys | MaskedHistograms | RevealedMasks
 
-Completion = ClientUpdate | ClientFailure | EvalOutcome | Heartbeat | PublicKeys | MaskedHistograms | RevealedMasks
+Completion = ClientUpdate | ClientFailure | EvalOutcome | Heartbeat | HalorAnswer

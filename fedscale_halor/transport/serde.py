@@ -24,16 +24,12 @@ from fedscale_halor.transport.messages import (
     EvalOutcome,
     Event,
     ExecutorInfo,
-    HalorKeys,
+    HalorAnswer,
+    HalorQuestion,
     Heartbeat,
     Idle,
-    LabelStats,
-    MaskedHistograms,
     ModelTest,
-    PublicKeys,
     RegisterReply,
-    RevealedMasks,
-    RevealMasks,
     Shutdown,
     UpdateModel,
 )
@@ -138,7 +134,7 @@ def event_to_proto(event: Event, blobs: list[tuple[Buffer, ...]]) -> pb.Event:
         return pb.Event(idle=pb.Idle(wait_s=event.wait_s))
     if isinstance(event, Shutdown):
         return pb.Event(shutdown=pb.Shutdown(reason=event.reason))
-    if isinstance(event, HalorKeys | LabelStats | RevealMasks):
+    if isinstance(event, HalorQuestion):
         return halor_serde.halor_event_to_proto(event)
     raise TypeError(f"not a protocol event: {type(event).__name__}")
 
@@ -203,7 +199,7 @@ def completion_to_proto(completion: Completion, blobs: list[tuple[Buffer, ...]])
             result=_eval_result_to_proto(completion.result)))
     if isinstance(completion, Heartbeat):
         return pb.Completion(heartbeat=pb.Heartbeat())
-    if isinstance(completion, PublicKeys | MaskedHistograms | RevealedMasks):
+    if isinstance(completion, HalorAnswer):
         return halor_serde.halor_answer_to_proto(completion)
     raise TypeError(f"not a protocol completion: {type(completion).__name__}")
 
