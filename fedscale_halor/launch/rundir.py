@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -14,19 +16,23 @@ def new_timestamp() -> str:
     return time.strftime("%m%d_%H%M%S")
 
 
-def create_run_dir(log_path: str | Path, job_name: str, timestamp: str | None = None) -> Path:
-    """Create the run's folder; a taken timestamp gets a numeric suffix, so two runs never share a folder."""
+def create_run_dir(log_path: str | Path, job_name: str, timestamp: str | None = None,
+                   taken: Callable[[str], bool] | None = None) -> Path:
+    """Create the run's folder; a taken timestamp gets a numeric suffix (``_1``, ``_2``, ...), so two runs never
+    share a folder. Creating a folder is atomic, so this holds for runs started in parallel too. ``taken`` names
+    further timestamps to pass over (e.g. those a jobs index still records)."""
     parent = Path(log_path).expanduser().resolve() / job_name
     parent.mkdir(parents=True, exist_ok=True)
     stem = timestamp or new_timestamp()
-    candidate, suffix = parent / stem, 1
-    while True:
+    for stamp in itertools.chain([stem], (f"{stem}_{suffix}" for suffix in itertools.count(1))):
+        if taken is not None and taken(stamp):
+            continue
         try:
-            candidate.mkdir()
-            return candidate
+            (parent / stamp).mkdir()
         except FileExistsError:
-            candidate = parent / f"{stem}_{suffix}"
-            suffix += 1
+            continue
+        return parent / stamp
+    raise AssertionError("unreachable: the candidate names never end")
 
 
 def open_run_dir(log_path: str | Path, job_name: str, timestamp: str | None, *, resume: bool = False) -> Path:

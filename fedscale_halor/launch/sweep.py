@@ -25,7 +25,7 @@ from fedscale_halor.launch import records
 from fedscale_halor.launch.errors import LaunchError
 from fedscale_halor.launch.hosts import executor_slots
 from fedscale_halor.launch.remote import HostAccess
-from fedscale_halor.launch.rundir import new_timestamp
+from fedscale_halor.launch.rundir import create_run_dir, new_timestamp
 from fedscale_halor.launch.submit import submit_job
 
 # keys that IPS and GPUS decide, so a --set of them next to IPS would be ambiguous
@@ -126,29 +126,12 @@ def runs_on_this_machine(cfg: ExperimentConfig) -> bool:
     return all(HostAccess(host, auth.ssh_user, auth.ssh_private_key, auth.ssh_port).local for host in hosts)
 
 
-def timestamp_candidates(base: str) -> Iterator[str]:
-    """``base``, then ``base_1``, ``base_2``, ...: the names a run folder may take, as create_run_dir gives them."""
-    yield base
-    for suffix in itertools.count(1):
-        yield f"{base}_{suffix}"
-
-
 def reserve_run_dir(cfg: ExperimentConfig, base: str, jobs_dir: str | Path | None = None) -> Path:
-    """Create the experiment's run folder under the first free name of ``timestamp_candidates(base)``. Creating a
-    folder is atomic, so sweeps started in the same second (in parallel even) never share a timestamp; a name
-    still in the jobs index is skipped too, so that no record is overwritten."""
-    parent = Path(cfg.job.log_path).expanduser().resolve() / cfg.job.job_name
-    parent.mkdir(parents=True, exist_ok=True)
+    """Create the experiment's run folder under ``base`` or its first free suffix, skipping names the jobs index
+    still holds, so that no record is overwritten; sweeps started in the same second never share a timestamp."""
     index = records.jobs_dir(jobs_dir) / cfg.job.job_name
-    for stamp in timestamp_candidates(base):
-        if (index / f"{stamp}.json").exists():
-            continue
-        try:
-            (parent / stamp).mkdir()
-        except FileExistsError:
-            continue
-        return parent / stamp
-    raise AssertionError("unreachable: the candidates never end")
+    return create_run_dir(cfg.job.log_path, cfg.job.job_name, base,
+                          taken=lambda stamp: (index / f"{stamp}.json").exists())
 
 
 @dataclasses.dataclass(frozen=True)
