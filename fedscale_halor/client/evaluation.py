@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
+from fedscale_halor.client.memory_layout import prefer_channels_last
 from fedscale_halor.types import EvalResult, Weights
 
 TOP_K = 5
@@ -23,6 +24,7 @@ def evaluate(model: nn.Module, weights: Weights, features: torch.Tensor, labels:
         return EvalResult()
     target_device = torch.device(device)
     model.to(target_device)
+    prefer_channels_last(model, target_device)
     model.load_state_dict(weights, strict=True)
     model.eval()
     loss_sum = torch.zeros((), dtype=torch.float64, device=target_device)

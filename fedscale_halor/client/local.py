@@ -11,13 +11,16 @@ from torch import nn
 from fedscale_halor.client.base import Trainer
 from fedscale_halor.client.batching import batch_indices
 from fedscale_halor.client.fedprox import ProximalTerm
+from fedscale_halor.client.memory_layout import prefer_channels_last
+from fedscale_halor.client.sgd_in_backward import SGDStep, sgd_in_backward
 from fedscale_halor.seeding import torch_generator
 from fedscale_halor.types import ClientData, TrainResult, TrainTask, Weights
 
 
 def cpu_weights(model: nn.Module) -> dict[str, torch.Tensor]:
     """Detached CPU copies of the model's state dict (parameters and buffers), never aliasing the model."""
-    return {name: tensor.detach().to("cpu", copy=True) for name, tensor in model.state_dict().items()}
+    return {name: tensor.detach().to("cpu", copy=True, memory_format=torch.contiguous_format)
+            for name, tensor in model.state_dict().items()}
 
 
 def _rng_devices(device: torch.device) -> list[int]:
@@ -30,7 +33,8 @@ class LocalTrainer(Trainer):
     """Runs exactly ``task.local_steps`` SGD steps over reshuffled mini-batches of the client's data.
 
     Every random choice (batch order, dropout) is seeded from ``task.seed``, so the same task on the same device
-    gives the same weights. ``proximal_mu > 0`` turns the client into a FedProx client.
+    gives the same weights. ``proximal_mu > 0`` turns the client into a FedProx client. Without momentum or a
+    proximal term, dense layers take their SGD step inside the backward pass (``sgd_in_backward``).
     """
 
     def __init__(self, momentum: float = 0.9, weight_decay: float = 5e-4, proximal_mu: float = 0.0,
@@ -46,6 +50,7 @@ class LocalTrainer(Trainer):
         started = time.perf_counter()
         _check_inputs(data, task)
         model.to(self.device)
+        prefer_channels_last(model, self.device)
         try:
             model.load_state_dict(global_weights, strict=True)
         except RuntimeError as error:
@@ -62,10 +67,17 @@ class LocalTrainer(Trainer):
         return _result(task, cpu_weights(model), num_samples, task.local_steps, loss_mean, loss_square_mean, started)
 
     def _run_steps(self, model: nn.Module, data: ClientData, task: TrainTask) -> tuple[float, float]:
+        if self.momentum == 0 and self.proximal_mu == 0:
+            with sgd_in_backward(model, SGDStep(task.learning_rate, self.weight_decay)) as updated_in_backward:
+                return self._loop(model, data, task, updated_in_backward)
+        return self._loop(model, data, task, set())
+
+    def _loop(self, model: nn.Module, data: ClientData, task: TrainTask,
+              updated_in_backward: set[int]) -> tuple[float, float]:
         features = data.features.to(self.device)
         labels = data.labels.to(self.device)
-        optimizer = torch.optim.SGD(model.parameters(), lr=task.learning_rate, momentum=self.momentum,
-                                    weight_decay=self.weight_decay)
+        optimizer = _optimizer([parameter for parameter in model.parameters() if id(parameter) not in
+                                updated_in_backward], task.learning_rate, self.momentum, self.weight_decay)
         proximal = ProximalTerm(model, self.proximal_mu) if self.proximal_mu > 0 else None
         # Loss statistics accumulate on the device so the loop never waits for the GPU; one sync at the end.
         loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
@@ -79,9 +91,11 @@ class LocalTrainer(Trainer):
             loss = per_sample_loss.mean()
             if proximal is not None:
                 loss = loss + proximal()
-            optimizer.zero_grad(set_to_none=True)
+            if optimizer is not None:
+                optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            optimizer.step()
+            if optimizer is not None:
+                optimizer.step()
             detached = per_sample_loss.detach()
             loss_sum += detached.sum(dtype=torch.float64)
             loss_square_sum += detached.square().sum(dtype=torch.float64)
@@ -89,6 +103,13 @@ class LocalTrainer(Trainer):
         # All batches have the same size, so the per-sample mean equals the mean of the batch means.
         total, total_square = torch.stack([loss_sum, loss_square_sum]).tolist()
         return total / samples_seen, total_square / samples_seen
+
+
+def _optimizer(parameters: list[nn.Parameter], learning_rate: float, momentum: float,
+               weight_decay: float) -> torch.optim.SGD | None:
+    if not parameters:  # every layer steps inside backward()
+        return None
+    return torch.optim.SGD(parameters, lr=learning_rate, momentum=momentum, weight_decay=weight_decay)
 
 
 def _check_inputs(data: ClientData, task: TrainTask) -> None:
