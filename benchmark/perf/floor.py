@@ -1,9 +1,11 @@
 """The floor: the reference workload's training as a plain PyTorch loop in one process, no framework at all.
 
-    python benchmark/perf/floor.py --data-dir D --out result.json [--threads 2]
+    python benchmark/perf/floor.py --data-dir D --out result.json [--threads 2] [--runtime-kernels]
 
 Same data (the synthetic set in D), same IID split, same model, optimizer, steps and FedAvg as the framework's job;
-whatever the framework costs on top of this loop is its overhead. Prints nothing; writes the seconds of each round.
+whatever the framework costs on top of this loop is its overhead. ``--runtime-kernels`` gives the loop the local
+trainer's two kernel choices (channels-last convolutions, SGD inside backward for dense layers), so that the
+runtime's own cost can be told apart from what those kernels gain. Prints nothing; writes the seconds of each round.
 """
 
 from __future__ import annotations
@@ -20,15 +22,27 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from fedscale_halor.client.memory_layout import prefer_channels_last
+from fedscale_halor.client.sgd_in_backward import SGDStep, sgd_in_backward
 from fedscale_halor.data.datasets.synthetic import load
 from fedscale_halor.models import build_model
 
 
 def train_client(model: nn.Module, global_state: dict[str, torch.Tensor], features: torch.Tensor,
                  labels: torch.Tensor, steps: int, batch_size: int, learning_rate: float,
-                 generator: torch.Generator) -> dict[str, torch.Tensor]:
+                 generator: torch.Generator, runtime_kernels: bool) -> dict[str, torch.Tensor]:
     model.load_state_dict(global_state)
-    optimizer = torch.optim.SGD(model.parameters(), lr=learning_rate)
+    if not runtime_kernels:
+        return _steps(model, torch.optim.SGD(model.parameters(), lr=learning_rate), features, labels, steps,
+                      batch_size, generator)
+    with sgd_in_backward(model, SGDStep(learning_rate)) as updated_in_backward:
+        rest = [parameter for parameter in model.parameters() if id(parameter) not in updated_in_backward]
+        return _steps(model, torch.optim.SGD(rest, lr=learning_rate), features, labels, steps, batch_size,
+                      generator)
+
+
+def _steps(model: nn.Module, optimizer: torch.optim.Optimizer, features: torch.Tensor, labels: torch.Tensor,
+           steps: int, batch_size: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
     loss_function = nn.CrossEntropyLoss()
     order = torch.randperm(len(labels), generator=generator)
     for step in range(steps):
@@ -37,7 +51,8 @@ def train_client(model: nn.Module, global_state: dict[str, torch.Tensor], featur
         optimizer.zero_grad(set_to_none=True)
         loss_function(model(features[batch]), labels[batch]).backward()
         optimizer.step()
-    return {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}
+    return {name: tensor.detach().clone(memory_format=torch.contiguous_format)
+            for name, tensor in model.state_dict().items()}
 
 
 def main() -> int:
@@ -52,6 +67,7 @@ def main() -> int:
     parser.add_argument("--lr", type=float, default=0.05)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--runtime-kernels", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -61,6 +77,8 @@ def main() -> int:
     rng = np.random.default_rng(args.seed)
     shards = np.array_split(rng.permutation(len(labels)), args.clients)
     model = build_model("femnist_cnn", raw.num_classes, tuple(raw.train_features.shape[1:]))
+    if args.runtime_kernels:
+        prefer_channels_last(model, torch.device("cpu"))
     global_state = {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}
     generator = torch.Generator().manual_seed(args.seed)
 
@@ -73,7 +91,7 @@ def main() -> int:
         for client in chosen:  # FedAvg as a running weighted sum: one client's weights alive at a time
             index = torch.from_numpy(shards[client])
             state = train_client(model, global_state, features[index], labels[index], args.steps, args.batch,
-                                 args.lr, generator)
+                                 args.lr, generator, args.runtime_kernels)
             for name, tensor in state.items():
                 summed[name].add_(tensor, alpha=len(index) / total)
         global_state = summed

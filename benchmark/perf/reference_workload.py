@@ -3,8 +3,8 @@
     python benchmark/perf/reference_workload.py [--rounds 5] [--out results.json]
 
 2 CPU threads in all: the floor uses 2 torch threads, the single executor 2 training lanes of 1 thread, two executors
-1 thread each. Prints the median seconds per round of rounds 2.. and the peak memory of each whole process tree (RSS
-and PSS sums).
+1 thread each. Last, the floor runs again with the local trainer's kernels, to tell the runtime's own cost apart.
+Prints the median seconds per round of rounds 2.. and the peak memory of each whole process tree (RSS and PSS sums).
 """
 
 from __future__ import annotations
@@ -31,12 +31,17 @@ from harness import (
 HERE = Path(__file__).resolve().parent
 SPEC = {"num_train": 20_000, "num_test": 620, "num_classes": 62, "input_shape": [1, 28, 28], "seed": 0}
 TARGETS = {"1 executor": 1.10, "2 executors": 0.85}
+# The floor again, with the local trainer's kernels (channels-last convolutions, SGD inside backward): what the
+# runtime costs on top of the same arithmetic, as against what its kernels gain over a plain loop.
+KERNELS_FLOOR = "floor, runtime's kernels"
 
 
-def measure_floor(data_dir: Path, work: Path, rounds: int) -> Measured:
-    out = work / "floor.json"
+def measure_floor(data_dir: Path, work: Path, rounds: int, runtime_kernels: bool = False) -> Measured:
+    name = "floor_runtime_kernels" if runtime_kernels else "floor"
+    out = work / f"{name}.json"
     memory = run_measured([sys.executable, str(HERE / "floor.py"), "--data-dir", str(data_dir), "--out", str(out),
-                           "--rounds", str(rounds), "--threads", "2"], log_file=work / "floor.log")
+                           "--rounds", str(rounds), "--threads", "2"] + (["--runtime-kernels"] if runtime_kernels
+                                                                         else []), log_file=work / f"{name}.log")
     return Measured(tuple(json.loads(out.read_text())["round_seconds"]), memory, {})
 
 
@@ -59,17 +64,22 @@ def main() -> int:
         runs: dict[str, Measured] = {}
         for name, measure in (("floor", lambda: measure_floor(data_dir, work, args.rounds)),
                               ("1 executor", lambda: measure_runtime(data_dir, work, args.rounds, 1)),
-                              ("2 executors", lambda: measure_runtime(data_dir, work, args.rounds, 2))):
+                              ("2 executors", lambda: measure_runtime(data_dir, work, args.rounds, 2)),
+                              (KERNELS_FLOOR, lambda: measure_floor(data_dir, work, args.rounds, True))):
             wait_for_quiet_machine()
             runs[name] = measure()
             print(f"  {name}: rounds {', '.join(f'{s:.2f}' for s in runs[name].round_seconds)} s", flush=True)
     floor_s = runs["floor"].median_round_s()
     print(f"\nreference workload, {args.rounds} rounds, median of rounds 2-{args.rounds}:")
-    print(f"{'':<14}{'s/round':>9}{'vs floor':>10}{'target':>9}{'tree RSS':>11}{'tree PSS':>11}")
+    print(f"{'':<26}{'s/round':>9}{'vs floor':>10}{'target':>9}{'tree RSS':>11}{'tree PSS':>11}")
     for name, run in runs.items():
         target = f"<={TARGETS[name]:.2f}x" if name in TARGETS else ""
-        print(f"{name:<14}{run.median_round_s():>9.2f}{ratio(run.median_round_s(), floor_s):>10}{target:>9}"
+        print(f"{name:<26}{run.median_round_s():>9.2f}{ratio(run.median_round_s(), floor_s):>10}{target:>9}"
               f"{gib(run.memory.peak_rss_bytes):>11}{gib(run.memory.peak_pss_bytes):>11}")
+    kernels_s = runs[KERNELS_FLOOR].median_round_s()
+    print(f"against the floor with the runtime's kernels: 1 executor "
+          f"{ratio(runs['1 executor'].median_round_s(), kernels_s)}, 2 executors "
+          f"{ratio(runs['2 executors'].median_round_s(), kernels_s)}")
     if args.out:
         Path(args.out).write_text(json.dumps({name: {"round_seconds": run.round_seconds,
                                                      "median_round_s": run.median_round_s(),
