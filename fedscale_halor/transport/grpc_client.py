@@ -105,14 +105,16 @@ class GrpcTransport(Transport):
     def submit(self, executor_id: str, completion: Completion) -> None:
         payload = serde.completion_to_parts(completion, self._max_message_bytes)
         if self._shared is not None and parts_size(payload) >= SHARED_MIN_BYTES:
-            name, size = self._shared.write(payload, executor_id)
-            self._call("Submit", lambda: self._stub.Submit(
-                iter([serde.shared_file_chunk(name, size, executor_id)]), metadata=self._metadata))
+            with self._shared.sending(payload, executor_id) as (name, size):
+                self._call("Submit", lambda: self._stub.Submit(
+                    iter([serde.shared_file_chunk(name, size, executor_id)]), metadata=self._metadata))
             return
         self._call("Submit", lambda: self._stub.Submit(
             serde.chunk_messages(payload, self._chunk_bytes, executor_id), metadata=self._metadata))
 
     def close(self) -> None:
+        if self._shared is not None:
+            self._shared.detach()
         self._channel.close()
 
     def _call(self, call_name: str, attempt: Callable[[], _Result]) -> _Result:

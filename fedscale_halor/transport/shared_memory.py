@@ -8,6 +8,12 @@ token, so nothing is accepted from an executor that could not have made the call
 
 Being on the same host is proved, not assumed: the aggregator writes a random nonce into its folder and tells it to
 registering executors; an executor uses the folder only if it reads the same nonce there.
+
+A sender that sends one large payload after another (an executor's updates) writes them into a reusable *slot*
+instead: one file it keeps mapped, so that each payload is a plain copy into memory already in place, not a new file
+whose every page the kernel must allocate and later free (10 ms against 1 ms for a 26 MB update here). The
+receiver copies a slot's payload out before it answers the call that named it, so the slot is free again as soon as
+that call returns; a call that fails leaves the slot to the receiver, and the sender starts a new one.
 """
 
 from __future__ import annotations
@@ -21,17 +27,20 @@ import secrets
 import shutil
 import stat
 import tempfile
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from fedscale_halor.transport.framing import Buffer
+from fedscale_halor.transport.receive_buffers import ReceiveBuffers
 
 _log = logging.getLogger("fedscale_halor.transport")
 
 DEFAULT_PARENT = "/dev/shm"
 NONCE_FILE = "nonce"
 SHARED_MIN_BYTES = 256 * 1024  # smaller payloads are cheaper to stream than to pass as files
-_NAME = re.compile(r"^[A-Za-z0-9_-]{1,128}\.bin$")
+_NAME = re.compile(r"^[A-Za-z0-9_-]{1,128}\.(bin|slot)$")
+SLOT_SUFFIX = ".slot"
 
 
 class SharedMemoryError(ValueError):
@@ -45,6 +54,10 @@ class SharedFolder:
         self.path = path
         self.nonce = nonce
         self._owner = owner
+        self._slot_lock = threading.Lock()
+        self._slot_busy = False
+        self._slot: _Slot | None = None
+        self._receive_buffers = ReceiveBuffers()
 
     @classmethod
     def create(cls, parent: str = DEFAULT_PARENT) -> SharedFolder | None:
@@ -69,6 +82,9 @@ class SharedFolder:
 
     def write(self, parts: Sequence[Buffer], sender: str) -> tuple[str, int]:
         """Write a payload into a new file; returns its name and size."""
+        return self._write_file(parts, sender)
+
+    def _write_file(self, parts: Sequence[Buffer], sender: str) -> tuple[str, int]:
         name = f"{re.sub(r'[^A-Za-z0-9_-]', '_', sender)[:64]}-{secrets.token_hex(8)}.bin"
         descriptor = os.open(self.path / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         size = 0
@@ -86,9 +102,51 @@ class SharedFolder:
             os.close(descriptor)
         return name, size
 
+    @contextlib.contextmanager
+    def sending(self, parts: Sequence[Buffer], sender: str) -> Iterator[tuple[str, int]]:
+        """Place a payload for one call; yields its file's name and size, for the call made inside the block.
+
+        The payload goes into this folder's slot (a new, larger one when it does not fit) unless another call
+        holds the slot, in which case it goes into a one-off file. If the block raises, the receiver may still be
+        reading the slot, so it is given up and the next payload starts a new one.
+        """
+        with self._slot_lock:
+            free = not self._slot_busy
+            self._slot_busy = True
+        if not free:
+            yield self._write_file(parts, sender)
+            return
+        try:
+            size = sum(memoryview(part).nbytes for part in parts)
+            if self._slot is None or self._slot.capacity < size:
+                self._drop_slot()
+                self._slot = _Slot.create(self.path, sender, size)
+            self._slot.fill(parts)
+            yield self._slot.name, size
+        except BaseException:
+            self._drop_slot()
+            raise
+        finally:
+            with self._slot_lock:
+                self._slot_busy = False
+
+    def detach(self) -> None:
+        """The sender is done with the folder: remove its slot."""
+        with self._slot_lock:
+            if not self._slot_busy:
+                self._drop_slot()
+
+    def _drop_slot(self) -> None:
+        if self._slot is not None:
+            self._slot.close()
+            self._slot = None
+
     def take(self, name: str, expected_size: int) -> Buffer:
-        """Map a payload file and remove its name: the mapping (a private, writable view) lives as long as the
-        tensors decoded from it, and the memory is freed with them."""
+        """A payload's bytes. A one-off file is mapped and its name removed: the mapping (a private, writable view)
+        lives as long as the tensors decoded from it, and the memory is freed with them. A slot is copied out,
+        since its sender reuses it once this call is answered."""
+        if name.endswith(SLOT_SUFFIX):
+            return self._copy_slot(name, expected_size)
         path = self._path_of(name)
         try:
             # non-blocking, so that a FIFO planted under a payload's name cannot hang the reader
@@ -109,8 +167,37 @@ class SharedFolder:
         finally:
             os.close(descriptor)
 
+    def _copy_slot(self, name: str, expected_size: int) -> Buffer:
+        descriptor = self._open_regular(name)
+        try:
+            size = os.fstat(descriptor).st_size
+            if size < expected_size:
+                raise SharedMemoryError(f"payload slot {name!r} has {size} bytes, {expected_size} were announced")
+            copy = self._receive_buffers.acquire(expected_size)
+            received = os.preadv(descriptor, [copy], 0) if expected_size else 0
+            if received != expected_size:
+                raise SharedMemoryError(f"payload slot {name!r} gave {received} of {expected_size} bytes")
+            return memoryview(copy)
+        finally:
+            os.close(descriptor)
+
+    def _open_regular(self, name: str) -> int:
+        path = self._path_of(name)
+        try:
+            # non-blocking, so that a FIFO planted under a payload's name cannot hang the reader
+            descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError as error:
+            raise SharedMemoryError(f"payload file {name!r} cannot be opened: {error.strerror}") from None
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            os.close(descriptor)
+            raise SharedMemoryError(f"payload file {name!r} is not a regular file")
+        return descriptor
+
     def discard(self, name: str) -> None:
-        """Delete a payload that will not be read (it was refused), so it does not hold memory until the end."""
+        """Delete a payload that will not be read (it was refused), so it does not hold memory until the end. A
+        slot stays: its sender owns it."""
+        if name.endswith(SLOT_SUFFIX):
+            return
         with contextlib.suppress(OSError, SharedMemoryError):
             os.unlink(self._path_of(name))
 
@@ -123,3 +210,39 @@ class SharedFolder:
         """Delete the folder and any payload no one collected (the aggregator's side only)."""
         if self._owner:
             shutil.rmtree(self.path, ignore_errors=True)
+
+
+class _Slot:
+    """A sender's reusable payload file, mapped writable for as long as the sender keeps it."""
+
+    def __init__(self, path: Path, capacity: int, mapping: mmap.mmap) -> None:
+        self.path = path
+        self.name = path.name
+        self.capacity = capacity
+        self.mapping = mapping
+
+    @classmethod
+    def create(cls, folder: Path, sender: str, size: int) -> _Slot:
+        capacity = max(size, 1)
+        path = folder / f"{re.sub(r'[^A-Za-z0-9_-]', '_', sender)[:64]}-{secrets.token_hex(8)}{SLOT_SUFFIX}"
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        try:
+            os.ftruncate(descriptor, capacity)
+            return cls(path, capacity, mmap.mmap(descriptor, capacity, access=mmap.ACCESS_WRITE))
+        except BaseException:
+            os.unlink(path)
+            raise
+        finally:
+            os.close(descriptor)
+
+    def fill(self, parts: Sequence[Buffer]) -> None:
+        offset = 0
+        for part in parts:
+            view = memoryview(part).cast("B")
+            self.mapping[offset:offset + len(view)] = view
+            offset += len(view)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)
+        self.mapping.close()

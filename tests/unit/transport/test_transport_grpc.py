@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import socket
@@ -358,17 +359,24 @@ def _update_with(weights: dict[str, torch.Tensor]) -> ClientUpdate:
 
 @pytest.fixture
 def shared_writes(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
-    """(sender, size) of every payload written into a shared folder, by the server (it runs in this process) or
-    by an executor."""
+    """(sender, size) of every payload placed in a shared folder, by the server (it runs in this process) as a file
+    or by an executor for one call (in its slot)."""
     writes: list[tuple[str, int]] = []
-    write = SharedFolder.write
+    write, sending = SharedFolder.write, SharedFolder.sending
 
     def recording_write(self: SharedFolder, parts: Sequence[Buffer], sender: str) -> tuple[str, int]:
         name, size = write(self, parts, sender)
         writes.append((sender, size))
         return name, size
 
+    @contextlib.contextmanager
+    def recording_sending(self: SharedFolder, parts: Sequence[Buffer], sender: str) -> Iterator[tuple[str, int]]:
+        with sending(self, parts, sender) as (name, size):
+            writes.append((sender, size))
+            yield name, size
+
     monkeypatch.setattr(SharedFolder, "write", recording_write)
+    monkeypatch.setattr(SharedFolder, "sending", recording_sending)
     return writes
 
 
@@ -411,7 +419,7 @@ def test_an_executor_on_the_aggregators_host_passes_large_payloads_as_shared_fil
     assert torch.equal(received.result.weights["w"], weights["w"])
     assert received.result.num_samples == 40 and received.result.loss_mean == 0.5
     assert traffic == Traffic(bytes_to_executors=event_bytes, bytes_from_executors=update_bytes)
-    assert left_in_folder == [NONCE_FILE]  # every payload file was taken by its receiver
+    assert left_in_folder == [NONCE_FILE]  # every payload file was taken, and the slot removed on close
 
 
 def test_an_executor_without_shared_memory_streams_to_a_server_that_offers_it(
