@@ -84,6 +84,8 @@ class GrpcTransport(Transport):
         request = serde.info_to_proto(info)
         reply = self._call("Register", lambda: self._stub.Register(request, metadata=self._metadata))
         if self._use_shared_memory:
+            if self._shared is not None:  # registering again (a restarted aggregator has a new folder)
+                self._shared.detach()
             self._shared = SharedFolder.attach(reply.shared_folder, reply.shared_nonce)
             if self._shared is not None:
                 _log.info("executor %s passes payloads through %s (on the aggregator's host)", info.executor_id,

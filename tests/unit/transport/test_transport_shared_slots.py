@@ -128,3 +128,29 @@ def test_executor_updates_over_grpc_share_one_slot_and_arrive_intact(tmp_path: P
     assert all(torch.equal(got, want) for got, want in zip(received, sent, strict=True))
     assert seen[0] == seen[1] == seen[2] and len(seen[0]) == 2 and seen[0][0].endswith(SLOT_SUFFIX)
     assert after_close == [NONCE_FILE]
+
+
+def test_registering_again_gives_the_old_slot_up(tmp_path: Path) -> None:
+    # Prepare
+    service = ScriptedService()
+    update = ClientUpdate(TrainResult(client_id=1, round=1, model_version=1, weights={"w": torch.randn(200_000)},
+                                      num_samples=10, num_steps=1, loss_mean=0.0, loss_square_mean=0.0,
+                                      wall_time_s=0.0))
+
+    # Execute: a slot is made, then the executor registers again (as after an aggregator restart) and sends again
+    with GrpcAggregatorServer(service, "127.0.0.1", 0, chunk_bytes=CHUNK_BYTES,
+                              shared_memory_parent=str(tmp_path)) as server:
+        [folder] = [entry for entry in tmp_path.iterdir()]
+        executor = GrpcTransport(f"127.0.0.1:{server.port}", "job-token", chunk_bytes=CHUNK_BYTES)
+        executor.register(ExecutorInfo("executor_0", "host", "cpu"))
+        executor.submit("executor_0", update)
+        first = sorted(entry.name for entry in folder.iterdir() if entry.name != NONCE_FILE)
+        executor.register(ExecutorInfo("executor_0", "host", "cpu"))
+        between = sorted(entry.name for entry in folder.iterdir() if entry.name != NONCE_FILE)
+        executor.submit("executor_0", update)
+        second = sorted(entry.name for entry in folder.iterdir() if entry.name != NONCE_FILE)
+        executor.close()
+
+    # Assert
+    assert len(first) == 1 and between == [] and len(second) == 1 and second != first
+    assert len(service.submitted) == 2
