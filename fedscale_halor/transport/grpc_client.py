@@ -21,6 +21,7 @@ from fedscale_halor.transport.grpc_wire import TOKEN_METADATA_KEY, client_option
 from fedscale_halor.transport.messages import Completion, Event, ExecutorInfo, RegisterReply
 from fedscale_halor.transport.proto import aggregator_pb2 as pb
 from fedscale_halor.transport.proto import aggregator_pb2_grpc as pb_grpc
+from fedscale_halor.transport.receive_buffers import ReceiveBuffers
 from fedscale_halor.transport.shared_memory import SHARED_MIN_BYTES, SharedFolder
 from fedscale_halor.transport.tls import ClientTls
 
@@ -79,6 +80,7 @@ class GrpcTransport(Transport):
         self._reached = False
         self._use_shared_memory = shared_memory
         self._shared: SharedFolder | None = None
+        self._receive_buffers = ReceiveBuffers()
 
     def register(self, info: ExecutorInfo) -> RegisterReply:
         request = serde.info_to_proto(info)
@@ -97,7 +99,7 @@ class GrpcTransport(Transport):
             request = pb.EventRequest(executor_id=executor_id, shared_memory=self._shared is not None)
             chunks = self._stub.NextEvent(request, metadata=self._metadata)
             try:
-                return serde.join_chunks(chunks, self._max_message_bytes, self._shared).data
+                return serde.join_chunks(chunks, self._max_message_bytes, self._shared, self._receive_buffers).data
             except serde.MalformedMessageError:
                 chunks.cancel()  # the rest of an oversized or broken stream need not arrive
                 raise

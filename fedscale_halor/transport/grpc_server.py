@@ -22,6 +22,7 @@ from fedscale_halor.transport.base import AggregatorService, AuthenticationError
 from fedscale_halor.transport.grpc_wire import TOKEN_METADATA_KEY, server_options
 from fedscale_halor.transport.proto import aggregator_pb2 as pb
 from fedscale_halor.transport.proto import aggregator_pb2_grpc as pb_grpc
+from fedscale_halor.transport.receive_buffers import ReceiveBuffers
 from fedscale_halor.transport.shared_memory import SHARED_MIN_BYTES, SharedFolder
 from fedscale_halor.transport.tls import ServerTls
 
@@ -77,6 +78,7 @@ class _AggregatorServicer(pb_grpc.AggregatorServicer):
         self._traffic_lock = threading.Lock()
         self.traffic = Traffic()
         self.shared: SharedFolder | None = None
+        self._receive_buffers = ReceiveBuffers()
 
     def _count(self, sent: int = 0, received: int = 0) -> None:
         with self._traffic_lock:
@@ -105,7 +107,7 @@ class _AggregatorServicer(pb_grpc.AggregatorServicer):
         token = _token(context)
 
         def receive_and_submit() -> None:
-            joined = serde.join_chunks(request_iterator, self._max_message_bytes, self.shared)
+            joined = serde.join_chunks(request_iterator, self._max_message_bytes, self.shared, self._receive_buffers)
             self._count(received=len(joined.data))
             completion = serde.completion_from_bytes(joined.data, self._max_message_bytes)
             self._service.submit(token, joined.executor_id, completion)

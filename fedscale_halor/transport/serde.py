@@ -34,11 +34,13 @@ from fedscale_halor.transport.messages import (
     UpdateModel,
 )
 from fedscale_halor.transport.proto import aggregator_pb2 as pb
+from fedscale_halor.transport.receive_buffers import ReceiveBuffers
 from fedscale_halor.transport.shared_memory import SharedFolder, SharedMemoryError
 from fedscale_halor.types import EvalResult, TrainResult, TrainTask, Weights
 
 # Protobuf cannot serialize or parse a message of 2 GiB or more, so this is the largest limit that means anything.
 DEFAULT_MAX_MESSAGE_BYTES = 2**31 - 1
+POOLED_MIN_BYTES = 2**20  # smaller payloads are assembled in a plain bytearray
 
 
 class MalformedMessageError(ValueError):
@@ -331,10 +333,11 @@ def shared_file_chunk(name: str, size: int, executor_id: str = "") -> pb.Chunk:
 
 
 def join_chunks(chunks: Iterable[pb.Chunk], max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
-                shared: SharedFolder | None = None) -> JoinedPayload:
+                shared: SharedFolder | None = None, buffers: ReceiveBuffers | None = None) -> JoinedPayload:
     """Reassemble ``chunk_messages`` (or take the shared file a first chunk names); refuses an oversized payload
-    from its first chunk, before buffering it."""
-    buffer: bytearray | None = None
+    from its first chunk, before buffering it. Payloads of a megabyte or more are assembled in ``buffers``' reusable
+    memory when given."""
+    buffer: bytearray | memoryview | None = None
     executor_id = ""
     received = 0
     stream = iter(chunks)
@@ -347,7 +350,7 @@ def join_chunks(chunks: Iterable[pb.Chunk], max_bytes: int = DEFAULT_MAX_MESSAGE
                                            f"{max_bytes} bytes")
             if chunk.shared_file:
                 return JoinedPayload(_take_shared(chunk, stream, shared), chunk.executor_id)
-            buffer = bytearray(chunk.total_bytes)
+            buffer = _assembly_buffer(chunk.total_bytes, buffers)
             executor_id = chunk.executor_id
         piece = chunk.data  # each read of a bytes field makes a copy
         end = received + len(piece)
@@ -361,6 +364,12 @@ def join_chunks(chunks: Iterable[pb.Chunk], max_bytes: int = DEFAULT_MAX_MESSAGE
         raise MalformedMessageError(f"the payload is truncated: {received} of the {len(buffer)} announced bytes "
                                     "arrived")
     return JoinedPayload(data=buffer, executor_id=executor_id)
+
+
+def _assembly_buffer(size: int, buffers: ReceiveBuffers | None) -> bytearray | memoryview:
+    if buffers is None or size < POOLED_MIN_BYTES:
+        return bytearray(size)
+    return memoryview(buffers.acquire(size))
 
 
 def _take_shared(first: pb.Chunk, rest: Iterable[pb.Chunk], shared: SharedFolder | None) -> Buffer:

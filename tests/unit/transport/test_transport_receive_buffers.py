@@ -2,6 +2,7 @@ import gc
 
 import torch
 
+from fedscale_halor.transport import serde
 from fedscale_halor.transport.receive_buffers import ReceiveBuffers
 from fedscale_halor.transport.tensor_codec import decode, encode
 
@@ -38,4 +39,22 @@ def test_at_most_the_kept_number_of_buffers_wait_for_reuse_and_a_larger_payload_
     smaller = buffers.acquire(50)
 
     assert smaller.ctypes.data in addresses
+    assert buffers.free_count == 1
+
+
+def test_streamed_payloads_of_a_megabyte_or_more_are_assembled_in_reusable_memory() -> None:
+    # Prepare: one payload over the pooling size, one under it, each cut into 64 kB chunks
+    buffers = ReceiveBuffers(kept=1)
+    large = bytes(range(256)) * (serde.POOLED_MIN_BYTES // 256 + 1)
+    small = b"tiny payload"
+
+    # Execute
+    joined_large = serde.join_chunks(serde.chunk_messages(large, 64 * 1024), buffers=buffers)
+    joined_small = serde.join_chunks(serde.chunk_messages(small, 64 * 1024), buffers=buffers)
+
+    # Assert: both whole; only the large one took pooled memory, which comes back once it is dropped
+    assert bytes(joined_large.data) == large and bytes(joined_small.data) == small
+    assert isinstance(joined_large.data, memoryview) and isinstance(joined_small.data, bytearray)
+    assert buffers.free_count == 0
+    del joined_large
     assert buffers.free_count == 1
