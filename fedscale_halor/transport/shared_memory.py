@@ -82,10 +82,7 @@ class SharedFolder:
 
     def write(self, parts: Sequence[Buffer], sender: str) -> tuple[str, int]:
         """Write a payload into a new file; returns its name and size."""
-        return self._write_file(parts, sender)
-
-    def _write_file(self, parts: Sequence[Buffer], sender: str) -> tuple[str, int]:
-        name = f"{re.sub(r'[^A-Za-z0-9_-]', '_', sender)[:64]}-{secrets.token_hex(8)}.bin"
+        name = _payload_name(sender, ".bin")
         descriptor = os.open(self.path / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         size = 0
         try:
@@ -114,7 +111,7 @@ class SharedFolder:
             free = not self._slot_busy
             self._slot_busy = True
         if not free:
-            yield self._write_file(parts, sender)
+            yield self.write(parts, sender)
             return
         try:
             size = sum(memoryview(part).nbytes for part in parts)
@@ -147,18 +144,9 @@ class SharedFolder:
         since its sender reuses it once this call is answered."""
         if name.endswith(SLOT_SUFFIX):
             return self._copy_slot(name, expected_size)
-        path = self._path_of(name)
+        descriptor, size = self._open_regular(name)
         try:
-            # non-blocking, so that a FIFO planted under a payload's name cannot hang the reader
-            descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-        except OSError as error:
-            raise SharedMemoryError(f"payload file {name!r} cannot be opened: {error.strerror}") from None
-        try:
-            status = os.fstat(descriptor)
-            if not stat.S_ISREG(status.st_mode):
-                raise SharedMemoryError(f"payload file {name!r} is not a regular file")
-            os.unlink(path)
-            size = status.st_size
+            os.unlink(self._path_of(name))
             if size != expected_size:
                 raise SharedMemoryError(f"payload file {name!r} has {size} bytes, {expected_size} were announced")
             if size == 0:
@@ -168,9 +156,8 @@ class SharedFolder:
             os.close(descriptor)
 
     def _copy_slot(self, name: str, expected_size: int) -> Buffer:
-        descriptor = self._open_regular(name)
+        descriptor, size = self._open_regular(name)
         try:
-            size = os.fstat(descriptor).st_size
             if size < expected_size:
                 raise SharedMemoryError(f"payload slot {name!r} has {size} bytes, {expected_size} were announced")
             copy = self._receive_buffers.acquire(expected_size)
@@ -181,17 +168,19 @@ class SharedFolder:
         finally:
             os.close(descriptor)
 
-    def _open_regular(self, name: str) -> int:
+    def _open_regular(self, name: str) -> tuple[int, int]:
+        """A descriptor of the named payload file and its size; it must be a regular file in this folder."""
         path = self._path_of(name)
         try:
             # non-blocking, so that a FIFO planted under a payload's name cannot hang the reader
             descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         except OSError as error:
             raise SharedMemoryError(f"payload file {name!r} cannot be opened: {error.strerror}") from None
-        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+        status = os.fstat(descriptor)
+        if not stat.S_ISREG(status.st_mode):
             os.close(descriptor)
             raise SharedMemoryError(f"payload file {name!r} is not a regular file")
-        return descriptor
+        return descriptor, status.st_size
 
     def discard(self, name: str) -> None:
         """Delete a payload that will not be read (it was refused), so it does not hold memory until the end. A
@@ -212,6 +201,11 @@ class SharedFolder:
             shutil.rmtree(self.path, ignore_errors=True)
 
 
+def _payload_name(sender: str, suffix: str) -> str:
+    """A fresh file name that says who sent the payload (made safe for a file name)."""
+    return f"{re.sub(r'[^A-Za-z0-9_-]', '_', sender)[:64]}-{secrets.token_hex(8)}{suffix}"
+
+
 class _Slot:
     """A sender's reusable payload file, mapped writable for as long as the sender keeps it."""
 
@@ -224,7 +218,7 @@ class _Slot:
     @classmethod
     def create(cls, folder: Path, sender: str, size: int) -> _Slot:
         capacity = max(size, 1)
-        path = folder / f"{re.sub(r'[^A-Za-z0-9_-]', '_', sender)[:64]}-{secrets.token_hex(8)}{SLOT_SUFFIX}"
+        path = folder / _payload_name(sender, SLOT_SUFFIX)
         descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         try:
             os.ftruncate(descriptor, capacity)
