@@ -11,6 +11,7 @@ runtime's own cost can be told apart from what those kernels gain. Prints nothin
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -32,10 +33,8 @@ def train_client(model: nn.Module, global_state: dict[str, torch.Tensor], featur
                  labels: torch.Tensor, steps: int, batch_size: int, learning_rate: float,
                  generator: torch.Generator, runtime_kernels: bool) -> dict[str, torch.Tensor]:
     model.load_state_dict(global_state)
-    if not runtime_kernels:
-        return _steps(model, torch.optim.SGD(model.parameters(), lr=learning_rate), features, labels, steps,
-                      batch_size, generator)
-    with sgd_in_backward(model, SGDStep(learning_rate)) as updated_in_backward:
+    stepping = sgd_in_backward(model, SGDStep(learning_rate)) if runtime_kernels else contextlib.nullcontext(set())
+    with stepping as updated_in_backward:
         rest = [parameter for parameter in model.parameters() if id(parameter) not in updated_in_backward]
         return _steps(model, torch.optim.SGD(rest, lr=learning_rate), features, labels, steps, batch_size,
                       generator)

@@ -39,9 +39,9 @@ KERNELS_FLOOR = "floor, runtime's kernels"
 def measure_floor(data_dir: Path, work: Path, rounds: int, runtime_kernels: bool = False) -> Measured:
     name = "floor_runtime_kernels" if runtime_kernels else "floor"
     out = work / f"{name}.json"
+    kernels = ["--runtime-kernels"] if runtime_kernels else []
     memory = run_measured([sys.executable, str(HERE / "floor.py"), "--data-dir", str(data_dir), "--out", str(out),
-                           "--rounds", str(rounds), "--threads", "2"] + (["--runtime-kernels"] if runtime_kernels
-                                                                         else []), log_file=work / f"{name}.log")
+                           "--rounds", str(rounds), "--threads", "2", *kernels], log_file=work / f"{name}.log")
     return Measured(tuple(json.loads(out.read_text())["round_seconds"]), memory, {})
 
 

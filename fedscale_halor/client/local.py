@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import torch
@@ -67,10 +68,11 @@ class LocalTrainer(Trainer):
         return _result(task, cpu_weights(model), num_samples, task.local_steps, loss_mean, loss_square_mean, started)
 
     def _run_steps(self, model: nn.Module, data: ClientData, task: TrainTask) -> tuple[float, float]:
-        if self.momentum == 0 and self.proximal_mu == 0:
-            with sgd_in_backward(model, SGDStep(task.learning_rate, self.weight_decay)) as updated_in_backward:
-                return self._loop(model, data, task, updated_in_backward)
-        return self._loop(model, data, task, set())
+        plain_sgd = self.momentum == 0 and self.proximal_mu == 0
+        stepping = (sgd_in_backward(model, SGDStep(task.learning_rate, self.weight_decay)) if plain_sgd
+                    else contextlib.nullcontext(set()))
+        with stepping as updated_in_backward:
+            return self._loop(model, data, task, updated_in_backward)
 
     def _loop(self, model: nn.Module, data: ClientData, task: TrainTask,
               updated_in_backward: set[int]) -> tuple[float, float]:
