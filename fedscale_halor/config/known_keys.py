@@ -32,12 +32,12 @@ FEDSCALE_UNSUPPORTED_KEYS: tuple[str, ...] = (
 REFL_UNSUPPORTED_KEYS: tuple[str, ...] = (
     "adapt_scale_coff", "avail_probability",
     "data_map_dir", "deadline_alpha", "deadline_control", "deadline_percent",
-    "enforce_sgd", "filter_class", "filter_class_ratio", "initial_deadline", "initial_total_worker",
+    "enforce_sgd", "initial_deadline", "initial_total_worker",
     "last_worker", "learners", "manager_port", "model_boost", "no_filter_dropouts", "process_files_ratio",
     "prohibit_reselect", "resume_wandb",
     "send_delta", "stale_all", "stale_skip_round",
     "straggler_penalty", "test_interval", "train_ratio",
-    "used_samples", "wandb_key",
+    "wandb_key",
 )
 
 # Halor's keys all have schema fields (his_beta under its own name, halor_history).

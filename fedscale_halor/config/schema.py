@@ -67,10 +67,22 @@ class JobConfig:
     data_dir: str = knob("", "folder of the raw data set; empty means ./data/<data_set>")
     data_map_file: str = knob("", "FedScale client_data_mapping CSV (femnist); empty means the data set's default")
     num_classes: int = knob(0, "number of classes; 0 takes the data set's own", range=(0, None))
-    total_clients: int = knob(100, "number of simulated clients (partitions other than the real mapping)",
-                             range=(1, None))
+    total_clients: int = knob(0, "number of simulated clients (partitions other than the real mapping); 0 means "
+                                 "all of the data set's clients, decided once the data set is opened",
+                             range=(0, None))
     partitioning: int = knob(-1, "partition scheme: -1 IID, 0 real client mapping, 1 non-IID uniform, 2 Zipf, "
-                                 "3 balanced, 8 Dirichlet", choices=(-1, 0, 1, 2, 3, 8))
+                                 "3 balanced, 8 Dirichlet label shares over used_samples per client (Halor's), "
+                                 "9 each label split over the clients by Dirichlet shares",
+                             choices=(-1, 0, 1, 2, 3, 8, 9))
+    used_samples: int = knob(0, "samples per client of Halor's Dirichlet partition (partitioning 8); 0: the "
+                                "training set split evenly over total_clients", range=(-1, None))
+    data_regulation: int = knob(0, "Halor's data regulation: 1 turns Halor on with its own choices (the exact "
+                                   "label distribution over all clients, its resampling rule, its guard)",
+                                choices=(0, 1))
+    filter_class: int = knob(0, "REFL: number of classes removed at random from each client's data",
+                             range=(0, None))
+    filter_class_ratio: float = knob(0.0, "REFL: share of classes each client keeps at random (0 keeps all)",
+                                     range=(0.0, 1.0))
     dirichlet_alpha: float = knob(0.5, "concentration of the Dirichlet partition (smaller is more skewed)",
                                   range=(1e-6, None))
     zipf_param: float = knob(1.95, "exponent of the Zipf partition", range=(1.0 + 1e-9, None))
@@ -102,6 +114,9 @@ class JobConfig:
     gradient_policy: str = knob("fedavg", "aggregation strategy",
                                 choices=("fedavg", "fed-prox", "fed-yogi", "fed-adam"))
     weighted_avg: bool = knob(True, "weight client models by their sample counts (False: Halor's plain mean)")
+    feddc: int = knob(0, "FedDC (local drift decoupling and correction): 1 on, 0 off", choices=(0, 1))
+    feddc_alpha: float = knob(0.01, "FedDC: weight of the penalty tying the local model to the global one through "
+                                    "the client's drift", range=(0.0, None))
     proxy_mu: float = knob(0.1, "FedProx proximal coefficient mu (fed-prox only)", range=(0.0, None))
     yogi_eta: float = knob(3e-3, "server learning rate of FedYogi / FedAdam", range=(0.0, None))
     yogi_tau: float = knob(1e-8, "adaptivity epsilon of FedYogi / FedAdam", range=(0.0, None))
@@ -173,6 +188,13 @@ class JobConfig:
                                     "stay below 2^bits", range=(8, 64))
     halor_timeout: float = knob(30.0, "seconds the aggregator waits for masked histograms (and again for recovery "
                                       "masks) before it treats the missing clients as dropped", range=(0.1, None))
+    halor_distribution: str = knob("window", "what the global distribution is: the sums of the last halor_history "
+                                             "rounds' sampled clients (window), or the exact distribution over every "
+                                             "client, from one run of the protocol in groups before round 1 (all)",
+                                   choices=("window", "all"))
+    halor_group_size: int = knob(100, "halor_distribution all: clients per ring of the one-shot protocol",
+                                 range=(3, None))
+    # Halor: distributed noise over many rounds (fields below this line)
 
     # evaluation, devices, checkpoints
     eval_interval: int = knob(5, "evaluate the global model every this many rounds (and after the last)",
