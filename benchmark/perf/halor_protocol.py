@@ -3,7 +3,7 @@
     python benchmark/perf/halor_protocol.py [--clients 10 100 1000] [--classes 10 35 62] [--bits 32]
                                             [--dropout 0.1] [--repeats 3] [--seed 0]
 
-For each number K of sampled clients and C of classes, a round runs end to end (DESIGN §5.1): the ring order, each
+For each number K of sampled clients and C of classes, a round runs end to end (docs/halor.md): the ring order, each
 client's side (two link seeds: X25519 agreement + HKDF; two masks: AES-CTR; its masked histogram), the loss of a
 ``--dropout`` share of the uploads, the server's recovery plan, the reveals of the clients it asks, and the unmasking,
 which must give the true sum of the contributors' histograms (the script stops with an error otherwise). Histograms

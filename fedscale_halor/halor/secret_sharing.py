@@ -1,4 +1,5 @@
-"""Chained (ring) masking of label histograms (DESIGN §5.1): keys, link seeds, masks, masking and unmasking.
+"""Chained (ring) masking of label histograms (docs/halor.md, "One round"): keys, link seeds, masks, masking and
+unmasking.
 
 The server learns H = Σ h_i over a round's clients and nothing else about any single h_i. Neighbours c_i and
 c_{i+1} share the mask r_i of link i, derived from their X25519 agreement; c_i uploads y_i = h_i + r_{i-1} - r_i

@@ -1,4 +1,5 @@
-"""Halor's pre-round step (DESIGN §5.1) as two transport-agnostic state machines a runtime drives over messages.
+"""Halor's pre-round step (docs/halor.md, "One round") as two transport-agnostic state machines that a runtime
+drives over messages.
 
 ServerMaskingRound is the aggregator's side of one round, ClientMaskingSession a client's side across rounds. The
 runtime only carries their messages: RingSeat (server → client), MaskedUpload (client → server), MaskRequest

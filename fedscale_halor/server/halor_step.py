@@ -1,4 +1,4 @@
-"""Halor's pre-round step on the aggregator (DESIGN §5): ring-masked histogram sum, then the global distribution.
+"""Halor's pre-round step on the aggregator (docs/halor.md): ring-masked histogram sum, then the global distribution.
 
 Per round, after selection and before training: ask the executors for the public keys of sampled clients not seen
 before; seat the round's ring and collect the masked histograms (clients silent past ``timeout_s`` count as dropped);

@@ -41,7 +41,7 @@ class ClientTrain:
     resample: ResampleTarget | None = None  # Halor: resample each client toward this before training
 
 
-# Halor's pre-round step (DESIGN §5.1): three exchanges, each about some of the round's sampled clients.
+# Halor's pre-round step (docs/halor.md): three exchanges, each about some of the round's sampled clients.
 @dataclass(frozen=True)
 class HalorKeys:
     """Send the public keys of these clients (the aggregator caches them across rounds)."""
