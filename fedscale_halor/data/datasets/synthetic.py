@@ -23,8 +23,10 @@ class SyntheticSpec:
     """The recipe of a synthetic data set.
 
     Each class has a centre drawn from N(0, separation^2) per feature; samples are centre + N(0, 1) noise. Labels
-    cycle through the classes, so class sizes differ by at most one. ``num_owners`` > 0 also gives every training
-    sample a random owner, so the real-client partition (scheme 0) can be exercised.
+    cycle through the classes, so class sizes differ by at most one; with ``class_zipf`` s > 0 the classes are
+    long-tailed instead, class c holding a share proportional to (c + 1)^-s of the training and of the test set
+    (largest remainders, so the counts are exact). ``num_owners`` > 0 also gives every training sample a random
+    owner, so the real-client partition (scheme 0) can be exercised.
     """
 
     num_train: int = 2_000
@@ -32,6 +34,7 @@ class SyntheticSpec:
     num_classes: int = 10
     input_shape: tuple[int, ...] = (1, 8, 8)
     separation: float = 1.0
+    class_zipf: float = 0.0
     num_owners: int = 0
     seed: int = 0
 
@@ -43,6 +46,8 @@ class SyntheticSpec:
             raise ValueError(f"synthetic: num_classes must be >= 1, got {self.num_classes}")
         if not self.input_shape or any(size < 1 for size in self.input_shape):
             raise ValueError(f"synthetic: input_shape must be positive sizes, got {self.input_shape}")
+        if not self.class_zipf >= 0.0:
+            raise ValueError(f"synthetic: class_zipf must be >= 0, got {self.class_zipf}")
         if self.num_owners < 0:
             raise ValueError(f"synthetic: num_owners must be >= 0, got {self.num_owners}")
 
@@ -68,7 +73,7 @@ def generate(spec: SyntheticSpec) -> RawDataset:
     centres = rng.normal(0.0, spec.separation, size=(spec.num_classes, num_features)).astype(np.float32)
 
     def draw(count: int) -> tuple[np.ndarray, np.ndarray]:
-        labels = rng.permutation(np.arange(count, dtype=np.int64) % spec.num_classes)
+        labels = rng.permutation(class_sequence(count, spec.num_classes, spec.class_zipf))
         noise = rng.standard_normal(size=(count, num_features), dtype=np.float32)
         return (centres[labels] + noise).reshape(count, *spec.input_shape), labels
 
@@ -84,6 +89,18 @@ def generate(spec: SyntheticSpec) -> RawDataset:
         class_names=tuple(f"class_{label}" for label in range(spec.num_classes)),
         train_owners=owners,
     )
+
+
+def class_sequence(count: int, num_classes: int, class_zipf: float) -> np.ndarray:
+    """``count`` labels, in class order: an even cycle, or Zipf(class_zipf) class sizes by largest remainders."""
+    if class_zipf == 0.0:
+        return np.arange(count, dtype=np.int64) % num_classes
+    weights = np.arange(1, num_classes + 1, dtype=np.float64) ** -class_zipf
+    quotas = count * weights / weights.sum()
+    sizes = np.floor(quotas).astype(np.int64)
+    # A stable sort keeps the lower class first among equal remainders.
+    sizes[np.argsort(-(quotas - sizes), kind="stable")[: count - int(sizes.sum())]] += 1
+    return np.repeat(np.arange(num_classes, dtype=np.int64), sizes)
 
 
 def load(data_dir: Path) -> RawDataset:

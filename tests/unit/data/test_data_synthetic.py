@@ -49,3 +49,17 @@ def test_synthetic_spec_file_is_read_and_unknown_keys_named(tmp_path: Path) -> N
     assert raw.train_features.shape == (12, 3, 2, 2)
     with pytest.raises(ValueError, match="'num_trian'"):
         read_spec(bad)
+
+
+def test_synthetic_long_tailed_classes_follow_zipf_by_largest_remainders() -> None:
+    # weights 1, 1/2, 1/3 of 100 samples: quotas 54.55, 27.27, 18.18 -> 54, 27, 18 and the one left goes to class 0;
+    # of 11 test samples the quotas are whole: 6, 3, 2
+    raw = generate(SyntheticSpec(num_train=100, num_test=11, num_classes=3, class_zipf=1.0))
+
+    assert np.bincount(raw.train_labels).tolist() == [55, 27, 18]
+    assert np.bincount(raw.test_labels).tolist() == [6, 3, 2]
+
+
+def test_synthetic_refuses_a_negative_class_zipf() -> None:
+    with pytest.raises(ValueError, match="class_zipf"):
+        SyntheticSpec(class_zipf=-1.0)
