@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from fedscale_halor.aggregation.base import Strategy
-from fedscale_halor.aggregation.registry import STRATEGY_BUILDERS
+from fedscale_halor.aggregation.registry import FEDDC_BUILDERS, STRATEGY_BUILDERS
 from fedscale_halor.client.base import Trainer
 from fedscale_halor.client.local import LocalTrainer
 from fedscale_halor.config.schema import JobConfig
@@ -27,12 +27,14 @@ def build_selector(job: JobConfig) -> ClientSelector:
 
 
 def build_strategy(job: JobConfig) -> Strategy:
-    return _lookup(STRATEGY_BUILDERS, job.gradient_policy, "gradient_policy")(job)
+    builders = FEDDC_BUILDERS if job.feddc else STRATEGY_BUILDERS
+    return _lookup(builders, job.gradient_policy, "gradient_policy")(job)
 
 
 def build_trainer(job: JobConfig, device: str) -> Trainer:
     mu = job.proxy_mu if job.gradient_policy in _PROXIMAL_POLICIES else 0.0
-    return LocalTrainer(momentum=job.momentum, weight_decay=job.weight_decay, proximal_mu=mu, device=device)
+    return LocalTrainer(momentum=job.momentum, weight_decay=job.weight_decay, proximal_mu=mu, device=device,
+                        feddc_alpha=job.feddc_alpha if job.feddc else None)
 
 
 def executor_device(job: JobConfig, gpu_index: int) -> str:

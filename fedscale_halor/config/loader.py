@@ -16,14 +16,17 @@ import yaml
 
 from fedscale_halor.config.errors import ConfigError, config_error
 from fedscale_halor.config.known_keys import (
+    FALLBACK_ALIASES,
+    FOLDER_ALIASES,
+    FOREIGN_KEYS,
     KEY_ALIASES,
     PATH_KEYS,
-    RECOGNIZED_UNSUPPORTED_KEYS,
     SHELL_TEXT_KEYS,
 )
 from fedscale_halor.config.schema import AuthConfig, DeploymentConfig, ExperimentConfig, JobConfig
 from fedscale_halor.config.validation import (
     FieldSpec,
+    check_foreign_value,
     check_job_consistency,
     coerce_field,
     field_specs,
@@ -34,7 +37,7 @@ from fedscale_halor.config.variables import environment_with_defaults, expand_us
 
 _LOGGER = logging.getLogger(__name__)
 
-_DEPLOYMENT, _AUTH, _JOB = "deployment", "auth", "job"
+_DEPLOYMENT, _AUTH, _JOB, _FOREIGN = "deployment", "auth", "job", "foreign"
 _AUTH_KEY = "auth"
 _JOB_CONF_KEY = "job_conf"
 
@@ -80,6 +83,7 @@ def read_yaml_mapping(path: Path) -> Mapping[str, object]:
     return data
 
 
+
 def config_from_mapping(data: Mapping[str, object], source: Path | None,
                         overrides: Mapping[str, object] | None = None, *,
                         environ: Mapping[str, str] | None = None) -> ExperimentConfig:
@@ -88,16 +92,21 @@ def config_from_mapping(data: Mapping[str, object], source: Path | None,
     if not isinstance(data, Mapping):
         raise ConfigError(f"{label}: expected a mapping of config keys at the top level, got {_kind_of(data)}")
     variables = environment_with_defaults(environ)
-    raw_values, unsupported = _collect_raw_values(data, label)
-    typed = {section: {} for section in (_DEPLOYMENT, _AUTH, _JOB)}
+    collected = _collect_raw_values(data, label)
+    typed: dict[str, dict[str, object]] = {section: {} for section in (_DEPLOYMENT, _AUTH, _JOB)}
     specs = _section_specs()
-    for raw in raw_values:
+    for raw in collected.values.values():
         spec = specs[raw.section][raw.name]
         typed[raw.section][raw.name] = _resolve(spec, raw.value, variables, label, raw.key_path)
-    deployment = DeploymentConfig(**typed[_DEPLOYMENT], auth=AuthConfig(**typed[_AUTH]))
-    job = JobConfig(**typed[_JOB])
+    deployment = DeploymentConfig(**typed[_DEPLOYMENT], auth=AuthConfig(**typed[_AUTH]))  # type: ignore[arg-type]
+    job = JobConfig(**typed[_JOB])  # type: ignore[arg-type]
     check_job_consistency(job, label)
-    config = ExperimentConfig(deployment=deployment, job=job, source=source, unsupported_keys=tuple(unsupported))
+    ignored = list(collected.ignored)
+    for raw in collected.foreign:
+        _check_foreign(raw, job, variables, label)
+        if raw.name not in ignored:
+            ignored.append(raw.name)
+    config = ExperimentConfig(deployment=deployment, job=job, source=source, unsupported_keys=tuple(ignored))
     if overrides:
         config = _apply_overrides(config, overrides, variables)
     _warn_unsupported(config.unsupported_keys, label)
@@ -128,22 +137,36 @@ def _section_specs() -> dict[str, dict[str, FieldSpec]]:
 def _all_known_keys() -> list[str]:
     specs = _section_specs()
     return [*specs[_DEPLOYMENT], _AUTH_KEY, _JOB_CONF_KEY, *specs[_AUTH], *specs[_JOB], *KEY_ALIASES,
-            *RECOGNIZED_UNSUPPORTED_KEYS]
+            *FOLDER_ALIASES, *FALLBACK_ALIASES, *FOREIGN_KEYS]
 
 
-def _collect_raw_values(data: Mapping[str, object], label: str) -> tuple[list[_RawValue], list[str]]:
-    """Every value of the file, routed to its section; recognized-but-unsupported keys are listed apart."""
-    collected: dict[tuple[str, str], _RawValue] = {}
-    unsupported: list[str] = []
+@dataclasses.dataclass
+class _Collected:
+    """A file's values routed by kind: schema values, other systems' keys, and keys read or ignored by name."""
+
+    values: dict[tuple[str, str], _RawValue] = dataclasses.field(default_factory=dict)
+    foreign: list[_RawValue] = dataclasses.field(default_factory=list)
+    fallbacks: list[_RawValue] = dataclasses.field(default_factory=list)
+    ignored: list[str] = dataclasses.field(default_factory=list)
+
+
+def _collect_raw_values(data: Mapping[str, object], label: str) -> _Collected:
+    """Every value of the file, routed to its section; other systems' keys are kept apart for their checks."""
+    collected = _Collected()
     job_conf_items: list[tuple[str, object]] = []
     for key, value in data.items():
         if str(key) == _JOB_CONF_KEY:
             job_conf_items = _job_conf_items(value, label)
         else:
-            _route(str(key), value, str(key), False, label, collected, unsupported)
+            _route(str(key), value, str(key), False, label, collected)
     for key, value in job_conf_items:
-        _route(key, value, f"{_JOB_CONF_KEY}.{key}", True, label, collected, unsupported)
-    return list(collected.values()), unsupported
+        _route(key, value, f"{_JOB_CONF_KEY}.{key}", True, label, collected)
+    for raw in collected.fallbacks:
+        if (_JOB, raw.name) in collected.values:
+            collected.ignored.append(raw.key_path.rsplit(".", 1)[-1])  # the file sets the key it stands in for
+        else:
+            _add(raw, label, collected.values)
+    return collected
 
 
 def _job_conf_items(value: object, label: str) -> list[tuple[str, object]]:
@@ -163,23 +186,34 @@ def _job_conf_items(value: object, label: str) -> list[tuple[str, object]]:
     return items
 
 
-def _route(key: str, value: object, key_path: str, in_job_conf: bool, label: str,
-           collected: dict[tuple[str, str], _RawValue], unsupported: list[str]) -> None:
+def _route(key: str, value: object, key_path: str, in_job_conf: bool, label: str, collected: _Collected) -> None:
     specs = _section_specs()
     name = KEY_ALIASES.get(key, key)
-    if name == _AUTH_KEY:
-        _route_auth(value, key_path, label, collected)
+    if key in FOLDER_ALIASES:
+        if value is None:
+            return  # upstream's default: no mapping folder
+        name, value = FOLDER_ALIASES[key][0], _in_folder(value, FOLDER_ALIASES[key][1])
+    if key in FALLBACK_ALIASES:
+        collected.fallbacks.append(_RawValue(_JOB, FALLBACK_ALIASES[key], value, key_path))
+    elif name == _AUTH_KEY:
+        _route_auth(value, key_path, label, collected.values)
     elif name in specs[_DEPLOYMENT]:
-        _add(_RawValue(_DEPLOYMENT, name, value, key_path), label, collected)
+        _add(_RawValue(_DEPLOYMENT, name, value, key_path), label, collected.values)
     elif name in specs[_JOB]:
         if not in_job_conf:
             raise config_error(label, key_path, f"a job key at the top level; move it into the {_JOB_CONF_KEY} list")
-        _add(_RawValue(_JOB, name, value, key_path), label, collected)
-    elif key in RECOGNIZED_UNSUPPORTED_KEYS:
-        if key not in unsupported:
-            unsupported.append(key)
+        _add(_RawValue(_JOB, name, value, key_path), label, collected.values)
+    elif key in FOREIGN_KEYS:
+        collected.foreign.append(_RawValue(_FOREIGN, key, value, key_path))
     else:
         raise config_error(label, key_path, unknown_key_message(key, _all_known_keys()))
+
+
+def _in_folder(folder: object, file_name: str) -> object:
+    """``<folder>/<file_name>`` for a folder written as text; anything else is left for the typing to refuse."""
+    if isinstance(folder, str) and folder.strip():
+        return f"{folder.rstrip().rstrip('/')}/{file_name}"
+    return folder
 
 
 def _route_auth(value: object, key_path: str, label: str, collected: dict[tuple[str, str], _RawValue]) -> None:
@@ -214,6 +248,14 @@ def _resolve(spec: FieldSpec, value: object, variables: Mapping[str, str], label
     return coerce_field(spec, value, label, key_path)
 
 
+def _check_foreign(raw: _RawValue, job: JobConfig, variables: Mapping[str, str], label: str) -> None:
+    """Refuse another system's training key unless its value leaves training unchanged (machinery: no check)."""
+    spec = FOREIGN_KEYS[raw.name]
+    if spec.is_training_key:
+        value = _expand_strings(raw.value, variables, label, raw.key_path)
+        check_foreign_value(spec, value, job, label, raw.key_path)
+
+
 def _expand_strings(value: object, variables: Mapping[str, str], label: str, key_path: str) -> object:
     if isinstance(value, str):
         return expand_variables(value, variables, label, key_path)
@@ -228,23 +270,31 @@ def _apply_overrides(cfg: ExperimentConfig, overrides: Mapping[str, object],
     specs = _section_specs()
     changes: dict[str, dict[str, object]] = {_DEPLOYMENT: {}, _AUTH: {}, _JOB: {}}
     unsupported = list(cfg.unsupported_keys)
+    foreign: list[_RawValue] = []
     for key, value in overrides.items():
-        section, name, shown = _override_target(str(key), label)
+        section, name, shown, file_name = _override_target(str(key), label)
         if section is None:
+            if name in FOREIGN_KEYS:
+                foreign.append(_RawValue(_FOREIGN, name, value, f"override {name}"))
             if name not in unsupported:
                 unsupported.append(name)
             continue
+        if file_name is not None:
+            value = _in_folder(value, file_name)
         spec = specs[section][name]
         changes[section][name] = _resolve(spec, _split_list_text(spec, value), variables, label, f"override {shown}")
-    auth = dataclasses.replace(cfg.deployment.auth, **changes[_AUTH])
-    deployment = dataclasses.replace(cfg.deployment, auth=auth, **changes[_DEPLOYMENT])
-    job = dataclasses.replace(cfg.job, **changes[_JOB])
+    auth = dataclasses.replace(cfg.deployment.auth, **changes[_AUTH])  # type: ignore[arg-type]
+    deployment = dataclasses.replace(cfg.deployment, auth=auth, **changes[_DEPLOYMENT])  # type: ignore[arg-type]
+    job = dataclasses.replace(cfg.job, **changes[_JOB])  # type: ignore[arg-type]
     check_job_consistency(job, label)
+    for raw in foreign:
+        _check_foreign(raw, job, variables, label)
     return dataclasses.replace(cfg, deployment=deployment, job=job, unsupported_keys=tuple(unsupported))
 
 
-def _override_target(key: str, label: str) -> tuple[str | None, str, str]:
-    """(section, field name, name shown in messages) of an override key; section None: recognized, unsupported."""
+def _override_target(key: str, label: str) -> tuple[str | None, str, str, str | None]:
+    """(section, field name, name shown in messages, file of a folder alias) of an override key; section None:
+    another system's key."""
     specs = _section_specs()
     name = key.strip()
     allowed: Iterable[str] = (_JOB, _DEPLOYMENT, _AUTH)
@@ -253,13 +303,18 @@ def _override_target(key: str, label: str) -> tuple[str | None, str, str]:
         if name.startswith(prefix):
             name, allowed = name[len(prefix):], (section,)
             break
+    if name in FALLBACK_ALIASES:
+        return None, name, name, None  # an override always has the key it stands in for: num_participants
+    file_name = None
+    if name in FOLDER_ALIASES:
+        name, file_name = FOLDER_ALIASES[name]
     name = KEY_ALIASES.get(name, name)
     for section in allowed:
         if name in specs[section]:
             shown = {_JOB: f"{_JOB_CONF_KEY}.{name}", _AUTH: f"{_AUTH_KEY}.{name}", _DEPLOYMENT: name}[section]
-            return section, name, shown
-    if name in RECOGNIZED_UNSUPPORTED_KEYS:
-        return None, name, name
+            return section, name, shown, file_name
+    if name in FOREIGN_KEYS:
+        return None, name, name, None
     raise config_error(label, f"override {key}", unknown_key_message(name, _all_known_keys()))
 
 
@@ -272,8 +327,9 @@ def _split_list_text(spec: FieldSpec, value: object) -> object:
 
 def _warn_unsupported(keys: Sequence[str], label: str) -> None:
     if keys:
-        _LOGGER.warning("%s: ignoring keys that FedScale, REFL or Halor define but this platform does not "
-                        "support yet: %s", label, ", ".join(keys))
+        _LOGGER.warning("%s: ignoring keys that FedScale, REFL, Halor or Oort define but this platform does not "
+                        "support (machinery, or training keys at the value that leaves training unchanged): %s",
+                        label, ", ".join(keys))
 
 
 def _kind_of(value: object) -> str:

@@ -6,17 +6,21 @@ Regenerate with ``python -m fedscale_halor.config.reference > docs/configuration
 from __future__ import annotations
 
 from fedscale_halor.config.known_keys import (
-    FEDSCALE_UNSUPPORTED_KEYS,
-    HALOR_UNSUPPORTED_KEYS,
+    FALLBACK_ALIASES,
+    FOLDER_ALIASES,
+    FOREIGN_KEYS,
     KEY_ALIASES,
+    NUMBER_ALIASES,
     PATH_KEYS,
     REDACTED,
-    REFL_UNSUPPORTED_KEYS,
     SECRET_KEY_MARKERS,
+    SYSTEMS,
     VALUE_ALIASES,
+    ForeignKey,
+    keys_of,
 )
 from fedscale_halor.config.schema import AuthConfig, DeploymentConfig, JobConfig
-from fedscale_halor.config.validation import FieldSpec, describe_expected, field_specs
+from fedscale_halor.config.validation import SAFA_TAG_PREFIX, FieldSpec, describe_expected, field_specs, show_neutral
 from fedscale_halor.config.variables import HOME_VARIABLES
 
 REGENERATE_COMMAND = "python -m fedscale_halor.config.reference > docs/configuration.md"
@@ -24,7 +28,7 @@ REGENERATE_COMMAND = "python -m fedscale_halor.config.reference > docs/configura
 _TYPE_NAMES = {"str": "string", "int": "integer", "float": "number", "bool": "boolean", "strings": "list of strings"}
 
 _INTRODUCTION = """\
-Job files use FedScale's YAML layout (REFL and Halor files use the same one): deployment keys at the top level,
+Job files use FedScale's YAML layout (REFL, Halor and Oort files use the same one): deployment keys at the top level,
 `auth` as a mapping, and the job's keys in `job_conf`, a list of one-key mappings.
 
 ```yaml
@@ -61,8 +65,8 @@ def render_config_reference() -> str:
         _table(field_specs(JobConfig), prefix=""),
         "## Other accepted spellings",
         _aliases(),
-        "## Recognized keys that are not supported yet",
-        _unsupported(),
+        "## Keys of other systems without a field here",
+        _foreign_keys(),
     ]
     return "\n\n".join(parts) + "\n"
 
@@ -88,8 +92,13 @@ def _reading_rules() -> str:
         "Overrides (`fedscale-halor ... --set key=value`, `run_exps.sh`) may name any job or deployment key, "
         "optionally as `job_conf.<key>` or `auth.<key>`; they are checked like file values. In an override, list "
         "items are separated by `;`.",
+        "A list given as one text is a one-item list; an empty text (an empty variable, `wandb_tags: $TAGS`) is an "
+        "empty list.",
         "Checks across keys: `num_participants` <= `total_clients` (unless `partitioning` is 0, where the clients "
-        "come from the data), and `min_learning_rate` <= `learning_rate`.",
+        "come from the data, or `total_clients` is 0, all of the data set's clients, which the data package checks "
+        "once it has opened the data set), and `min_learning_rate` <= `learning_rate`.",
+        f"`wandb_tags` starting with `{SAFA_TAG_PREFIX}` are refused: REFL's and Halor's aggregators run SAFA's round "
+        "(every online client selected) for them, which this platform does not.",
         f"When a config is saved with a run's logs, values of keys whose names contain {secrets} are written as "
         f"`{REDACTED}`.",
     ]
@@ -124,24 +133,53 @@ def _escape(cell: str) -> str:
 
 def _aliases() -> str:
     lines = [f"- `{alias}` is read as `{name}`." for alias, name in KEY_ALIASES.items()]
+    lines += [f"- `{alias}: <folder>` is read as `{name}: <folder>/{file_name}`."
+              for alias, (name, file_name) in FOLDER_ALIASES.items()]
+    lines += [f"- `{alias}` is read as `{name}` when the file does not set `{name}` (or one of its spellings); "
+              f"otherwise it is ignored." for alias, name in FALLBACK_ALIASES.items()]
     for key, spellings in VALUE_ALIASES.items():
         grouped: dict[str, list[str]] = {}
         for spelling, canonical in spellings.items():
             grouped.setdefault(canonical, []).append("null" if spelling is None else f"`{spelling}`")
-        described = "; ".join(f"{', '.join(names)} mean `{canonical}`" for canonical, names in grouped.items())
+        described = "; ".join(f"{', '.join(names)} mean{'s' if len(names) == 1 else ''} `{canonical}`"
+                              for canonical, names in grouped.items())
         lines.append(f"- `{key}` values (case-insensitive): {described}.")
+    for key, numbers in NUMBER_ALIASES.items():
+        described = "; ".join(f"`{number:g}` means `{meant:g}`" for number, meant in numbers.items())
+        lines.append(f"- `{key}` numbers: {described} (REFL's and Halor's 0: no target, the round waits for all "
+                     "its participants).")
+    lines.append("- `worker_ips` entries written as Oort writes them, `host:n` (n processes on the host), are read "
+                 "as `host:[n]`.")
     return "\n".join(lines)
 
 
-def _unsupported() -> str:
-    intro = ("These keys are accepted so that FedScale, REFL and Halor job files load unchanged, but they have no "
-             "effect yet: the loader records them in `ExperimentConfig.unsupported_keys` and logs one warning "
-             "listing them by name.")
+def _foreign_keys() -> str:
+    intro = ("Keys that FedScale, REFL, Halor or Oort define and that have no field here. *Machinery* keys only "
+             "tune how those systems run: they are accepted whatever their value. *Training* keys change what "
+             "those systems train or measure and are not implemented here: they are accepted only at the values "
+             "that leave training unchanged (or while the job makes the system ignore them), and any other value is "
+             "an error naming the system. Accepted keys are recorded in `ExperimentConfig.unsupported_keys` and "
+             "named in one warning; their values are not kept.")
     sections = [intro]
-    for origin, keys in (("FedScale", FEDSCALE_UNSUPPORTED_KEYS), ("REFL", REFL_UNSUPPORTED_KEYS),
-                         ("Halor", HALOR_UNSUPPORTED_KEYS)):
-        sections.append(f"### {origin}\n\n" + ", ".join(f"`{key}`" for key in sorted(keys)))
+    for system in SYSTEMS:
+        rows = ["| key | kind | loads with | meaning |", "|---|---|---|---|"]
+        for key in keys_of(system):
+            spec = FOREIGN_KEYS[key]
+            kind = "training" if spec.is_training_key else "machinery"
+            rows.append("| " + " | ".join(_escape(cell) for cell in (f"`{key}`", kind, _loads_with(spec),
+                                                                       spec.meaning)) + " |")
+        sections.append(f"### {system}\n\n" + "\n".join(rows))
     return "\n\n".join(sections)
+
+
+def _loads_with(spec: ForeignKey) -> str:
+    if spec.neutral is None:
+        return "any value"
+    values = " or ".join(f"`{show_neutral(value)}`" for value in spec.neutral)
+    if spec.only_when is None:
+        return values
+    field_name, active = spec.only_when
+    return f"{values}; any value unless `{field_name}` is {' or '.join(str(v) for v in active)}"
 
 
 if __name__ == "__main__":

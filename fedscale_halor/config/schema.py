@@ -68,25 +68,32 @@ class JobConfig:
     data_map_file: str = knob("", "FedScale client_data_mapping CSV (femnist); empty means the data set's default")
     num_classes: int = knob(0, "number of classes; 0 takes the data set's own", range=(0, None))
     total_clients: int = knob(0, "number of simulated clients (partitions other than the real mapping); 0 means "
-                                 "all of the data set's clients, decided once the data set is opened",
-                             range=(0, None))
+                                 "all of the data set's clients, decided once the data set is opened: the real "
+                                 "mapping's clients, or num_participants clients for a generated partition (as "
+                                 "FedScale, REFL and Halor do)", range=(0, None))
     partitioning: int = knob(-1, "partition scheme: -1 IID, 0 real client mapping, 1 non-IID uniform, 2 Zipf, "
                                  "3 balanced, 8 Dirichlet label shares over used_samples per client (Halor's), "
                                  "9 each label split over the clients by Dirichlet shares",
                              choices=(-1, 0, 1, 2, 3, 8, 9))
     used_samples: int = knob(0, "samples per client of Halor's Dirichlet partition (partitioning 8); 0: the "
-                                "training set split evenly over total_clients", range=(-1, None))
+                                "training set split evenly over the clients; -1: batch_size + 1 samples per client "
+                                "and len(train) // (batch_size + 1) clients for any generated partition, whatever "
+                                "total_clients says (REFL's rule)", range=(-1, None))
     data_regulation: int = knob(0, "Halor's data regulation: 1 turns Halor on with its own choices (the exact "
-                                   "label distribution over all clients, its resampling rule, its guard)",
+                                   "label distribution over all clients unless halor_distribution says otherwise, "
+                                   "under resampling, the guard on resampled sizes); 0 leaves it to halor",
                                 choices=(0, 1))
-    filter_class: int = knob(0, "REFL: number of classes removed at random from each client's data",
-                             range=(0, None))
-    filter_class_ratio: float = knob(0.0, "REFL: share of classes each client keeps at random (0 keeps all)",
-                                     range=(0.0, 1.0))
+    filter_class: int = knob(0, "REFL: number of classes removed at random from each client (partitionings 1, 2, "
+                                "3, 8 and 9; 0 removes none)", range=(0, None))
+    filter_class_ratio: float = knob(0.0, "REFL: share of classes each client keeps, the others removed at random "
+                                          "(round(classes * (1 - ratio)) removed; 0 or 1 keeps all; filter_class "
+                                          "wins when both are set)", range=(0.0, 1.0))
     dirichlet_alpha: float = knob(0.5, "concentration of the Dirichlet partition (smaller is more skewed)",
                                   range=(1e-6, None))
     zipf_param: float = knob(1.95, "exponent of the Zipf partition", range=(1.0 + 1e-9, None))
-    filter_less: int = knob(0, "drop clients with fewer training samples than this", range=(0, None))
+    filter_less: int = knob(0, "drop clients with fewer training samples than this; with Halor on, selection also "
+                               "leaves out clients whose resampled size is below it (Halor's guard)",
+                            range=(0, None))
     filter_more: int = knob(0, "drop clients with more training samples than this; 0 keeps all", range=(0, None))
     sample_seed: int = knob(233, "seed of every random choice of the job (partition, selection, shuffling)")
 
@@ -114,9 +121,10 @@ class JobConfig:
     gradient_policy: str = knob("fedavg", "aggregation strategy",
                                 choices=("fedavg", "fed-prox", "fed-yogi", "fed-adam"))
     weighted_avg: bool = knob(True, "weight client models by their sample counts (False: Halor's plain mean)")
-    feddc: int = knob(0, "FedDC (local drift decoupling and correction): 1 on, 0 off", choices=(0, 1))
-    feddc_alpha: float = knob(0.01, "FedDC: weight of the penalty tying the local model to the global one through "
-                                    "the client's drift", range=(0.0, None))
+    feddc: int = knob(0, "FedDC (local drift decoupling and correction, docs/aggregation.md): 1 on, on top of "
+                         "gradient_policy, 0 off", choices=(0, 1))
+    feddc_alpha: float = knob(0.01, "FedDC: alpha of the penalty (alpha/2)||theta + h_i - w||^2 tying the local "
+                                    "model to the global one through the client's drift", range=(0.0, None))
     proxy_mu: float = knob(0.1, "FedProx proximal coefficient mu (fed-prox only)", range=(0.0, None))
     yogi_eta: float = knob(3e-3, "server learning rate of FedYogi / FedAdam", range=(0.0, None))
     yogi_tau: float = knob(1e-8, "adaptivity epsilon of FedYogi / FedAdam", range=(0.0, None))
@@ -188,13 +196,22 @@ class JobConfig:
                                     "stay below 2^bits", range=(8, 64))
     halor_timeout: float = knob(30.0, "seconds the aggregator waits for masked histograms (and again for recovery "
                                       "masks) before it treats the missing clients as dropped", range=(0.1, None))
-    halor_distribution: str = knob("window", "what the global distribution is: the sums of the last halor_history "
-                                             "rounds' sampled clients (window), or the exact distribution over every "
-                                             "client, from one run of the protocol in groups before round 1 (all)",
-                                   choices=("window", "all"))
+    halor_distribution: str = knob("auto", "what the global distribution is: the sums of the last halor_history "
+                                           "rounds' sampled clients (window), or the exact distribution over every "
+                                           "client, from one run of the protocol in groups before round 1 (all); "
+                                           "auto: all under data_regulation 1, window otherwise",
+                                   choices=("auto", "window", "all"))
     halor_group_size: int = knob(100, "halor_distribution all: clients per ring of the one-shot protocol",
                                  range=(3, None))
     # Halor: distributed noise over many rounds (fields below this line)
+    halor_noise: bool = knob(False, "halor_distribution window: each ring member adds Skellam noise to its label "
+                                    "histogram before masking, so that the sums the aggregator learns over the whole "
+                                    "run stay (halor_epsilon, halor_delta)-differentially private for any one "
+                                    "sample's label (docs/halor.md); off, the sums are exact")
+    halor_epsilon: float = knob(8.0, "halor_noise: the ε over the job's rounds of a client that contributes to every "
+                                     "one of them; the noise follows from it at start", range=(0.01, None))
+    halor_delta: float = knob(1e-5, "halor_noise: the δ of halor_epsilon and of the ε the aggregator logs",
+                              range=(1e-12, 0.1))
 
     # evaluation, devices, checkpoints
     eval_interval: int = knob(5, "evaluate the global model every this many rounds (and after the last)",

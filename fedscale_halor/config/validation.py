@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from fedscale_halor.config.errors import config_error
-from fedscale_halor.config.known_keys import VALUE_ALIASES
+from fedscale_halor.config.known_keys import NUMBER_ALIASES, VALUE_ALIASES, ForeignKey
 from fedscale_halor.config.schema import JobConfig
 
 _INTEGER_LITERAL = re.compile(r"[+-]?\d+")
@@ -27,6 +27,11 @@ _FORMATS: Mapping[str, tuple[re.Pattern[str], str]] = {
     "worker_ips": (re.compile(r"[^\s:\[\]]+:\[\s*\d+(?:\s*,\s*\d+)*\s*\]"),
                    "'host:[n0,n1,...]' such as '127.0.0.1:[1]'"),
 }
+# Oort's worker_ips entries are 'host:n', n learner processes on the host (each takes the host's first GPU).
+_OORT_WORKER = re.compile(r"\s*(?P<host>[^\s:\[\]]+):(?P<count>\d+)\s*")
+
+# REFL and Halor switch their aggregator to SAFA's round when the WandB tags start with this.
+SAFA_TAG_PREFIX = "safa"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,8 +106,11 @@ def coerce_field(spec: FieldSpec, value: object, source_label: str, key_path: st
         hint = _did_you_mean(str(typed), (str(choice) for choice in spec.choices))
         raise config_error(source_label, key_path,
                            f"expected {describe_expected(spec)}, got {show_value(value)}{hint}")
+    typed = _apply_number_alias(spec.name, typed)
     if spec.value_range is not None and not _in_range(typed, spec.value_range):
         raise config_error(source_label, key_path, f"expected {describe_expected(spec)}, got {show_value(value)}")
+    if spec.name == "worker_ips":
+        typed = tuple(_oort_worker_entry(item) for item in typed)
     if spec.name in _FORMATS:
         _check_format(spec.name, typed, source_label, key_path)
     return typed
@@ -117,6 +125,19 @@ def _apply_value_alias(name: str, value: object) -> object:
     if isinstance(value, str):
         return aliases.get(value.strip().lower(), value)
     return value
+
+
+def _apply_number_alias(name: str, typed: Any) -> Any:
+    aliases = NUMBER_ALIASES.get(name)
+    if aliases is None or isinstance(typed, bool) or not isinstance(typed, (int, float)):
+        return typed
+    return aliases.get(float(typed), typed)
+
+
+def _oort_worker_entry(item: str) -> str:
+    """Oort's 'host:n' (n processes on the host) in FedScale's layout, 'host:[n]'; other entries as they are."""
+    match = _OORT_WORKER.fullmatch(item)
+    return f"{match.group('host')}:[{match.group('count')}]" if match else item
 
 
 def _coerce_kind(spec: FieldSpec, value: object, source_label: str, key_path: str) -> Any:
@@ -192,7 +213,8 @@ def _as_strings(value: object, source_label: str, key_path: str) -> tuple[str, .
     if value is None:
         return ()
     if isinstance(value, str):
-        return (value,)
+        # An empty text (often an empty variable, `wandb_tags: $TAGS`) is an empty list.
+        return (value,) if value.strip() else ()
     if not isinstance(value, Sequence):
         raise _MismatchError
     items: list[str] = []
@@ -227,8 +249,9 @@ def unknown_key_message(key: str, candidates: Iterable[str]) -> str:
 
 def check_job_consistency(job: JobConfig, source_label: str) -> None:
     """Checks that involve several job keys (each key alone is already valid)."""
-    # With the real client mapping the number of clients comes from the data, not from total_clients.
-    if job.partitioning != 0 and job.num_participants > job.total_clients:
+    # With the real client mapping the number of clients comes from the data, not from total_clients; with
+    # total_clients 0 (all of the data set's clients) the data package checks once it has opened the data set.
+    if job.partitioning != 0 and job.total_clients != 0 and job.num_participants > job.total_clients:
         raise config_error(
             source_label, "job_conf.num_participants",
             f"expected at most total_clients ({job.total_clients}) clients per round, got {job.num_participants}")
@@ -236,3 +259,62 @@ def check_job_consistency(job: JobConfig, source_label: str) -> None:
         raise config_error(
             source_label, "job_conf.min_learning_rate",
             f"expected a number <= learning_rate ({job.learning_rate!r}), got {job.min_learning_rate!r}")
+    if job.wandb_tags and job.wandb_tags[0].startswith(SAFA_TAG_PREFIX):
+        raise config_error(
+            source_label, "job_conf.wandb_tags",
+            f"REFL and Halor run SAFA's round (every online client selected, target_ratio of them awaited) when "
+            f"the tags start with {SAFA_TAG_PREFIX!r}; this platform does not support that mode (its SAFA is "
+            f"stale_update with stale_factor 1): use tags that do not start with {SAFA_TAG_PREFIX!r}, got "
+            f"{job.wandb_tags[0]!r}")
+
+
+def check_foreign_value(spec: ForeignKey, value: object, job: JobConfig, source_label: str, key_path: str) -> None:
+    """Refuse another system's training key unless upstream ignores it for this job or its value is neutral."""
+    if spec.neutral is None:
+        return
+    if spec.only_when is not None:
+        field_name, values = spec.only_when
+        if getattr(job, field_name) not in values:
+            return
+    if any(_same_value(value, neutral) for neutral in spec.neutral):
+        return
+    neutral_text = " or ".join(show_neutral(neutral) for neutral in spec.neutral)
+    condition = ""
+    if spec.only_when is not None:
+        field_name, values = spec.only_when
+        condition = f"; {spec.system} reads it only with {field_name} {' or '.join(str(v) for v in values)}"
+    raise config_error(
+        source_label, key_path,
+        f"a {spec.system} key ({spec.meaning}) that this platform does not support: it loads only with "
+        f"{neutral_text}, which leaves training unchanged{condition}; got {show_value(value)}")
+
+
+def _upstream_form(value: object) -> object:
+    """A value as upstream's argument parser reads it: booleans and numeric text as numbers, empty text as null."""
+    if isinstance(value, (bool, int, float)):
+        return float(value)
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return None
+        if text.lower() in _TRUE_WORDS:
+            return 1.0
+        if text.lower() in _FALSE_WORDS:
+            return 0.0
+        if _NUMBER_LITERAL.fullmatch(text):
+            return float(text)
+        return text
+    return value
+
+
+def _same_value(value: object, neutral: object) -> bool:
+    return _upstream_form(value) == _upstream_form(neutral)
+
+
+def show_neutral(value: object) -> str:
+    """A neutral value as upstream files write it (booleans as 0 and 1)."""
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, float):
+        return f"{value:g}".replace("e+", "e")
+    return str(value)

@@ -178,16 +178,16 @@ def test_refl_epochs_is_read_as_rounds() -> None:
 
 def test_unsupported_keys_are_recorded_and_warned_once(caplog: pytest.LogCaptureFixture) -> None:
     # Prepare
-    data = {"job_conf": [{"async_mode": 1}, {"async_buffer": 5}, {"clock_factor": 1.0}]}
+    data = {"job_conf": [{"num_loaders": 4}, {"cuda_device": "cuda:1"}, {"clock_factor": 1.0}]}
 
     # Execute
     with caplog.at_level(logging.WARNING, logger="fedscale_halor.config"):
         cfg = config_from_mapping(data, Path("conf.yml"), environ={})
 
     # Assert
-    assert cfg.unsupported_keys == ("async_mode", "async_buffer", "clock_factor")
+    assert cfg.unsupported_keys == ("num_loaders", "cuda_device", "clock_factor")
     assert len(caplog.records) == 1
-    assert "async_mode, async_buffer, clock_factor" in caplog.records[0].getMessage()
+    assert "num_loaders, cuda_device, clock_factor" in caplog.records[0].getMessage()
 
 
 def test_no_warning_without_unsupported_keys(caplog: pytest.LogCaptureFixture) -> None:
@@ -382,8 +382,8 @@ def test_override_of_an_unsupported_key_is_recorded(caplog: pytest.LogCaptureFix
 
     # Execute
     with caplog.at_level(logging.WARNING, logger="fedscale_halor.config"):
-        cfg = with_overrides(base, {"async_mode": "1"}, environ={})
+        cfg = with_overrides(base, {"num_loaders": "4"}, environ={})
 
     # Assert
-    assert cfg.unsupported_keys == ("async_mode",)
-    assert "async_mode" in caplog.records[0].getMessage()
+    assert cfg.unsupported_keys == ("num_loaders",)
+    assert "num_loaders" in caplog.records[0].getMessage()

@@ -49,7 +49,7 @@ def test_digits_config_is_the_main_job() -> None:
     job = cfg.job
 
     # Assert
-    assert (job.model, job.total_clients, job.partitioning, job.dirichlet_alpha) == ("digits_cnn", 100, 8, 0.5)
+    assert (job.model, job.total_clients, job.partitioning, job.dirichlet_alpha) == ("digits_cnn", 100, 9, 0.5)
     assert (job.num_participants, job.rounds, job.local_steps, job.batch_size) == (10, 60, 10, 10)
     assert (job.learning_rate, job.eval_interval, job.filter_less) == (0.05, 5, 0)
     assert (cfg.deployment.worker_ips, job.sample_seed) == (("127.0.0.1:[2]",), 233)
@@ -67,12 +67,12 @@ def test_shipped_configs_carry_halor_hyper_parameters() -> None:
 
     # Assert
     assert (cifar.model, cifar.learning_rate, cifar.batch_size, cifar.local_steps) == ("resnet18", 0.04, 10, 20)
-    assert (cifar.partitioning, cifar.dirichlet_alpha) == (8, 0.1)
+    assert (cifar.partitioning, cifar.dirichlet_alpha) == (9, 0.1)
     assert (cifar.total_clients, cifar.num_participants) == (1000, 10)
     assert (femnist.model, femnist.partitioning, femnist.batch_size) == ("femnist_cnn", 0, 20)
     assert (femnist.learning_rate, femnist.filter_less) == (0.05, 21)
     assert (speech.model, speech.partitioning, speech.task) == ("resnet34_speech", 0, "speech")
-    assert (fashion.model, fashion.partitioning) == ("femnist_cnn", 8)
+    assert (fashion.model, fashion.partitioning) == ("femnist_cnn", 9)
 
 
 def test_fedscale_femnist_job_loads_and_reports_its_unsupported_keys(caplog: pytest.LogCaptureFixture) -> None:
@@ -133,9 +133,9 @@ def test_refl_halor_job_loads_with_its_environment(caplog: pytest.LogCaptureFixt
     assert cfg.deployment.setup_commands[2] == "export LD_LIBRARY_PATH=$LD_LIBRARY_PATH:$CONDA_PATH/lib"
     assert (job.deadline, job.target_ratio, job.random_behv, job.exp_type, job.overcommitment) == (
         100.0, 0.8, 1, 1, 1.3)
-    assert (job.avail_priority, job.stale_update) == (0, 1)
+    assert (job.avail_priority, job.stale_update, job.filter_class_ratio) == (0, 1, 0.4)
     assert job.device_avail_file == "/opt/refl/dataset/data/device_info/client_behave_trace"
-    expected_unsupported = {"num_loaders", "last_worker", "filter_class_ratio", "wandb_key"}
+    expected_unsupported = {"num_loaders", "last_worker", "wandb_key"}
     assert set(cfg.unsupported_keys) == expected_unsupported
     assert (job.halor, job.halor_history, job.halor_resample) == (True, 5, "under")  # his_beta is halor_history
     assert (job.use_wandb, job.wandb_entity) == (True, "fl-lab")

@@ -92,7 +92,7 @@ def test_integer_choice_outside_the_list_is_reported() -> None:
     message = job_error(partitioning=5)
 
     # Assert
-    assert message == "conf.yml: job_conf.partitioning: expected one of -1, 0, 1, 2, 3, 8, got 5"
+    assert message == "conf.yml: job_conf.partitioning: expected one of -1, 0, 1, 2, 3, 8, 9, got 5"
 
 
 @pytest.mark.parametrize(("written", "expected"), [
@@ -167,7 +167,7 @@ def test_unknown_gradient_policy_is_refused() -> None:
 
 def test_worker_ips_must_follow_host_and_slot_counts() -> None:
     # Prepare
-    data = {"worker_ips": ["10.0.0.1:[2,2]", "10.0.0.2:2"]}
+    data = {"worker_ips": ["10.0.0.1:[2,2]", "10.0.0.2"]}
 
     # Execute / Assert
     with pytest.raises(ConfigError, match=r"^conf.yml: worker_ips\[1\]: expected 'host:\[n0,n1,...\]'"):
@@ -197,7 +197,7 @@ def test_non_string_list_entry_is_named() -> None:
 
 def test_more_participants_than_clients_is_refused() -> None:
     # Execute
-    message = job_error(total_clients=20, num_participants=30, partitioning=8)
+    message = job_error(total_clients=20, num_participants=30, partitioning=9)
 
     # Assert
     assert message == ("conf.yml: job_conf.num_participants: expected at most total_clients (20) clients per round, "
