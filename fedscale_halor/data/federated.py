@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,14 @@ import torch
 
 from fedscale_halor.config.schema import JobConfig
 from fedscale_halor.data.datasets import femnist
-from fedscale_halor.data.partition import filter_clients
+from fedscale_halor.data.label_shares import removed_class_count, samples_per_client
+from fedscale_halor.data.partition import (
+    CLASS_FILTER_SCHEMES,
+    HALOR_DIRICHLET,
+    REAL_CLIENTS,
+    SCHEME_NAMES,
+    filter_clients,
+)
 from fedscale_halor.data.partition_cache import cached_partition
 from fedscale_halor.data.store import PreparedDataset, open_dataset, to_model_input
 from fedscale_halor.types import ClientData
@@ -47,6 +55,75 @@ def shard_bounds(num_samples: int, index: int, count: int) -> tuple[int, int]:
     return index * num_samples // count, (index + 1) * num_samples // count
 
 
+@dataclass(frozen=True)
+class PartitionPlan:
+    """The partition settings of a job once the data set is known (what ``cached_partition`` takes)."""
+
+    num_clients: int  # 0 under the real mapping, where the owners decide
+    num_classes: int
+    samples_per_client: int  # Halor's scheme only; 0 elsewhere
+    removed_classes: int  # REFL's class filter, per client
+
+
+def resolve_num_clients(job: JobConfig, num_train: int) -> int:
+    """The number of generated clients, as REFL's and Halor's executors decide it: with used_samples < 0,
+    len(train) // (batch_size + 1) whatever total_clients says; else total_clients when > 0; else num_participants
+    (their total_worker, which FedScale's executor also partitions over). 0 under the real mapping."""
+    if job.partitioning == REAL_CLIENTS:
+        return 0
+    if job.used_samples < 0:
+        count = num_train // (job.batch_size + 1)
+        if count < 1:
+            raise ValueError(f"used_samples {job.used_samples} gives clients of batch_size + 1 = {job.batch_size + 1} "
+                             f"samples, more than the {num_train} training samples of {job.data_set}")
+        if job.total_clients and job.total_clients != count:
+            logger.warning("used_samples %d: %d clients (len(train) %d // (batch_size + 1)) instead of total_clients "
+                           "%d, as REFL and Halor do", job.used_samples, count, num_train, job.total_clients)
+        else:
+            logger.info("used_samples %d: %d clients (len(train) %d // (batch_size + 1))", job.used_samples, count,
+                        num_train)
+        return count
+    if job.total_clients > 0:
+        return job.total_clients
+    logger.info("total_clients 0: partitioning %d (%s) makes num_participants = %d clients, as FedScale, REFL and "
+                "Halor do without a client mapping", job.partitioning, SCHEME_NAMES.get(job.partitioning, "?"),
+                job.num_participants)
+    return job.num_participants
+
+
+def plan_partition(job: JobConfig, num_train: int, num_classes: int) -> PartitionPlan:
+    """Resolve total_clients, used_samples and the class filters against the opened data set."""
+    num_clients = resolve_num_clients(job, num_train)
+    per_client = 0
+    if job.partitioning == HALOR_DIRICHLET:
+        per_client = samples_per_client(job.used_samples, num_train, num_clients, job.batch_size)
+    removed = 0
+    if job.filter_class > 0 or job.filter_class_ratio > 0:
+        if job.partitioning in CLASS_FILTER_SCHEMES:
+            removed = removed_class_count(job.filter_class, job.filter_class_ratio, num_classes)
+        else:
+            logger.warning("filter_class / filter_class_ratio are not used with partitioning %d: REFL and Halor "
+                           "filter classes only in the generated non-IID partitions (%s)", job.partitioning,
+                           ", ".join(str(code) for code in sorted(CLASS_FILTER_SCHEMES)))
+    return PartitionPlan(num_clients, num_classes, per_client, removed)
+
+
+def check_participants(job: JobConfig, num_clients: int) -> None:
+    """num_participants <= the partition's clients, checked here because the config cannot know the count when
+    total_clients is 0, used_samples < 0 or the clients are the real mapping's."""
+    if job.num_participants <= num_clients:
+        return
+    if job.partitioning == REAL_CLIENTS:
+        origin, remedy = "its real client mapping, partitioning 0, where total_clients is not used", ""
+    elif job.used_samples < 0:
+        origin = f"used_samples {job.used_samples} makes len(train) // (batch_size + 1) of them"
+        remedy = " or set used_samples >= 0"
+    else:
+        origin, remedy = f"total_clients {job.total_clients}", " or raise total_clients"
+    raise ValueError(f"num_participants {job.num_participants} is more than the {num_clients} clients of "
+                     f"{job.data_set} ({origin}); lower num_participants{remedy}")
+
+
 class FederatedDataset:
     """Clients over a memory-mapped prepared data set; reading a client touches only that client's rows.
 
@@ -55,7 +132,8 @@ class FederatedDataset:
     """
 
     def __init__(self, dataset: PreparedDataset, client_indices: Mapping[int, np.ndarray],
-                 num_classes: int | None = None) -> None:
+                 num_classes: int | None = None, *, partition_clients: int | None = None,
+                 partition_label_counts: np.ndarray | None = None) -> None:
         self._dataset = dataset
         self._clients = {int(client): np.asarray(indices, dtype=np.int64)
                          for client, indices in sorted(client_indices.items())}
@@ -65,6 +143,11 @@ class FederatedDataset:
         if self._num_classes < dataset.num_classes:
             raise ValueError(f"num_classes {self._num_classes} is smaller than the {dataset.num_classes} classes "
                              f"of {dataset.name}")
+        self._partition_clients = partition_clients if partition_clients is not None else len(self._clients)
+        if partition_label_counts is None:
+            rows = np.concatenate(list(self._clients.values())) if self._clients else np.empty(0, dtype=np.int64)
+            partition_label_counts = np.bincount(self._train_labels[rows], minlength=self._num_classes)
+        self._partition_label_counts = np.asarray(partition_label_counts, dtype=np.int64)
 
     @classmethod
     def from_job(cls, job: JobConfig, working_dir: Path | None = None) -> FederatedDataset:
@@ -76,14 +159,28 @@ class FederatedDataset:
         if job.num_classes and job.num_classes < dataset.num_classes:
             raise ValueError(f"num_classes {job.num_classes} is smaller than the {dataset.num_classes} classes of "
                              f"{job.data_set}; set it to 0 to take the data set's own")
-        partitions = cached_partition(dataset, job.total_clients, job.partitioning, job.sample_seed,
-                                      dirichlet_alpha=job.dirichlet_alpha, zipf_param=job.zipf_param)
+        plan = plan_partition(job, dataset.num_train, job.num_classes or dataset.num_classes)
+        partitions = cached_partition(dataset, plan.num_clients, job.partitioning, job.sample_seed,
+                                      dirichlet_alpha=job.dirichlet_alpha, zipf_param=job.zipf_param,
+                                      num_classes=plan.num_classes, samples_per_client=plan.samples_per_client,
+                                      removed_classes=plan.removed_classes)
+        check_participants(job, len(partitions))
         # A client without samples cannot train, whatever filter_less says.
         clients = filter_clients(partitions, max(job.filter_less, 1), job.filter_more)
         if not clients:
             raise ValueError(f"no client of {job.data_set} has between filter_less={job.filter_less} and "
                              f"filter_more={job.filter_more} samples")
-        return cls(dataset, clients, job.num_classes or dataset.num_classes)
+        if len(clients) < job.num_participants:
+            logger.warning("only %d of the %d clients of %s have between filter_less=%d and filter_more=%d samples, "
+                           "fewer than num_participants (%d)", len(clients), len(partitions), job.data_set,
+                           job.filter_less, job.filter_more, job.num_participants)
+        logger.info("partitioning %d (%s): %d clients, %d kept by filter_less / filter_more", job.partitioning,
+                    SCHEME_NAMES[job.partitioning], len(partitions), len(clients))
+        # Every client of the partition, filtered ones included: Halor's exact global distribution counts them all.
+        rows = np.concatenate(partitions) if partitions else np.empty(0, dtype=np.int64)
+        label_counts = np.bincount(np.asarray(dataset.train_labels)[rows], minlength=plan.num_classes)
+        return cls(dataset, clients, plan.num_classes, partition_clients=len(partitions),
+                   partition_label_counts=label_counts)
 
     @property
     def dataset(self) -> PreparedDataset:
@@ -92,6 +189,18 @@ class FederatedDataset:
     @property
     def client_ids(self) -> tuple[int, ...]:
         return tuple(self._clients)
+
+    @property
+    def num_partition_clients(self) -> int:
+        """Clients the partition made (total_clients once resolved, or the real mapping's count), before
+        filter_less / filter_more; ``client_ids`` holds those that passed the filters."""
+        return self._partition_clients
+
+    @property
+    def partition_label_counts(self) -> np.ndarray:
+        """Samples of each class over every client of the partition, filtered ones included (a sample held by two
+        clients counts twice); normalised, this is Halor's exact global label distribution."""
+        return self._partition_label_counts.copy()
 
     @property
     def num_classes(self) -> int:

@@ -10,14 +10,24 @@ Scheme codes are Halor's:
      (k + 1) ** -zipf_param, so sizes fall with k in expectation (client 0 largest).
    3 balanced: samples sorted by label are cut into ``shards_per_client`` shards per client, dealt at random; every
      client holds the same number of samples (up to one).
-   8 Dirichlet: for each class, the shares of the clients are drawn from Dir(dirichlet_alpha).
+   8 Halor's Dirichlet: every client draws label shares from Dir(dirichlet_alpha) and takes about
+     ``samples_per_client`` samples with those shares, drawn from each label's whole pool, so clients have about the
+     same size and may share samples (see label_shares.py).
+   9 Dirichlet label split: for each class, the shares of the clients are drawn from Dir(dirichlet_alpha) and the
+     class's samples are cut accordingly, so sizes vary and no sample is shared.
 
-Guarantees: every sample goes to at most one client (schemes -1, 0, 2, 3 and 8 use every sample; scheme 1 leaves
-out the classes no client drew, which happens only when num_clients * classes_per_client < number of classes).
-When there are at least as many samples as clients, every client of schemes -1, 1, 2, 3 and 8 gets at least one
-sample (for 1 and 8, clients left empty by the draw take one sample each from the largest clients). With fewer
-samples than clients, the surplus clients get empty arrays; ``filter_clients(..., filter_less=1, ...)`` drops them.
-Each returned array is sorted ascending, which keeps reads of memory-mapped rows sequential.
+Guarantees: except under scheme 8, every sample goes to at most one client (schemes -1, 0, 2, 3 and 9 use every
+sample; scheme 1 leaves out the classes no client drew, which happens only when num_clients * classes_per_client <
+number of classes). When there are at least as many samples as clients, every client of schemes -1, 1, 2, 3 and 9
+gets at least one sample (for 1 and 9, clients left empty by the draw take one sample each from the largest
+clients). With fewer samples than clients, the surplus clients get empty arrays; ``filter_clients(...,
+filter_less=1, ...)`` drops them. Each returned array is sorted ascending, which keeps reads of memory-mapped rows
+sequential.
+
+REFL's class filters (``removed_classes`` > 0) apply to the generated non-IID schemes 1, 2, 3, 8 and 9, as REFL and
+Halor apply them to all their label-share schemes: scheme 8 zeroes the removed classes' shares before drawing; 1, 2,
+3 and 9, whose splits are not label shares, drop the removed classes' samples from each finished client. IID and the
+real mapping take no class filter, as in REFL and Halor.
 """
 
 from __future__ import annotations
@@ -26,6 +36,7 @@ import heapq
 
 import numpy as np
 
+from fedscale_halor.data.label_shares import dirichlet_shares, draw_kept_classes, halor_dirichlet, remove_client_classes
 from fedscale_halor.seeding import numpy_rng
 
 IID = -1
@@ -33,16 +44,27 @@ REAL_CLIENTS = 0
 NON_IID_UNIFORM = 1
 ZIPF = 2
 BALANCED = 3
-DIRICHLET = 8
+HALOR_DIRICHLET = 8
+DIRICHLET_LABEL_SPLIT = 9
 SCHEME_NAMES = {
     IID: "IID",
     REAL_CLIENTS: "real client mapping",
     NON_IID_UNIFORM: "non-IID uniform",
     ZIPF: "Zipf",
     BALANCED: "balanced",
-    DIRICHLET: "Dirichlet",
+    HALOR_DIRICHLET: "Halor's Dirichlet",
+    DIRICHLET_LABEL_SPLIT: "Dirichlet label split",
 }
+CLASS_FILTER_SCHEMES = frozenset({NON_IID_UNIFORM, ZIPF, BALANCED, HALOR_DIRICHLET, DIRICHLET_LABEL_SPLIT})
+# The label split was code 8 before Halor's scheme took that code; its stream keeps the old name, so that the same
+# seed still gives the same partition.
+_RNG_PURPOSES = {DIRICHLET_LABEL_SPLIT: "partition/8", HALOR_DIRICHLET: "partition/halor-dirichlet"}
 UNASSIGNED = -1
+
+
+def partition_rng(seed: int, scheme: int) -> np.random.Generator:
+    """The generator a generated scheme draws from: a function of the seed and the scheme only."""
+    return numpy_rng(seed, 0, _RNG_PURPOSES.get(scheme, f"partition/{scheme}"))
 
 
 def even_sizes(total: int, parts: int) -> np.ndarray:
@@ -136,17 +158,6 @@ def _non_iid_uniform(labels: np.ndarray, num_clients: int, classes_per_client: i
     return fill_empty_clients(assignment, num_clients, rng)
 
 
-def dirichlet_shares(num_clients: int, alpha: float, rng: np.random.Generator) -> np.ndarray:
-    """One Dir(alpha, ..., alpha) draw; if every gamma draw underflows (tiny alpha), one random client gets all."""
-    draws = rng.gamma(alpha, size=num_clients)
-    total = draws.sum()
-    if total <= 0.0 or not np.isfinite(total):
-        draws = np.zeros(num_clients)
-        draws[rng.integers(num_clients)] = 1.0
-        total = 1.0
-    return draws / total
-
-
 def _dirichlet(labels: np.ndarray, num_clients: int, alpha: float, rng: np.random.Generator) -> np.ndarray:
     assignment = np.empty(len(labels), dtype=np.int64)
     for label in np.unique(labels):
@@ -169,21 +180,51 @@ def _real_clients(labels: np.ndarray, owners: np.ndarray | None) -> list[np.ndar
     return group_by_client(owners, int(owners.max()) + 1 if len(owners) else 0)
 
 
+def _check_class_settings(labels: np.ndarray, scheme: int, num_classes: int, removed_classes: int) -> int:
+    """The number of classes the partition spans (at least every label present); bad settings raise."""
+    spanned = max(num_classes, int(labels.max()) + 1 if len(labels) else 0, 1)
+    if labels.size and labels.min() < 0:
+        raise ValueError(f"labels must be >= 0, found {labels.min()}")
+    if removed_classes < 0:
+        raise ValueError(f"removed_classes must be >= 0, got {removed_classes}")
+    if removed_classes and scheme not in CLASS_FILTER_SCHEMES:
+        raise ValueError(f"partition scheme {scheme} ({SCHEME_NAMES[scheme]}) takes no class filter; schemes "
+                         + ", ".join(str(code) for code in sorted(CLASS_FILTER_SCHEMES)) + " do")
+    if removed_classes >= spanned:
+        raise ValueError(f"removing {removed_classes} of {spanned} classes per client leaves no class")
+    return spanned
+
+
 def partition_indices(labels: np.ndarray, num_clients: int, scheme: int, seed: int, *, dirichlet_alpha: float = 0.5,
                       zipf_param: float = 1.95, owners: np.ndarray | None = None, classes_per_client: int = 2,
-                      shards_per_client: int = 2) -> list[np.ndarray]:
-    """The sample indices of each client under ``scheme`` (see the module docstring); same inputs, same output."""
+                      shards_per_client: int = 2, num_classes: int = 0, samples_per_client: int = 0,
+                      removed_classes: int = 0) -> list[np.ndarray]:
+    """The sample indices of each client under ``scheme`` (see the module docstring); same inputs, same output.
+
+    ``num_classes`` (0: the largest label + 1) is the number of classes Halor's shares and the class filters span;
+    ``samples_per_client`` is Halor's used_samples once resolved (0: the samples split evenly, rounded down);
+    ``removed_classes`` is the number of classes REFL's filter removes from each client.
+    """
     labels = np.asarray(labels)
     if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
         raise ValueError(f"labels must be a 1-D integer array, got shape {labels.shape} and dtype {labels.dtype}")
     if scheme not in SCHEME_NAMES:
         raise ValueError(f"unknown partition scheme {scheme}; known: "
                          + ", ".join(f"{code} ({name})" for code, name in SCHEME_NAMES.items()))
+    spanned_classes = _check_class_settings(labels, scheme, num_classes, removed_classes)
     if scheme == REAL_CLIENTS:
         return _real_clients(labels, owners)
     if num_clients < 1:
         raise ValueError(f"num_clients must be >= 1, got {num_clients}")
-    rng = numpy_rng(seed, 0, f"partition/{scheme}")
+    if scheme in (HALOR_DIRICHLET, DIRICHLET_LABEL_SPLIT) and dirichlet_alpha <= 0:
+        raise ValueError(f"dirichlet_alpha must be > 0, got {dirichlet_alpha}")
+    rng = partition_rng(seed, scheme)
+    if scheme == HALOR_DIRICHLET:
+        if samples_per_client < 0:
+            raise ValueError(f"samples_per_client must be >= 0, got {samples_per_client}")
+        per_client = samples_per_client or len(labels) // num_clients
+        return halor_dirichlet(labels, num_clients, spanned_classes, dirichlet_alpha, per_client, removed_classes,
+                               rng)
     if scheme == IID:
         assignment = _iid(len(labels), num_clients, rng)
     elif scheme == ZIPF:
@@ -199,10 +240,14 @@ def partition_indices(labels: np.ndarray, num_clients: int, scheme: int, seed: i
             raise ValueError(f"classes_per_client must be >= 1, got {classes_per_client}")
         assignment = _non_iid_uniform(labels, num_clients, classes_per_client, rng)
     else:
-        if dirichlet_alpha <= 0:
-            raise ValueError(f"dirichlet_alpha must be > 0, got {dirichlet_alpha}")
         assignment = _dirichlet(labels, num_clients, dirichlet_alpha, rng)
-    return group_by_client(assignment, num_clients)
+    partitions = group_by_client(assignment, num_clients)
+    if removed_classes:
+        # A stream of its own: the split is the one without the filter, less the removed classes' samples.
+        filter_rng = numpy_rng(seed, 0, "partition/class-filter", scheme)
+        kept = draw_kept_classes(num_clients, spanned_classes, removed_classes, filter_rng)
+        partitions = remove_client_classes(partitions, labels, kept)
+    return partitions
 
 
 def filter_clients(partitions: list[np.ndarray], filter_less: int, filter_more: int) -> dict[int, np.ndarray]:

@@ -17,11 +17,19 @@ from pathlib import Path
 
 import numpy as np
 
-from fedscale_halor.data.partition import DIRICHLET, REAL_CLIENTS, ZIPF, partition_indices
+from fedscale_halor.data.partition import (
+    CLASS_FILTER_SCHEMES,
+    DIRICHLET_LABEL_SPLIT,
+    HALOR_DIRICHLET,
+    REAL_CLIENTS,
+    ZIPF,
+    partition_indices,
+)
 from fedscale_halor.data.store import PreparedDataset
 
 CACHE_FOLDER = "partitions"
-CACHE_FORMAT_VERSION = 1
+# 2: code 8 became Halor's Dirichlet scheme (the label split moved to 9), and the key gained its settings.
+CACHE_FORMAT_VERSION = 2
 
 logger = logging.getLogger(__name__)
 
@@ -33,12 +41,15 @@ def _digest(array: np.ndarray | None) -> str:
 
 
 def partition_key(dataset: PreparedDataset, num_clients: int, scheme: int, seed: int, dirichlet_alpha: float,
-                  zipf_param: float) -> str:
+                  zipf_param: float, *, num_classes: int = 0, samples_per_client: int = 0,
+                  removed_classes: int = 0) -> str:
     """A hex digest of what the partition depends on: the labels (owners for real clients) and the config values.
 
     Values a scheme ignores are left out, so that changing them does not duplicate the cached file.
     """
     real_clients = scheme == REAL_CLIENTS
+    halor = scheme == HALOR_DIRICHLET
+    filtered = removed_classes > 0 and scheme in CLASS_FILTER_SCHEMES
     inputs = {
         "version": CACHE_FORMAT_VERSION,
         "dataset": dataset.name,
@@ -47,8 +58,12 @@ def partition_key(dataset: PreparedDataset, num_clients: int, scheme: int, seed:
         "owners": _digest(dataset.train_owners) if real_clients else None,
         "num_clients": None if real_clients else num_clients,
         "seed": None if real_clients else seed,
-        "dirichlet_alpha": float(dirichlet_alpha) if scheme == DIRICHLET else None,
+        "dirichlet_alpha": float(dirichlet_alpha) if scheme in (HALOR_DIRICHLET, DIRICHLET_LABEL_SPLIT) else None,
         "zipf_param": float(zipf_param) if scheme == ZIPF else None,
+        # 0 means the training set split evenly, so the resolved count is what the partition depends on.
+        "samples_per_client": (samples_per_client or dataset.num_train // max(num_clients, 1)) if halor else None,
+        "num_classes": int(num_classes) if halor or filtered else None,
+        "removed_classes": int(removed_classes) if filtered else None,
     }
     return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
 
@@ -84,15 +99,20 @@ def load_partition(path: Path) -> list[np.ndarray] | None:
 
 
 def cached_partition(dataset: PreparedDataset, num_clients: int, scheme: int, seed: int, *,
-                     dirichlet_alpha: float = 0.5, zipf_param: float = 1.95) -> list[np.ndarray]:
+                     dirichlet_alpha: float = 0.5, zipf_param: float = 1.95, num_classes: int = 0,
+                     samples_per_client: int = 0, removed_classes: int = 0) -> list[np.ndarray]:
     """``partition_indices`` of the data set's training labels, loaded from the cache when it was computed before."""
-    path = cache_path(dataset, partition_key(dataset, num_clients, scheme, seed, dirichlet_alpha, zipf_param))
+    settings = {"num_classes": num_classes, "samples_per_client": samples_per_client,
+                "removed_classes": removed_classes}
+    path = cache_path(dataset, partition_key(dataset, num_clients, scheme, seed, dirichlet_alpha, zipf_param,
+                                             **settings))
     cached = load_partition(path)
     if cached is not None:
         return cached
     partitions = partition_indices(np.asarray(dataset.train_labels), num_clients, scheme, seed,
                                    dirichlet_alpha=dirichlet_alpha, zipf_param=zipf_param,
-                                   owners=None if dataset.train_owners is None else np.asarray(dataset.train_owners))
+                                   owners=None if dataset.train_owners is None else np.asarray(dataset.train_owners),
+                                   **settings)
     try:
         save_partition(path, partitions)
     except OSError as error:

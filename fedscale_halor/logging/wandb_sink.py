@@ -23,7 +23,7 @@ from fedscale_halor.logging.scalars import round_scalars
 from fedscale_halor.types import RoundMetrics
 
 _ONLINE_MODES = frozenset({"online", "run", "shared"})
-_PARTITIONS = {-1: "iid", 0: "real", 1: "noniid", 2: "zipf", 3: "balanced", 8: "dir"}
+_PARTITIONS = {-1: "iid", 0: "real", 1: "noniid", 2: "zipf", 3: "balanced", 8: "halordir", 9: "dir"}
 
 
 class WandbStartError(RuntimeError):
@@ -37,7 +37,7 @@ def project_name(job: JobConfig) -> str:
 def run_name(job: JobConfig, timestamp: str) -> str:
     """The parameters a sweep usually varies, so runs are told apart in the WandB tables at a glance."""
     partition = _PARTITIONS.get(job.partitioning, f"part{job.partitioning}")
-    if job.partitioning == 8:
+    if job.partitioning in (8, 9):
         partition += f"{job.dirichlet_alpha:g}"
     elif job.partitioning == 2:
         partition += f"{job.zipf_param:g}"

@@ -65,7 +65,7 @@ def test_from_job_prepares_under_the_working_dir_and_partitions(tmp_path: Path) 
 
 
 def test_clients_hold_disjoint_rows_and_matching_label_counts(tmp_path: Path) -> None:
-    federated = FederatedDataset.from_job(synthetic_job(tmp_path, partitioning=8, dirichlet_alpha=0.3),
+    federated = FederatedDataset.from_job(synthetic_job(tmp_path, partitioning=9, dirichlet_alpha=0.3),
                                           working_dir=tmp_path)
 
     all_rows = np.concatenate([federated.client_indices(client) for client in federated.client_ids])
@@ -124,7 +124,8 @@ def test_filters_drop_clients_but_keep_ids(tmp_path: Path) -> None:
 
 
 def test_real_mapping_clients_are_the_owners(tmp_path: Path) -> None:
-    federated = FederatedDataset.from_job(synthetic_job(tmp_path, partitioning=0), working_dir=tmp_path)
+    federated = FederatedDataset.from_job(synthetic_job(tmp_path, partitioning=0, num_participants=7),
+                                          working_dir=tmp_path)
 
     owners = np.asarray(federated.dataset.train_owners)
     assert federated.client_ids == tuple(int(owner) for owner in np.unique(owners))
@@ -153,7 +154,7 @@ def test_femnist_mapping_file_outside_its_data_dir_is_an_error(tmp_path: Path) -
 
 def test_femnist_writers_become_clients_end_to_end(tmp_path: Path) -> None:
     fixture = write_femnist(tmp_path / "femnist")
-    job = JobConfig(data_set="femnist", data_dir="femnist", partitioning=0,
+    job = JobConfig(data_set="femnist", data_dir="femnist", partitioning=0, num_participants=2,
                     data_map_file="femnist/client_data_mapping/train.csv")
 
     federated = FederatedDataset.from_job(job, working_dir=tmp_path)
@@ -164,3 +165,104 @@ def test_femnist_writers_become_clients_end_to_end(tmp_path: Path) -> None:
     assert np.flatnonzero(federated.label_counts(1)).tolist() == [11, 40]
     assert federated.client_data(0).features.shape == (2, 1, 28, 28)
     assert federated.test_shard(0, 1)[1].tolist() == list(fixture.test_labels)
+
+
+def test_total_clients_zero_makes_num_participants_generated_clients(tmp_path: Path,
+                                                                     caplog: pytest.LogCaptureFixture) -> None:
+    # Prepare
+    job = synthetic_job(tmp_path, total_clients=0, num_participants=8)
+
+    # Execute
+    with caplog.at_level("INFO", logger="fedscale_halor.data.federated"):
+        federated = FederatedDataset.from_job(job, working_dir=tmp_path)
+
+    # Assert: 240 IID samples over 8 clients
+    assert federated.num_partition_clients == 8
+    assert [federated.num_samples(client) for client in federated.client_ids] == [30] * 8
+    assert "total_clients 0: partitioning -1 (IID) makes num_participants = 8 clients" in caplog.text
+
+
+def test_total_clients_zero_with_the_real_mapping_takes_every_owner(tmp_path: Path) -> None:
+    federated = FederatedDataset.from_job(synthetic_job(tmp_path, total_clients=0, partitioning=0,
+                                                        num_participants=5), working_dir=tmp_path)
+
+    assert federated.num_partition_clients == 7
+    assert federated.client_ids == tuple(range(7))
+
+
+def test_negative_used_samples_makes_clients_of_one_batch_plus_one(tmp_path: Path,
+                                                                   caplog: pytest.LogCaptureFixture) -> None:
+    # Prepare: REFL's and Halor's rule, which overrides total_clients: 240 // (9 + 1) = 24 clients of 10 samples
+    job = synthetic_job(tmp_path, partitioning=8, used_samples=-1, batch_size=9, dirichlet_alpha=1e6)
+
+    # Execute
+    with caplog.at_level("INFO", logger="fedscale_halor.data.federated"):
+        federated = FederatedDataset.from_job(job, working_dir=tmp_path)
+
+    # Assert: Halor's shares of about 1/4 give floor(10 / 4) = 2 samples of each of the 4 classes
+    assert federated.num_partition_clients == 24
+    assert all(federated.label_counts(client).tolist() == [2, 2, 2, 2] for client in federated.client_ids)
+    assert "used_samples -1: 24 clients (len(train) 240 // (batch_size + 1)) instead of total_clients 12" in caplog.text
+
+
+def test_halor_partition_label_counts_count_a_shared_sample_once_per_client(tmp_path: Path) -> None:
+    # Prepare: 12 clients of floor(26 / 4) = 6 samples per class
+    job = synthetic_job(tmp_path, partitioning=8, used_samples=26, dirichlet_alpha=1e6)
+
+    # Execute
+    federated = FederatedDataset.from_job(job, working_dir=tmp_path)
+
+    # Assert: 12 * 6 = 72 per class
+    assert federated.partition_label_counts.tolist() == [72, 72, 72, 72]
+
+
+def test_partition_label_counts_include_the_clients_the_filters_drop(tmp_path: Path) -> None:
+    # Prepare
+    job = synthetic_job(tmp_path, partitioning=9, dirichlet_alpha=0.2, filter_less=15)
+
+    # Execute
+    federated = FederatedDataset.from_job(job, working_dir=tmp_path)
+
+    # Assert: the label split uses every training sample once, kept clients or not
+    kept = np.sum([federated.label_counts(client) for client in federated.client_ids], axis=0)
+    everything = np.bincount(np.asarray(federated.dataset.train_labels), minlength=4)
+    assert federated.num_partition_clients == 12 and len(federated.client_ids) < 12
+    assert federated.partition_label_counts.tolist() == everything.tolist()
+    assert kept.sum() < everything.sum()
+
+
+def test_more_participants_than_real_clients_is_an_error_naming_both_keys(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=re.escape(
+            "num_participants 10 is more than the 7 clients of synthetic (its real client mapping, partitioning 0, "
+            "where total_clients is not used); lower num_participants")):
+        FederatedDataset.from_job(synthetic_job(tmp_path, partitioning=0), working_dir=tmp_path)
+
+
+def test_more_participants_than_used_samples_clients_is_an_error(tmp_path: Path) -> None:
+    # 240 // (99 + 1) = 2 clients
+    job = synthetic_job(tmp_path, used_samples=-1, batch_size=99, num_participants=3)
+
+    with pytest.raises(ValueError, match=re.escape("num_participants 3 is more than the 2 clients of synthetic "
+                                                   "(used_samples -1 makes len(train) // (batch_size + 1) of them)")):
+        FederatedDataset.from_job(job, working_dir=tmp_path)
+
+
+def test_class_filter_ratio_keeps_that_share_of_classes_per_client(tmp_path: Path) -> None:
+    # round(4 * (1 - 0.5)) = 2 of the 4 classes removed per client
+    federated = FederatedDataset.from_job(synthetic_job(tmp_path, partitioning=9, filter_class_ratio=0.5),
+                                          working_dir=tmp_path)
+
+    assert all(np.count_nonzero(federated.label_counts(client)) <= 2 for client in federated.client_ids)
+
+
+def test_class_filter_is_not_used_with_iid(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("WARNING", logger="fedscale_halor.data.federated"):
+        federated = FederatedDataset.from_job(synthetic_job(tmp_path, filter_class=3), working_dir=tmp_path)
+
+    assert [federated.num_samples(client) for client in federated.client_ids] == [20] * 12
+    assert "filter_class / filter_class_ratio are not used with partitioning -1" in caplog.text
+
+
+def test_class_filter_removing_every_class_is_an_error_naming_the_key(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"^filter_class 4 removes 4 of the 4 classes"):
+        FederatedDataset.from_job(synthetic_job(tmp_path, partitioning=9, filter_class=4), working_dir=tmp_path)

@@ -5,7 +5,7 @@ import pytest
 
 from fedscale_halor.data.partition import (
     BALANCED,
-    DIRICHLET,
+    DIRICHLET_LABEL_SPLIT,
     IID,
     NON_IID_UNIFORM,
     REAL_CLIENTS,
@@ -17,7 +17,7 @@ from fedscale_halor.data.partition import (
     partition_indices,
 )
 
-GENERATED_SCHEMES = (IID, NON_IID_UNIFORM, ZIPF, BALANCED, DIRICHLET)
+GENERATED_SCHEMES = (IID, NON_IID_UNIFORM, ZIPF, BALANCED, DIRICHLET_LABEL_SPLIT)
 
 
 def balanced_labels(num_classes: int, per_class: int, seed: int = 0) -> np.ndarray:
@@ -66,7 +66,7 @@ def test_no_sample_goes_to_two_clients_and_every_client_gets_one(scheme: int) ->
     assert all(np.all(np.diff(part) > 0) for part in partitions)
 
 
-@pytest.mark.parametrize("scheme", [IID, ZIPF, BALANCED, DIRICHLET])
+@pytest.mark.parametrize("scheme", [IID, ZIPF, BALANCED, DIRICHLET_LABEL_SPLIT])
 def test_schemes_other_than_non_iid_use_every_sample(scheme: int) -> None:
     labels = balanced_labels(num_classes=10, per_class=30)
 
@@ -107,7 +107,7 @@ def test_dirichlet_with_small_alpha_is_far_more_skewed_than_iid() -> None:
     labels = balanced_labels(num_classes=10, per_class=200)
 
     iid = [partition_indices(labels, 20, IID, seed=seed) for seed in range(5)]
-    skewed = [partition_indices(labels, 20, DIRICHLET, seed=seed, dirichlet_alpha=0.1) for seed in range(5)]
+    skewed = [partition_indices(labels, 20, DIRICHLET_LABEL_SPLIT, seed=seed, dirichlet_alpha=0.1) for seed in range(5)]
 
     # IID clients of 100 samples see (nearly) all 10 labels with a top share near 0.15;
     # Dir(0.1) concentrates each client on a few labels (about 4.5, top share about 0.65).
@@ -120,7 +120,7 @@ def test_dirichlet_with_small_alpha_is_far_more_skewed_than_iid() -> None:
 def test_dirichlet_with_large_alpha_is_close_to_iid() -> None:
     labels = balanced_labels(num_classes=10, per_class=200)
 
-    partitions = partition_indices(labels, 10, DIRICHLET, seed=2, dirichlet_alpha=1000.0)
+    partitions = partition_indices(labels, 10, DIRICHLET_LABEL_SPLIT, seed=2, dirichlet_alpha=1000.0)
 
     sizes = np.array([len(part) for part in partitions])
     assert np.all(np.abs(sizes - 200) <= 20)

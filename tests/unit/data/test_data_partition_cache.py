@@ -7,7 +7,14 @@ import numpy as np
 import pytest
 
 from fedscale_halor.data import partition_cache
-from fedscale_halor.data.partition import DIRICHLET, IID, REAL_CLIENTS, partition_indices
+from fedscale_halor.data.partition import (
+    DIRICHLET_LABEL_SPLIT,
+    HALOR_DIRICHLET,
+    IID,
+    NON_IID_UNIFORM,
+    REAL_CLIENTS,
+    partition_indices,
+)
 from fedscale_halor.data.partition_cache import (
     cache_path,
     cached_partition,
@@ -28,12 +35,12 @@ def refuse_to_partition(*args: object, **kwargs: object) -> list[np.ndarray]:
 
 
 def test_key_changes_with_what_the_partition_depends_on(dataset: PreparedDataset) -> None:
-    base = partition_key(dataset, 10, DIRICHLET, 1, 0.5, 1.95)
+    base = partition_key(dataset, 10, DIRICHLET_LABEL_SPLIT, 1, 0.5, 1.95)
 
-    assert partition_key(dataset, 10, DIRICHLET, 1, 0.5, 1.95) == base
-    assert partition_key(dataset, 11, DIRICHLET, 1, 0.5, 1.95) != base
-    assert partition_key(dataset, 10, DIRICHLET, 2, 0.5, 1.95) != base
-    assert partition_key(dataset, 10, DIRICHLET, 1, 0.1, 1.95) != base
+    assert partition_key(dataset, 10, DIRICHLET_LABEL_SPLIT, 1, 0.5, 1.95) == base
+    assert partition_key(dataset, 11, DIRICHLET_LABEL_SPLIT, 1, 0.5, 1.95) != base
+    assert partition_key(dataset, 10, DIRICHLET_LABEL_SPLIT, 2, 0.5, 1.95) != base
+    assert partition_key(dataset, 10, DIRICHLET_LABEL_SPLIT, 1, 0.1, 1.95) != base
     assert partition_key(dataset, 10, IID, 1, 0.5, 1.95) != base
 
 
@@ -41,6 +48,44 @@ def test_key_ignores_values_the_scheme_does_not_use(dataset: PreparedDataset) ->
     assert partition_key(dataset, 10, IID, 1, 0.5, 1.95) == partition_key(dataset, 10, IID, 1, 0.1, 3.0)
     assert partition_key(dataset, 10, REAL_CLIENTS, 1, 0.5, 1.95) == partition_key(dataset, 99, REAL_CLIENTS, 7,
                                                                                     0.5, 1.95)
+
+
+def test_key_covers_halor_settings_and_class_filters(dataset: PreparedDataset) -> None:
+    # Prepare
+    def key(scheme: int, **settings: int) -> str:
+        return partition_key(dataset, 10, scheme, 1, 0.5, 1.95, **settings)
+
+    base = key(HALOR_DIRICHLET, num_classes=4, samples_per_client=30, removed_classes=1)
+
+    # Assert: each setting Halor's scheme reads changes the key
+    assert key(HALOR_DIRICHLET, num_classes=4, samples_per_client=30, removed_classes=1) == base
+    assert key(HALOR_DIRICHLET, num_classes=4, samples_per_client=31, removed_classes=1) != base
+    assert key(HALOR_DIRICHLET, num_classes=5, samples_per_client=30, removed_classes=1) != base
+    assert key(HALOR_DIRICHLET, num_classes=4, samples_per_client=30, removed_classes=2) != base
+    assert partition_key(dataset, 10, HALOR_DIRICHLET, 1, 0.1, 1.95, num_classes=4, samples_per_client=30,
+                         removed_classes=1) != base
+    # 0 samples per client means the 200 training samples split over 10 clients: the same partition as 20
+    assert key(HALOR_DIRICHLET, samples_per_client=0) == key(HALOR_DIRICHLET, samples_per_client=20)
+    # ... and the schemes that ignore a setting do not duplicate their file for it
+    assert key(DIRICHLET_LABEL_SPLIT, samples_per_client=30) == key(DIRICHLET_LABEL_SPLIT, samples_per_client=5)
+    assert key(NON_IID_UNIFORM, removed_classes=2, num_classes=4) != key(NON_IID_UNIFORM)
+    assert key(IID, removed_classes=2, num_classes=4) == key(IID)
+
+
+def test_halor_partition_is_cached_with_its_settings(dataset: PreparedDataset,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    # Prepare
+    first = cached_partition(dataset, 8, HALOR_DIRICHLET, 3, num_classes=4, samples_per_client=25, removed_classes=1)
+    monkeypatch.setattr(partition_cache, "partition_indices", refuse_to_partition)
+
+    # Execute
+    second = cached_partition(dataset, 8, HALOR_DIRICHLET, 3, num_classes=4, samples_per_client=25,
+                              removed_classes=1)
+
+    # Assert
+    assert all(np.array_equal(a, b) for a, b in zip(first, second, strict=True))
+    with pytest.raises(AssertionError, match="from the cache"):
+        cached_partition(dataset, 8, HALOR_DIRICHLET, 3, num_classes=4, samples_per_client=25, removed_classes=2)
 
 
 def test_save_and_load_round_trip_keeps_empty_clients(tmp_path: Path) -> None:
@@ -55,13 +100,13 @@ def test_save_and_load_round_trip_keeps_empty_clients(tmp_path: Path) -> None:
 
 
 def test_second_request_is_served_from_the_cache(dataset: PreparedDataset, monkeypatch: pytest.MonkeyPatch) -> None:
-    first = cached_partition(dataset, 8, DIRICHLET, 3, dirichlet_alpha=0.3)
+    first = cached_partition(dataset, 8, DIRICHLET_LABEL_SPLIT, 3, dirichlet_alpha=0.3)
     monkeypatch.setattr(partition_cache, "partition_indices", refuse_to_partition)
 
-    second = cached_partition(dataset, 8, DIRICHLET, 3, dirichlet_alpha=0.3)
+    second = cached_partition(dataset, 8, DIRICHLET_LABEL_SPLIT, 3, dirichlet_alpha=0.3)
 
     assert all(np.array_equal(a, b) for a, b in zip(first, second, strict=True))
-    expected = partition_indices(np.asarray(dataset.train_labels), 8, DIRICHLET, 3, dirichlet_alpha=0.3)
+    expected = partition_indices(np.asarray(dataset.train_labels), 8, DIRICHLET_LABEL_SPLIT, 3, dirichlet_alpha=0.3)
     assert all(np.array_equal(a, b) for a, b in zip(first, expected, strict=True))
 
 

@@ -156,12 +156,14 @@ def test_online_without_a_key_fails_at_once_naming_the_way_out(
 
 def test_run_name_spells_out_the_swept_parameters() -> None:
     # Prepare
-    job = JobConfig(sample_mode="oort", gradient_policy="fed-yogi", partitioning=8, dirichlet_alpha=0.1,
+    job = JobConfig(sample_mode="oort", gradient_policy="fed-yogi", partitioning=9, dirichlet_alpha=0.1,
                     num_participants=20, halor=True, halor_resample="over", sample_seed=7)
 
     # Execute
-    names = (run_name(job, "0101_120000"), run_name(JobConfig(partitioning=2, zipf_param=1.5), "x"))
+    names = (run_name(job, "0101_120000"), run_name(JobConfig(partitioning=2, zipf_param=1.5), "x"),
+             run_name(JobConfig(partitioning=8, dirichlet_alpha=0.5), "y"))
 
     # Assert
     assert names == ("oort-fed-yogi-dir0.1-p20-halor-over-s7-0101_120000",
-                     "random-fedavg-zipf1.5-p10-nohalor-s233-x")
+                     "random-fedavg-zipf1.5-p10-nohalor-s233-x",
+                     "random-fedavg-halordir0.5-p10-nohalor-s233-y")
