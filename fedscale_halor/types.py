@@ -1,12 +1,13 @@
 """Frozen value types shared by every part of the package.
 
-Weights are ordered ``str -> torch.Tensor`` mappings (a model's state dict, on the CPU).
+Weights are ordered ``str -> torch.Tensor`` mappings (a model's state dict, on the CPU). Per-client state (FedDC's
+drift) is a mapping of the same kind, usually over the model's trainable parameters only.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -27,7 +28,12 @@ class ClientData:
 
 @dataclass(frozen=True)
 class TrainTask:
-    """What one client must do in one round."""
+    """What one client must do in one round.
+
+    ``client_state`` is what the aggregation strategy keeps for this one client across rounds and hands to its
+    trainer (FedDC: the client's drift h_i, by parameter name); empty for strategies that keep none. It is payload,
+    not identity: tasks compare and hash without it. Neither side may modify its tensors in place.
+    """
 
     round: int
     client_id: int
@@ -36,6 +42,7 @@ class TrainTask:
     local_steps: int
     batch_size: int
     seed: int
+    client_state: Mapping[str, torch.Tensor] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)
@@ -49,7 +56,11 @@ class ResampleTarget:
 
 @dataclass(frozen=True)
 class TrainResult:
-    """A client's outcome: its weights after local training and the statistics selectors need."""
+    """A client's outcome: its weights after local training and the statistics selectors need.
+
+    ``client_state`` is what the trainer hands back for the strategy's per-client state (FedDC: theta_i - w, the
+    change of the trained parameters against the weights the task started from); empty when there is none.
+    """
 
     client_id: int
     round: int
@@ -60,6 +71,7 @@ class TrainResult:
     loss_mean: float
     loss_square_mean: float
     wall_time_s: float
+    client_state: Mapping[str, torch.Tensor] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)

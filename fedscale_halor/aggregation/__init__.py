@@ -7,15 +7,20 @@ from fedscale_halor.aggregation.adaptive import (
     ServerOptimizerStrategy,
 )
 from fedscale_halor.aggregation.base import ServerOptimizer, Strategy, arrival_independent_order
+from fedscale_halor.aggregation.drift import DriftBook
 from fedscale_halor.aggregation.fedavg import FedAvg, FedProx, average_results
-from fedscale_halor.aggregation.registry import STRATEGY_BUILDERS, StrategyBuilder
+from fedscale_halor.aggregation.feddc import FedDC, drift_corrected
+from fedscale_halor.aggregation.registry import FEDDC_BUILDERS, STRATEGY_BUILDERS, StrategyBuilder
 from fedscale_halor.aggregation.weighted import clone_weights, require_same_layout, weighted_average
 
 __all__ = [
+    "FEDDC_BUILDERS",
     "STRATEGY_BUILDERS",
     "AdaptiveServerOptimizer",
+    "DriftBook",
     "FedAdamOptimizer",
     "FedAvg",
+    "FedDC",
     "FedProx",
     "FedYogiOptimizer",
     "ServerOptimizer",
@@ -25,6 +30,7 @@ __all__ = [
     "arrival_independent_order",
     "average_results",
     "clone_weights",
+    "drift_corrected",
     "require_same_layout",
     "weighted_average",
 ]

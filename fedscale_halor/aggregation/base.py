@@ -32,6 +32,17 @@ class Strategy(ABC):
     def combine(self, global_weights: Weights, ordered_results: Sequence[TrainResult]) -> dict[str, torch.Tensor]:
         """The new global weights from results already sorted by ``arrival_independent_order``."""
 
+    def register_clients(self, client_sizes: Mapping[int, int]) -> None:
+        """The job's clients and their training-set sizes, once before the first round (after a restore too).
+        Strategies that keep per-client state over the whole population (FedDC) need them; others ignore them."""
+        return None
+
+    def task_state(self, client_id: int) -> Mapping[str, torch.Tensor]:
+        """What this client's next task carries for its trainer (``TrainTask.client_state``); the trainer's answer
+        comes back in ``TrainResult.client_state`` through the round's fold. Empty for strategies without
+        per-client state."""
+        return {}
+
     def state_dict(self) -> dict[str, torch.Tensor]:
         """Server-side state to checkpoint (none for stateless strategies)."""
         return {}

@@ -1,4 +1,5 @@
-"""Sequential local training of one client: plain SGD, optionally with FedProx's proximal term."""
+"""Sequential local training of one client: plain SGD, optionally with FedProx's proximal term or FedDC's drift
+penalty."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from torch import nn
 
 from fedscale_halor.client.base import Trainer
 from fedscale_halor.client.batching import batch_indices
+from fedscale_halor.client.feddc import DriftPenalty, drift_increment
 from fedscale_halor.client.fedprox import ProximalTerm
 from fedscale_halor.client.memory_layout import prefer_channels_last
 from fedscale_halor.client.sgd_in_backward import SGDStep, sgd_in_backward
@@ -34,17 +36,23 @@ class LocalTrainer(Trainer):
     """Runs exactly ``task.local_steps`` SGD steps over reshuffled mini-batches of the client's data.
 
     Every random choice (batch order, dropout) is seeded from ``task.seed``, so the same task on the same device
-    gives the same weights. ``proximal_mu > 0`` turns the client into a FedProx client. Without momentum or a
-    proximal term, dense layers take their SGD step inside the backward pass (``sgd_in_backward``).
+    gives the same weights. ``proximal_mu > 0`` turns the client into a FedProx client. ``feddc_alpha`` (not None)
+    turns it into a FedDC client (``client/feddc.py``): it trains with the drift penalty, taking its drift from
+    ``task.client_state``, and reports theta_i - w in ``TrainResult.client_state``. Without momentum, a proximal
+    term or FedDC, dense layers take their SGD step inside the backward pass (``sgd_in_backward``): the extra
+    gradient terms must reach those layers before their step, which that path cannot give them.
     """
 
     def __init__(self, momentum: float = 0.9, weight_decay: float = 5e-4, proximal_mu: float = 0.0,
-                 device: str | torch.device = "cpu") -> None:
+                 device: str | torch.device = "cpu", feddc_alpha: float | None = None) -> None:
         if proximal_mu < 0:
             raise ValueError(f"proximal_mu must be non-negative, got {proximal_mu}")
+        if feddc_alpha is not None and not feddc_alpha >= 0:
+            raise ValueError(f"feddc_alpha must be non-negative, got {feddc_alpha}")
         self.momentum = momentum
         self.weight_decay = weight_decay
         self.proximal_mu = proximal_mu
+        self.feddc_alpha = feddc_alpha
         self.device = torch.device(device)
 
     def train(self, model: nn.Module, global_weights: Weights, data: ClientData, task: TrainTask) -> TrainResult:
@@ -65,10 +73,12 @@ class LocalTrainer(Trainer):
         with torch.random.fork_rng(devices=_rng_devices(self.device)):
             torch.manual_seed(task.seed)
             loss_mean, loss_square_mean = self._run_steps(model, data, task)
-        return _result(task, cpu_weights(model), num_samples, task.local_steps, loss_mean, loss_square_mean, started)
+        weights = cpu_weights(model)
+        state = {} if self.feddc_alpha is None else drift_increment(model, weights, global_weights)
+        return _result(task, weights, num_samples, task.local_steps, loss_mean, loss_square_mean, started, state)
 
     def _run_steps(self, model: nn.Module, data: ClientData, task: TrainTask) -> tuple[float, float]:
-        plain_sgd = self.momentum == 0 and self.proximal_mu == 0
+        plain_sgd = self.momentum == 0 and self.proximal_mu == 0 and self.feddc_alpha is None
         stepping = (sgd_in_backward(model, SGDStep(task.learning_rate, self.weight_decay)) if plain_sgd
                     else contextlib.nullcontext(set()))
         with stepping as updated_in_backward:
@@ -81,6 +91,8 @@ class LocalTrainer(Trainer):
         optimizer = _optimizer([parameter for parameter in model.parameters() if id(parameter) not in
                                 updated_in_backward], task.learning_rate, self.momentum, self.weight_decay)
         proximal = ProximalTerm(model, self.proximal_mu) if self.proximal_mu > 0 else None
+        drift = (DriftPenalty(model, self.feddc_alpha, task.client_state, task.client_id)
+                 if self.feddc_alpha is not None else None)
         # Loss statistics accumulate on the device so the loop never waits for the GPU; one sync at the end.
         loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
         loss_square_sum = torch.zeros((), dtype=torch.float64, device=self.device)
@@ -96,6 +108,8 @@ class LocalTrainer(Trainer):
             if optimizer is not None:
                 optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if drift is not None:
+                drift.add_gradient()
             if optimizer is not None:
                 optimizer.step()
             detached = per_sample_loss.detach()
@@ -127,7 +141,8 @@ def _check_inputs(data: ClientData, task: TrainTask) -> None:
 
 
 def _result(task: TrainTask, weights: dict[str, torch.Tensor], num_samples: int, num_steps: int, loss_mean: float,
-            loss_square_mean: float, started: float) -> TrainResult:
+            loss_square_mean: float, started: float,
+            client_state: dict[str, torch.Tensor] | None = None) -> TrainResult:
     return TrainResult(
         client_id=task.client_id,
         round=task.round,
@@ -138,4 +153,5 @@ def _result(task: TrainTask, weights: dict[str, torch.Tensor], num_samples: int,
         loss_mean=loss_mean,
         loss_square_mean=loss_square_mean,
         wall_time_s=time.perf_counter() - started,
+        client_state=client_state or {},
     )

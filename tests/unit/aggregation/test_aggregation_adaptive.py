@@ -134,3 +134,17 @@ def test_strategy_without_usable_results_keeps_weights_and_state() -> None:
     # Assert
     assert float(new_global["w"]) == 3.0
     assert strategy.state_dict() == {}
+
+
+def test_unweighted_strategy_steps_towards_the_plain_mean() -> None:
+    # Prepare: Halor's plain mean of 0.5 (3 samples) and 2.5 (1 sample) is 1.5 (the weighted one would be 1.0), so
+    # delta = 1.5; Adam with eta = tau = 1, beta1 = beta2 = 0.5: m = 0.75, v = 0.5 * 1 + 0.5 * 2.25 = 1.625,
+    # w = 0.75 / (sqrt(1.625) + 1) = 0.75 / 2.274755 = 0.329706
+    strategy = ServerOptimizerStrategy(FedAdamOptimizer(eta=1.0, tau=1.0, beta1=0.5, beta2=0.5), weighted=False)
+
+    # Execute
+    new_global = strategy.aggregate({"w": torch.tensor([0.0])}, [result(2, 2.5, 1), result(1, 0.5, 3)])
+
+    # Assert
+    assert float(new_global["w"]) == pytest.approx(0.75 / (math.sqrt(1.625) + 1.0))
+    assert float(new_global["w"]) == pytest.approx(0.329706, abs=1e-6)
