@@ -21,6 +21,7 @@ setup(
         "pandas>=2.0",
         "safetensors>=0.4",
         "cryptography>=42",
+        "dp-accounting>=0.6.0",
         "scikit-learn>=1.3",
         "tensorboard>=2.15",
         "wandb>=0.16",

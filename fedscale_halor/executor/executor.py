@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import get_args
 
 import torch
 
@@ -31,13 +32,10 @@ from fedscale_halor.transport.messages import (
     EvalOutcome,
     Event,
     ExecutorInfo,
-    HalorKeys,
     HalorQuestion,
     Heartbeat,
     Idle,
-    LabelStats,
     ModelTest,
-    RevealMasks,
     Shutdown,
     UpdateModel,
 )
@@ -59,6 +57,7 @@ class ExecutorParts:
     device: str = "cpu"
     heartbeat_s: float = 10.0
     job_seed: int = 0  # Halor: the simulated clients' key pairs derive from it
+    halor_noise_variance: float = 0.0  # Halor: Skellam noise per class of a round's sum (halor_noise); 0: none
     # replicas of ``model``: with them the executor trains 1 + len(lane_models) clients at once (see lanes.py)
     lane_models: tuple[torch.nn.Module, ...] = ()
 
@@ -76,11 +75,9 @@ class Executor:
             ModelTest: self._on_model_test,
             Idle: self._on_idle,
             Shutdown: self._on_shutdown,
-            HalorKeys: self._on_halor_question,
-            LabelStats: self._on_halor_question,
-            RevealMasks: self._on_halor_question,
+            **{question: self._on_halor_question for question in get_args(HalorQuestion)},
         }
-        self._halor = HalorClients(executor_id, parts.job_seed, parts.dataset)
+        self._halor = HalorClients(executor_id, parts.job_seed, parts.dataset, parts.halor_noise_variance)
         self.clients_trained = 0
         self._count_lock = threading.Lock()
         self._outbox: Outbox  # one per run(), where its thread lives

@@ -2,7 +2,8 @@
 
 Each client's key pair is derived inside the executor from the job seed and the client id (simulation only), so any
 executor can play any client in the key and upload steps. A round's reveal request goes back to the executor that
-uploaded for the client, which holds the client's masks of the round and refuses to reveal a second one.
+uploaded for the client, which holds the client's masks of the round and refuses to reveal a second one. Resampled
+sizes, for Halor's guard, come from a client's labels alone, by the same rule its training data is drawn with.
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ from fedscale_halor.transport.messages import (
     HalorAnswer,
     HalorKeys,
     HalorQuestion,
+    HalorSizes,
     LabelStats,
     MaskedHistograms,
     PublicKeys,
+    ResampledSizes,
     RevealedMasks,
     RevealMasks,
 )
@@ -32,16 +35,22 @@ _log = logging.getLogger("fedscale_halor.executor")
 
 
 class HalorClients:
-    def __init__(self, executor_id: str, job_seed: int, dataset: FederatedDataset) -> None:
+    """``noise_variance`` > 0: every client adds its share of Skellam noise of that variance per class of a full
+    ring's sum (halor_noise; the aggregator derives the same setting from the job config and accounts for it)."""
+
+    def __init__(self, executor_id: str, job_seed: int, dataset: FederatedDataset,
+                 noise_variance: float = 0.0) -> None:
         self._executor_id = executor_id
         self._job_seed = job_seed
         self._dataset = dataset
+        self._noise_variance = noise_variance
         self._sessions: dict[int, ClientMaskingSession] = {}
 
     def _session(self, client_id: int) -> ClientMaskingSession:
         session = self._sessions.get(client_id)
         if session is None:
-            session = self._sessions[client_id] = ClientMaskingSession(self._job_seed, client_id)
+            session = self._sessions[client_id] = ClientMaskingSession(self._job_seed, client_id,
+                                                                       noise_variance=self._noise_variance)
         return session
 
     def answer(self, event: HalorQuestion) -> HalorAnswer:
@@ -50,6 +59,8 @@ class HalorClients:
             return self.public_keys(event)
         if isinstance(event, LabelStats):
             return self.masked_histograms(event)
+        if isinstance(event, HalorSizes):
+            return self.resampled_sizes(event)
         return self.revealed_masks(event)
 
     def public_keys(self, event: HalorKeys) -> PublicKeys:
@@ -83,6 +94,24 @@ class HalorClients:
                 declined.append(request.client_id)
         return RevealedMasks(event.round, tuple(masks), tuple(declined))
 
+    def resampled_sizes(self, event: HalorSizes) -> ResampledSizes:
+        """How many samples each client trains on under the target; only the clients' labels are read."""
+        sizes: list[tuple[int, int]] = []
+        declined: list[int] = []
+        for client_id in event.client_ids:
+            try:
+                counts = class_targets(self._dataset.label_counts(client_id), event.target)
+                sizes.append((client_id, int(counts.sum())))
+            except (KeyError, ValueError, TypeError) as error:
+                _log.warning("executor %s: no resampled size for client %d: %s", self._executor_id, client_id, error)
+                declined.append(client_id)
+        return ResampledSizes(event.round, tuple(sizes), tuple(declined))
+
+
+def class_targets(class_counts: np.ndarray, target: ResampleTarget) -> np.ndarray:
+    """Per-class counts a client with ``class_counts`` trains on when it resamples toward ``target``."""
+    return target_counts(np.asarray(class_counts), np.asarray(target.distribution), target.mode)
+
 
 def training_data(dataset: FederatedDataset, task: TrainTask, resample: ResampleTarget | None) -> ClientData:
     """The client's data for the task: resampled toward Halor's distribution when the round carries one.
@@ -93,7 +122,6 @@ def training_data(dataset: FederatedDataset, task: TrainTask, resample: Resample
     if resample is None:
         return dataset.client_data(task.client_id)
     labels = dataset.client_labels(task.client_id)
-    class_counts = np.bincount(labels, minlength=len(resample.distribution))
-    targets = target_counts(class_counts, np.asarray(resample.distribution), resample.mode)
+    targets = class_targets(np.bincount(labels, minlength=len(resample.distribution)), resample)
     rng = numpy_rng(task.seed, task.round, "halor-resample", task.client_id)
     return dataset.client_data(task.client_id, resample_positions(labels, targets, resample.mode, rng))

@@ -14,6 +14,11 @@ Encodings and primitives:
   uniform. Each seed keys exactly one stream, so the fixed counter block never repeats under a key.
 - arithmetic: uint64 arrays, which wrap mod 2^64, then the low b bits; results are exact mod 2^b, so b must leave
   room for the largest possible sum (K times the largest class count).
+- signed words (for histograms carrying noise, docs/halor.md "Privacy over a whole run"): a signed value v travels as
+  v mod 2^b (two's complement in b bits) and a sum is lifted back to the centered range [-2^(b-1), 2^(b-1)), exact
+  while the true signed sum stays inside it.
+- noise seed: HKDF-SHA256 over the client's raw X25519 private key with info = b"halor-noise" ‖ round (8 bytes), so
+  the noise is as secret as the key and fresh every round.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
 
 from fedscale_halor.halor.ring import (
     HalorProtocolError,
@@ -54,8 +59,11 @@ __all__ = [
     "RecoveryPlan",
     "RingTooSmallError",
     "apply_ring_masks",
+    "encode_signed",
+    "lift_signed",
     "link_mask",
     "link_seed",
+    "noise_seed",
     "plan_recovery",
     "recovery_requests",
     "ring_order",
@@ -121,6 +129,45 @@ def link_seed(own: ClientKeys, peer_public: bytes, round_index: int, link_index:
     return HKDF(algorithm=hashes.SHA256(), length=SEED_BYTES, salt=None, info=info).derive(
         own.shared_secret(peer_public)
     )
+
+
+def noise_seed(own: ClientKeys, round_index: int) -> bytes:
+    """The 32-byte seed of the client's noise in round ``round_index``, derived from its private key alone.
+
+    Nobody else holds the private key (in a real deployment it never leaves the device), so neither the server nor
+    the ring neighbours can predict or subtract the noise; in simulation it follows from the job seed and client id
+    like the key itself.
+    """
+    info = b"halor-noise" + encode_unsigned(round_index, 8, "round_index")
+    secret = own.private_key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+    return HKDF(algorithm=hashes.SHA256(), length=SEED_BYTES, salt=None, info=info).derive(secret)
+
+
+def encode_signed(values: np.ndarray, bits: int) -> np.ndarray:
+    """Signed integers as words mod 2^bits (two's complement); each must lie in [-2^(bits-1), 2^(bits-1))."""
+    _check_bits(bits)
+    array = np.asarray(values)
+    if array.dtype.kind not in "iu":
+        raise TypeError(f"signed values must be integers, got dtype {array.dtype}")
+    half = 1 << (bits - 1)
+    if array.size and (int(array.min()) < -half or int(array.max()) >= half):
+        raise ValueError(f"signed values must lie in [-2^{bits - 1}, 2^{bits - 1}) to survive a lift from {bits}-bit "
+                         "words")
+    # int64 → uint64 wraps negatives to 2^64 - |v|; 2^bits divides 2^64, so the low bits are v mod 2^bits
+    return array.astype(np.int64).astype(np.uint64) & _low_bits(bits)
+
+
+def lift_signed(words: np.ndarray, bits: int) -> np.ndarray:
+    """Words mod 2^bits back to signed integers in [-2^(bits-1), 2^(bits-1)) (int64): the inverse of encode_signed,
+    and the exact signed sum of encoded values whenever that sum lies in the range."""
+    _check_bits(bits)
+    unsigned = np.asarray(words, dtype=np.uint64) & _low_bits(bits)
+    if bits == 64:
+        return unsigned.view(np.int64).copy()
+    half = 1 << (bits - 1)
+    signed = unsigned.astype(np.int64)
+    # v - 2^bits written as (v - half) - half, which stays inside int64 for bits = 63
+    return np.where(signed >= half, (signed - half) - half, signed)
 
 
 def link_mask(seed: bytes, num_classes: int, bits: int) -> np.ndarray:

@@ -15,6 +15,10 @@ on the wire rather than sending every client the whole ring.
 The server never sees a histogram in the clear and never forms one: it only adds masked uploads and revealed masks,
 and the first clear value it holds is the sum over at least three contributors. ring.py derives the dropout
 correction and states the trust assumptions.
+
+With noise (docs/halor.md, "Privacy over a whole run"), each client adds its share of Skellam noise to its histogram
+before masking and uploads the signed result as words mod 2^bits; the server, told the sums are signed, lifts the
+unmasked sum to centered integers: Σ h_i + Σ z_i exactly.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fedscale_halor.halor.noise import share_variance, skellam_noise
 from fedscale_halor.halor.ring import (
     MINIMUM_RING_SIZE,
     HalorProtocolError,
@@ -33,7 +38,15 @@ from fedscale_halor.halor.ring import (
     plan_recovery,
     ring_order,
 )
-from fedscale_halor.halor.secret_sharing import KEY_BYTES, ClientRingSide, simulated_client_keys, unmask
+from fedscale_halor.halor.secret_sharing import (
+    KEY_BYTES,
+    ClientRingSide,
+    encode_signed,
+    lift_signed,
+    noise_seed,
+    simulated_client_keys,
+    unmask,
+)
 
 __all__ = [
     "ClientMaskingSession",
@@ -87,7 +100,8 @@ class RevealedMask:
 
 @dataclass(frozen=True)
 class RoundSum:
-    """The round's histogram sum over ``contributors`` (mod 2^bits), or None and the ``reason`` there is none."""
+    """The round's histogram sum over ``contributors`` (mod 2^bits; for a signed round, the centered lift, which may
+    be negative), or None and the ``reason`` there is none."""
 
     round_index: int
     histogram_sum: tuple[int, ...] | None
@@ -100,7 +114,8 @@ class ServerMaskingRound:
 
     Steps: seats() → accept_upload()* → close_uploads() → accept_reveal()* → result(). The recovery plan is made
     once, at close_uploads; if a requested reveal never comes, abandon() ends the round without a sum, since
-    re-planning after masks were revealed could unmask a client (ring.py).
+    re-planning after masks were revealed could unmask a client (ring.py). ``signed``: the uploads carry noise, so
+    the sum is lifted to signed integers in [-2^(bits-1), 2^(bits-1)).
     """
 
     def __init__(
@@ -110,6 +125,7 @@ class ServerMaskingRound:
         public_keys: Mapping[int, bytes],
         num_classes: int,
         bits: int,
+        signed: bool = False,
     ) -> None:
         ids = tuple(client_ids)
         if len(set(ids)) != len(ids):
@@ -121,6 +137,7 @@ class ServerMaskingRound:
         self.round_index = round_index
         self.num_classes = num_classes
         self.bits = bits
+        self.signed = signed
         self._uploads: dict[int, tuple[int, ...]] = {}
         self._late: list[int] = []
         self._closed = False
@@ -245,6 +262,8 @@ class ServerMaskingRound:
             {link: np.array(words, dtype=np.uint64) for link, words in self._revealed.items()},
             self.bits,
         )
+        if self.signed:
+            total = lift_signed(total, self.bits)
         self._outcome = RoundSum(self.round_index, tuple(int(word) for word in total), self._plan.contributors)
 
     def _check_round(self, round_index: int, what: str) -> None:
@@ -272,12 +291,19 @@ class ClientMaskingSession:
     A client uploads once per round: two uploads under the same masks would give away the difference of the two
     histograms. Only the ``retained_rounds`` most recent rounds are kept; older rounds are refused outright, not
     forgotten and redone, for the same reason.
+
+    ``noise_variance`` > 0: the Skellam variance per class of a full ring's sum (privacy.NoiseSettings.variance);
+    in a ring of K the client adds variance/K to each class, drawn from a seed only its private key gives
+    (secret_sharing.noise_seed), and uploads the signed noisy histogram.
     """
 
-    def __init__(self, job_seed: int, client_id: int, retained_rounds: int = 2) -> None:
+    def __init__(self, job_seed: int, client_id: int, retained_rounds: int = 2, noise_variance: float = 0.0) -> None:
         if retained_rounds < 1:
             raise ValueError(f"retained_rounds must be at least 1, got {retained_rounds}")
+        if not noise_variance >= 0.0 or not np.isfinite(noise_variance):
+            raise ValueError(f"noise_variance must be finite and >= 0, got {noise_variance}")
         self.client_id = client_id
+        self.noise_variance = float(noise_variance)
         self._keys = simulated_client_keys(job_seed, client_id)
         self._retained_rounds = retained_rounds
         self._sides: dict[int, ClientRingSide] = {}
@@ -304,11 +330,23 @@ class ClientMaskingSession:
         side = ClientRingSide(
             self._keys, round_index, seat.position, seat.ring_size, seat.predecessor_public, seat.successor_public
         )
-        masked = side.masked_histogram(counts, seat.bits)
+        masked = side.masked_histogram(self._noisy_words(seat, counts) if self.noise_variance else counts, seat.bits)
         # Kept only once masking succeeded, so a refused histogram can be corrected and sent again.
         self._sides[round_index] = side
         self._forget_old_rounds()
         return MaskedUpload(round_index, self.client_id, tuple(int(word) for word in masked))
+
+    def _noisy_words(self, seat: RingSeat, counts: np.ndarray) -> np.ndarray:
+        """h + z as signed words mod 2^bits, z this client's Skellam share of the round's noise."""
+        if counts.dtype.kind not in "iu" or int(counts.min()) < 0:
+            raise ValueError(f"client {self.client_id}: a histogram holds non-negative integer counts")
+        share = share_variance(self.noise_variance, seat.ring_size)
+        noise = skellam_noise(noise_seed(self._keys, seat.round_index), share, seat.num_classes)
+        try:
+            return encode_signed(counts.astype(np.int64) + noise, seat.bits)
+        except ValueError as error:
+            raise HalorSessionError(f"client {self.client_id}: the noisy histogram does not fit {seat.bits}-bit "
+                                    f"signed words: {error}") from error
 
     def reveal(self, round_index: int, link_index: int) -> RevealedMask:
         """The mask of one of this client's links in a round it uploaded in; the side refuses a second reveal."""

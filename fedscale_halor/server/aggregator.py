@@ -24,6 +24,7 @@ from fedscale_halor.server.board import RoundOutcome, WorkBoard
 from fedscale_halor.server.checkpoint import (
     CheckpointState,
     load_checkpoint,
+    load_halor_sizes,
     load_halor_window,
     load_strategy_state,
     save_checkpoint,
@@ -71,7 +72,7 @@ class Aggregator:
         self._weights, self._version, self._clock_s = weights, state.model_version, state.clock_s
         self._parts.strategy.load_state_dict(load_strategy_state(checkpoint_dir))
         if self._parts.halor is not None:
-            self._parts.halor.restore(load_halor_window(checkpoint_dir))
+            self._parts.halor.restore(load_halor_window(checkpoint_dir), load_halor_sizes(checkpoint_dir))
         if self._parts.clock is not None:
             self._parts.clock.now_s = state.clock_s
         self._first_round = state.round + 1
@@ -96,8 +97,12 @@ class Aggregator:
                          executor_count, register_timeout_s)
         board.set_model(self._version, self._weights)
         self._parts.selector.register(self._client_infos())
+        self._parts.strategy.register_clients({client: self._parts.client_sizes.get(client, 0)
+                                               for client in self._parts.client_ids})
         history: list[RoundMetrics] = []
         try:
+            if self._parts.halor is not None:  # Halor's exact distribution, when the job asks for it
+                self._parts.halor.before_run(self._parts.client_ids)
             for round_index in range(self._first_round, self._job.rounds + 1):
                 history.append(self._run_round(round_index, executor_count))
         finally:
@@ -119,7 +124,8 @@ class Aggregator:
         tasks = [
             TrainTask(round=round_index, client_id=client_id, model_version=self._version,
                       learning_rate=learning_rate, local_steps=job.local_steps, batch_size=job.batch_size,
-                      seed=derive_seed(job.sample_seed, round_index, "train", client_id))
+                      seed=derive_seed(job.sample_seed, round_index, "train", client_id),
+                      client_state=parts.strategy.task_state(client_id))  # FedDC: the client's drift
             for client_id in participants
         ]
         round_start_s = self._clock_s
@@ -132,6 +138,8 @@ class Aggregator:
                 fold.add(result)
 
         outcome = parts.board.run_round(round_index, tasks, on_result=take, resample=resample)
+        if parts.halor is not None:  # the sizes they trained on are their resampled sizes, for Halor's guard
+            parts.halor.after_round(outcome.results)
         for failure in outcome.failures:
             _log.warning("round %d: client %d failed and is dropped: %s", round_index, failure.client_id,
                          failure.error)
@@ -165,16 +173,24 @@ class Aggregator:
         train anyway for a later round (with their finishing time, seconds after the round's start)."""
         job, parts = self._job, self._parts
         if parts.clock is None:
-            return None, sorted(parts.selector.select(round_index, parts.client_ids, job.num_participants)), {}
+            candidates = self._guarded(round_index, parts.client_ids, job.num_participants)
+            return None, sorted(parts.selector.select(round_index, candidates, job.num_participants)), {}
         count = parts.clock.selection_size(job.num_participants, job.overcommitment)
         if self._stale.enabled and job.adapt_selection:
             arriving = self._stale.arriving_within(round_index, parts.clock.now_s, parts.clock.expected_round_s())
             count = AdaptiveParticipantTarget(job.adapt_selection, job.adapt_selection_cap).target(count, arriving)
-        selected = parts.selector.select(round_index, parts.clock.feasible(parts.client_ids), count)
+        candidates = self._guarded(round_index, parts.clock.feasible(parts.client_ids), count)
+        selected = parts.selector.select(round_index, candidates, count)
         plan = parts.clock.plan(round_index, selected)
         # dropouts never report; stragglers are trained only when their updates may still count later
         late = dict(plan.stragglers) if self._stale.enabled else {}
         return plan, sorted(plan.completed), late
+
+    def _guarded(self, round_index: int, candidates: Sequence[int], needed: int) -> Sequence[int]:
+        """Halor's guard: the candidates whose resampled size reaches filter_less (every candidate without Halor)."""
+        if self._parts.halor is None:
+            return candidates
+        return self._parts.halor.eligible(round_index, candidates, needed)
 
     def _advance_clock(self, plan: RoundPlan | None, outcome: RoundOutcome) -> None:
         if plan is None or self._parts.clock is None:  # no traces: the round lasts as long as its slowest client
@@ -204,7 +220,8 @@ class Aggregator:
             halor = self._parts.halor
             save_checkpoint(self._parts.checkpoint_dir, CheckpointState(round_index, self._version, self._clock_s),
                             self._weights, self._parts.strategy.state_dict(),
-                            halor_window=None if halor is None else halor.window())
+                            halor_window=None if halor is None else halor.window(),
+                            halor_sizes=None if halor is None else halor.resampled_sizes())
 
 
 def _mean_train_loss(outcome: RoundOutcome) -> float:

@@ -165,7 +165,7 @@ class WorkBoard:
                         self._results[result.client_id] = result
                     else:  # the round loop takes the weights; the outcome keeps the rest
                         self._arrived.append(result)
-                        self._results[result.client_id] = replace(result, weights={})
+                        self._results[result.client_id] = replace(result, weights={}, client_state={})
             elif isinstance(completion, ClientFailure):
                 state.clients.pop(completion.client_id, None)
                 self._record_failure(completion)

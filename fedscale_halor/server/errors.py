@@ -4,8 +4,12 @@ from __future__ import annotations
 
 
 class JobFailedError(RuntimeError):
-    """The job cannot go on: no executor registered in time, or every executor is gone."""
+    """The job cannot go on: no executor registered in time, every executor is gone, or no client is left to select."""
 
 
 class NoExecutorsError(JobFailedError):
     """No executor registered within the register timeout."""
+
+
+class NoEligibleClientsError(JobFailedError):
+    """Halor's guard left no client to select: every client's resampled size is below filter_less."""

@@ -12,9 +12,11 @@ from fedscale_halor.transport.messages import (
     HalorAnswer,
     HalorKeys,
     HalorQuestion,
+    HalorSizes,
     LabelStats,
     MaskedHistograms,
     PublicKeys,
+    ResampledSizes,
     RevealedMasks,
     RevealMasks,
 )
@@ -52,6 +54,9 @@ def halor_event_to_proto(event: HalorQuestion) -> pb.Event:
         return pb.Event(halor_keys=pb.HalorKeys(round=event.round, client_ids=list(event.client_ids)))
     if isinstance(event, LabelStats):
         return pb.Event(label_stats=pb.LabelStats(round=event.round, seats=[_seat_to_proto(s) for s in event.seats]))
+    if isinstance(event, HalorSizes):
+        return pb.Event(halor_sizes=pb.HalorSizes(round=event.round, target=resample_to_proto(event.target),
+                                                  client_ids=list(event.client_ids)))
     return pb.Event(reveal_masks=pb.RevealMasks(round=event.round, requests=[
         pb.MaskRequest(client_id=request.client_id, link_index=request.link_index) for request in event.requests]))
 
@@ -69,6 +74,11 @@ def reveal_masks_from_proto(message: pb.RevealMasks) -> RevealMasks:
                                             for request in message.requests))
 
 
+def halor_sizes_from_proto(message: pb.HalorSizes) -> HalorSizes:
+    target = ResampleTarget(tuple(message.target.distribution), message.target.mode)
+    return HalorSizes(message.round, target, tuple(message.client_ids))
+
+
 # completions ------------------------------------------------------------------------------------------------------
 def halor_answer_to_proto(answer: HalorAnswer) -> pb.Completion:
     if isinstance(answer, PublicKeys):
@@ -80,6 +90,10 @@ def halor_answer_to_proto(answer: HalorAnswer) -> pb.Completion:
             round=answer.round, declined=list(answer.declined),
             uploads=[pb.MaskedUpload(round=upload.round_index, client_id=upload.client_id, words=list(upload.words))
                      for upload in answer.uploads]))
+    if isinstance(answer, ResampledSizes):
+        return pb.Completion(resampled_sizes=pb.ResampledSizes(
+            round=answer.round, declined=list(answer.declined),
+            sizes=[pb.ClientSize(client_id=client, size=size) for client, size in answer.sizes]))
     return pb.Completion(revealed_masks=pb.RevealedMasks(
         round=answer.round, declined=list(answer.declined),
         masks=[pb.RevealedMask(round=mask.round_index, client_id=mask.client_id, link_index=mask.link_index,
@@ -100,3 +114,8 @@ def revealed_masks_from_proto(message: pb.RevealedMasks) -> RevealedMasks:
     return RevealedMasks(message.round, tuple(
         RevealedMask(mask.round, mask.client_id, mask.link_index, tuple(mask.words)) for mask in message.masks),
         tuple(message.declined))
+
+
+def resampled_sizes_from_proto(message: pb.ResampledSizes) -> ResampledSizes:
+    return ResampledSizes(message.round, tuple((entry.client_id, entry.size) for entry in message.sizes),
+                          tuple(message.declined))

@@ -41,7 +41,8 @@ class ClientTrain:
     resample: ResampleTarget | None = None  # Halor: resample each client toward this before training
 
 
-# Halor's pre-round step (docs/halor.md): three exchanges, each about some of the round's sampled clients.
+# Halor's step (docs/halor.md): exchanges, each about some clients (the round's sampled clients, or every client
+# for the exact distribution before round 1).
 @dataclass(frozen=True)
 class HalorKeys:
     """Send the public keys of these clients (the aggregator caches them across rounds)."""
@@ -86,7 +87,16 @@ class Shutdown:
     reason: str
 
 
-HalorQuestion = HalorKeys | LabelStats | RevealMasks
+@dataclass(frozen=True)
+class HalorSizes:
+    """Halor's guard: how many samples each of these clients keeps when it resamples toward ``target``."""
+
+    round: int
+    target: ResampleTarget
+    client_ids: tuple[int, ...]
+
+
+HalorQuestion = HalorKeys | LabelStats | RevealMasks | HalorSizes
 
 Event = UpdateModel | ClientTrain | ModelTest | Idle | Shutdown | HalorQuestion
 
@@ -149,6 +159,16 @@ class RevealedMasks:
         return {mask.client_id: mask for mask in self.masks}
 
 
-HalorAnswer = PublicKeys | MaskedHistograms | RevealedMasks
+@dataclass(frozen=True)
+class ResampledSizes:
+    round: int
+    sizes: tuple[tuple[int, int], ...]  # (client id, samples it keeps after resampling)
+    declined: tuple[int, ...] = ()  # clients the executor cannot answer for (logged on the executor)
+
+    def by_client(self) -> dict[int, int]:
+        return dict(self.sizes)
+
+
+HalorAnswer = PublicKeys | MaskedHistograms | RevealedMasks | ResampledSizes
 
 Completion = ClientUpdate | ClientFailure | EvalOutcome | Heartbeat | HalorAnswer

@@ -93,16 +93,28 @@ def register_reply_from_proto(message: pb.RegisterReply) -> RegisterReply:
     return RegisterReply(accepted=message.accepted, reason=message.reason)
 
 
-def _task_to_proto(task: TrainTask) -> pb.TrainTask:
+def _client_state_to_proto(state: Weights, blobs: list[tuple[Buffer, ...]]) -> pb.Tensors | None:
+    """Per-client state (FedDC's drift) as one blob of its own; None (the field stays unset) when empty."""
+    return weights_to_proto(state, blobs) if state else None
+
+
+def _client_state_from_proto(message: Any, blobs: Sequence[memoryview], where: str) -> dict[str, torch.Tensor]:
+    if not message.HasField("client_state"):
+        return {}
+    return weights_from_proto(message.client_state, blobs, f"{where}.client_state")
+
+
+def _task_to_proto(task: TrainTask, blobs: list[tuple[Buffer, ...]]) -> pb.TrainTask:
     return pb.TrainTask(round=task.round, client_id=task.client_id, model_version=task.model_version,
                         learning_rate=task.learning_rate, local_steps=task.local_steps, batch_size=task.batch_size,
-                        seed=task.seed)
+                        seed=task.seed, client_state=_client_state_to_proto(task.client_state, blobs))
 
 
-def _task_from_proto(message: pb.TrainTask) -> TrainTask:
+def _task_from_proto(message: pb.TrainTask, blobs: Sequence[memoryview]) -> TrainTask:
     return TrainTask(round=message.round, client_id=message.client_id, model_version=message.model_version,
                      learning_rate=message.learning_rate, local_steps=message.local_steps,
-                     batch_size=message.batch_size, seed=message.seed)
+                     batch_size=message.batch_size, seed=message.seed,
+                     client_state=_client_state_from_proto(message, blobs, f"TrainTask of client {message.client_id}"))
 
 
 def _eval_result_to_proto(result: EvalResult) -> pb.EvalResult:
@@ -126,7 +138,7 @@ def event_to_proto(event: Event, blobs: list[tuple[Buffer, ...]]) -> pb.Event:
         return pb.Event(update_model=pb.UpdateModel(version=event.version,
                                                     weights=weights_to_proto(event.weights, blobs)))
     if isinstance(event, ClientTrain):
-        tasks = [_task_to_proto(task) for task in event.tasks]
+        tasks = [_task_to_proto(task, blobs) for task in event.tasks]
         return pb.Event(client_train=pb.ClientTrain(round=event.round, model_version=event.model_version, tasks=tasks,
                                                     resample=halor_serde.resample_to_proto(event.resample)))
     if isinstance(event, ModelTest):
@@ -149,9 +161,10 @@ def _update_model_from_proto(message: pb.UpdateModel, blobs: Sequence[memoryview
 
 _EVENT_DECODERS: dict[str, Callable[[Any, Sequence[memoryview]], Event]] = {
     "update_model": _update_model_from_proto,
-    "client_train": lambda message, _: ClientTrain(round=message.round, model_version=message.model_version,
-                                                   tasks=tuple(_task_from_proto(task) for task in message.tasks),
-                                                   resample=halor_serde.resample_from_proto(message)),
+    "client_train": lambda message, blobs: ClientTrain(
+        round=message.round, model_version=message.model_version,
+        tasks=tuple(_task_from_proto(task, blobs) for task in message.tasks),
+        resample=halor_serde.resample_from_proto(message)),
     "model_test": lambda message, _: ModelTest(round=message.round, model_version=message.model_version,
                                                shard_index=message.shard_index, shard_count=message.shard_count),
     "idle": lambda message, _: Idle(wait_s=message.wait_s),
@@ -159,6 +172,7 @@ _EVENT_DECODERS: dict[str, Callable[[Any, Sequence[memoryview]], Event]] = {
     "halor_keys": lambda message, _: halor_serde.halor_keys_from_proto(message),
     "label_stats": lambda message, _: halor_serde.label_stats_from_proto(message),
     "reveal_masks": lambda message, _: halor_serde.reveal_masks_from_proto(message),
+    "halor_sizes": lambda message, _: halor_serde.halor_sizes_from_proto(message),
 }
 
 
@@ -191,7 +205,8 @@ def completion_to_proto(completion: Completion, blobs: list[tuple[Buffer, ...]])
         return pb.Completion(client_update=pb.ClientUpdate(result=pb.TrainResult(
             client_id=result.client_id, round=result.round, model_version=result.model_version,
             weights=weights_to_proto(result.weights, blobs), num_samples=result.num_samples, num_steps=result.num_steps,
-            loss_mean=result.loss_mean, loss_square_mean=result.loss_square_mean, wall_time_s=result.wall_time_s)))
+            loss_mean=result.loss_mean, loss_square_mean=result.loss_square_mean, wall_time_s=result.wall_time_s,
+            client_state=_client_state_to_proto(result.client_state, blobs))))
     if isinstance(completion, ClientFailure):
         return pb.Completion(client_failure=pb.ClientFailure(round=completion.round, client_id=completion.client_id,
                                                              error=completion.error))
@@ -215,7 +230,8 @@ def _client_update_from_proto(message: pb.ClientUpdate, blobs: Sequence[memoryvi
         weights=weights_from_proto(result.weights, blobs, "ClientUpdate.result.weights"),
         num_samples=result.num_samples,
         num_steps=result.num_steps, loss_mean=result.loss_mean, loss_square_mean=result.loss_square_mean,
-        wall_time_s=result.wall_time_s))
+        wall_time_s=result.wall_time_s,
+        client_state=_client_state_from_proto(result, blobs, "ClientUpdate.result")))
 
 
 def _eval_outcome_from_proto(message: pb.EvalOutcome, _: Sequence[memoryview]) -> EvalOutcome:
@@ -233,6 +249,7 @@ _COMPLETION_DECODERS: dict[str, Callable[[Any, Sequence[memoryview]], Completion
     "public_keys": lambda message, _: halor_serde.public_keys_from_proto(message),
     "masked_histograms": lambda message, _: halor_serde.masked_histograms_from_proto(message),
     "revealed_masks": lambda message, _: halor_serde.revealed_masks_from_proto(message),
+    "resampled_sizes": lambda message, _: halor_serde.resampled_sizes_from_proto(message),
 }
 
 

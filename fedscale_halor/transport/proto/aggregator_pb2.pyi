@@ -61,7 +61,7 @@ class Tensors(_message.Message):
     def __init__(self, names: _Optional[_Iterable[str]] = ..., blob_index: _Optional[int] = ...) -> None: ...
 
 class TrainTask(_message.Message):
-    __slots__ = ("round", "client_id", "model_version", "learning_rate", "local_steps", "batch_size", "seed")
+    __slots__ = ("round", "client_id", "model_version", "learning_rate", "local_steps", "batch_size", "seed", "client_state")
     ROUND_FIELD_NUMBER: _ClassVar[int]
     CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -69,6 +69,7 @@ class TrainTask(_message.Message):
     LOCAL_STEPS_FIELD_NUMBER: _ClassVar[int]
     BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_STATE_FIELD_NUMBER: _ClassVar[int]
     round: int
     client_id: int
     model_version: int
@@ -76,10 +77,11 @@ class TrainTask(_message.Message):
     local_steps: int
     batch_size: int
     seed: int
-    def __init__(self, round: _Optional[int] = ..., client_id: _Optional[int] = ..., model_version: _Optional[int] = ..., learning_rate: _Optional[float] = ..., local_steps: _Optional[int] = ..., batch_size: _Optional[int] = ..., seed: _Optional[int] = ...) -> None: ...
+    client_state: Tensors
+    def __init__(self, round: _Optional[int] = ..., client_id: _Optional[int] = ..., model_version: _Optional[int] = ..., learning_rate: _Optional[float] = ..., local_steps: _Optional[int] = ..., batch_size: _Optional[int] = ..., seed: _Optional[int] = ..., client_state: _Optional[_Union[Tensors, _Mapping]] = ...) -> None: ...
 
 class TrainResult(_message.Message):
-    __slots__ = ("client_id", "round", "model_version", "weights", "num_samples", "num_steps", "loss_mean", "loss_square_mean", "wall_time_s")
+    __slots__ = ("client_id", "round", "model_version", "weights", "num_samples", "num_steps", "loss_mean", "loss_square_mean", "wall_time_s", "client_state")
     CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
     ROUND_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -89,6 +91,7 @@ class TrainResult(_message.Message):
     LOSS_MEAN_FIELD_NUMBER: _ClassVar[int]
     LOSS_SQUARE_MEAN_FIELD_NUMBER: _ClassVar[int]
     WALL_TIME_S_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_STATE_FIELD_NUMBER: _ClassVar[int]
     client_id: int
     round: int
     model_version: int
@@ -98,7 +101,8 @@ class TrainResult(_message.Message):
     loss_mean: float
     loss_square_mean: float
     wall_time_s: float
-    def __init__(self, client_id: _Optional[int] = ..., round: _Optional[int] = ..., model_version: _Optional[int] = ..., weights: _Optional[_Union[Tensors, _Mapping]] = ..., num_samples: _Optional[int] = ..., num_steps: _Optional[int] = ..., loss_mean: _Optional[float] = ..., loss_square_mean: _Optional[float] = ..., wall_time_s: _Optional[float] = ...) -> None: ...
+    client_state: Tensors
+    def __init__(self, client_id: _Optional[int] = ..., round: _Optional[int] = ..., model_version: _Optional[int] = ..., weights: _Optional[_Union[Tensors, _Mapping]] = ..., num_samples: _Optional[int] = ..., num_steps: _Optional[int] = ..., loss_mean: _Optional[float] = ..., loss_square_mean: _Optional[float] = ..., wall_time_s: _Optional[float] = ..., client_state: _Optional[_Union[Tensors, _Mapping]] = ...) -> None: ...
 
 class EvalResult(_message.Message):
     __slots__ = ("num_samples", "loss_sum", "top1_correct", "top5_correct")
@@ -192,6 +196,16 @@ class RevealMasks(_message.Message):
     requests: _containers.RepeatedCompositeFieldContainer[MaskRequest]
     def __init__(self, round: _Optional[int] = ..., requests: _Optional[_Iterable[_Union[MaskRequest, _Mapping]]] = ...) -> None: ...
 
+class HalorSizes(_message.Message):
+    __slots__ = ("round", "target", "client_ids")
+    ROUND_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_IDS_FIELD_NUMBER: _ClassVar[int]
+    round: int
+    target: ResampleTarget
+    client_ids: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, round: _Optional[int] = ..., target: _Optional[_Union[ResampleTarget, _Mapping]] = ..., client_ids: _Optional[_Iterable[int]] = ...) -> None: ...
+
 class ModelTest(_message.Message):
     __slots__ = ("round", "model_version", "shard_index", "shard_count")
     ROUND_FIELD_NUMBER: _ClassVar[int]
@@ -217,7 +231,7 @@ class Shutdown(_message.Message):
     def __init__(self, reason: _Optional[str] = ...) -> None: ...
 
 class Event(_message.Message):
-    __slots__ = ("update_model", "client_train", "model_test", "idle", "shutdown", "halor_keys", "label_stats", "reveal_masks")
+    __slots__ = ("update_model", "client_train", "model_test", "idle", "shutdown", "halor_keys", "label_stats", "reveal_masks", "halor_sizes")
     UPDATE_MODEL_FIELD_NUMBER: _ClassVar[int]
     CLIENT_TRAIN_FIELD_NUMBER: _ClassVar[int]
     MODEL_TEST_FIELD_NUMBER: _ClassVar[int]
@@ -226,6 +240,7 @@ class Event(_message.Message):
     HALOR_KEYS_FIELD_NUMBER: _ClassVar[int]
     LABEL_STATS_FIELD_NUMBER: _ClassVar[int]
     REVEAL_MASKS_FIELD_NUMBER: _ClassVar[int]
+    HALOR_SIZES_FIELD_NUMBER: _ClassVar[int]
     update_model: UpdateModel
     client_train: ClientTrain
     model_test: ModelTest
@@ -234,7 +249,8 @@ class Event(_message.Message):
     halor_keys: HalorKeys
     label_stats: LabelStats
     reveal_masks: RevealMasks
-    def __init__(self, update_model: _Optional[_Union[UpdateModel, _Mapping]] = ..., client_train: _Optional[_Union[ClientTrain, _Mapping]] = ..., model_test: _Optional[_Union[ModelTest, _Mapping]] = ..., idle: _Optional[_Union[Idle, _Mapping]] = ..., shutdown: _Optional[_Union[Shutdown, _Mapping]] = ..., halor_keys: _Optional[_Union[HalorKeys, _Mapping]] = ..., label_stats: _Optional[_Union[LabelStats, _Mapping]] = ..., reveal_masks: _Optional[_Union[RevealMasks, _Mapping]] = ...) -> None: ...
+    halor_sizes: HalorSizes
+    def __init__(self, update_model: _Optional[_Union[UpdateModel, _Mapping]] = ..., client_train: _Optional[_Union[ClientTrain, _Mapping]] = ..., model_test: _Optional[_Union[ModelTest, _Mapping]] = ..., idle: _Optional[_Union[Idle, _Mapping]] = ..., shutdown: _Optional[_Union[Shutdown, _Mapping]] = ..., halor_keys: _Optional[_Union[HalorKeys, _Mapping]] = ..., label_stats: _Optional[_Union[LabelStats, _Mapping]] = ..., reveal_masks: _Optional[_Union[RevealMasks, _Mapping]] = ..., halor_sizes: _Optional[_Union[HalorSizes, _Mapping]] = ...) -> None: ...
 
 class ClientUpdate(_message.Message):
     __slots__ = ("result",)
@@ -265,7 +281,7 @@ class EvalOutcome(_message.Message):
     def __init__(self, round: _Optional[int] = ..., model_version: _Optional[int] = ..., shard_index: _Optional[int] = ..., result: _Optional[_Union[EvalResult, _Mapping]] = ...) -> None: ...
 
 class Completion(_message.Message):
-    __slots__ = ("client_update", "client_failure", "eval_outcome", "heartbeat", "public_keys", "masked_histograms", "revealed_masks")
+    __slots__ = ("client_update", "client_failure", "eval_outcome", "heartbeat", "public_keys", "masked_histograms", "revealed_masks", "resampled_sizes")
     CLIENT_UPDATE_FIELD_NUMBER: _ClassVar[int]
     CLIENT_FAILURE_FIELD_NUMBER: _ClassVar[int]
     EVAL_OUTCOME_FIELD_NUMBER: _ClassVar[int]
@@ -273,6 +289,7 @@ class Completion(_message.Message):
     PUBLIC_KEYS_FIELD_NUMBER: _ClassVar[int]
     MASKED_HISTOGRAMS_FIELD_NUMBER: _ClassVar[int]
     REVEALED_MASKS_FIELD_NUMBER: _ClassVar[int]
+    RESAMPLED_SIZES_FIELD_NUMBER: _ClassVar[int]
     client_update: ClientUpdate
     client_failure: ClientFailure
     eval_outcome: EvalOutcome
@@ -280,7 +297,8 @@ class Completion(_message.Message):
     public_keys: PublicKeys
     masked_histograms: MaskedHistograms
     revealed_masks: RevealedMasks
-    def __init__(self, client_update: _Optional[_Union[ClientUpdate, _Mapping]] = ..., client_failure: _Optional[_Union[ClientFailure, _Mapping]] = ..., eval_outcome: _Optional[_Union[EvalOutcome, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., public_keys: _Optional[_Union[PublicKeys, _Mapping]] = ..., masked_histograms: _Optional[_Union[MaskedHistograms, _Mapping]] = ..., revealed_masks: _Optional[_Union[RevealedMasks, _Mapping]] = ...) -> None: ...
+    resampled_sizes: ResampledSizes
+    def __init__(self, client_update: _Optional[_Union[ClientUpdate, _Mapping]] = ..., client_failure: _Optional[_Union[ClientFailure, _Mapping]] = ..., eval_outcome: _Optional[_Union[EvalOutcome, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., public_keys: _Optional[_Union[PublicKeys, _Mapping]] = ..., masked_histograms: _Optional[_Union[MaskedHistograms, _Mapping]] = ..., revealed_masks: _Optional[_Union[RevealedMasks, _Mapping]] = ..., resampled_sizes: _Optional[_Union[ResampledSizes, _Mapping]] = ...) -> None: ...
 
 class ClientKey(_message.Message):
     __slots__ = ("client_id", "public_key")
@@ -341,6 +359,24 @@ class RevealedMasks(_message.Message):
     masks: _containers.RepeatedCompositeFieldContainer[RevealedMask]
     declined: _containers.RepeatedScalarFieldContainer[int]
     def __init__(self, round: _Optional[int] = ..., masks: _Optional[_Iterable[_Union[RevealedMask, _Mapping]]] = ..., declined: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class ClientSize(_message.Message):
+    __slots__ = ("client_id", "size")
+    CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    client_id: int
+    size: int
+    def __init__(self, client_id: _Optional[int] = ..., size: _Optional[int] = ...) -> None: ...
+
+class ResampledSizes(_message.Message):
+    __slots__ = ("round", "sizes", "declined")
+    ROUND_FIELD_NUMBER: _ClassVar[int]
+    SIZES_FIELD_NUMBER: _ClassVar[int]
+    DECLINED_FIELD_NUMBER: _ClassVar[int]
+    round: int
+    sizes: _containers.RepeatedCompositeFieldContainer[ClientSize]
+    declined: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, round: _Optional[int] = ..., sizes: _Optional[_Iterable[_Union[ClientSize, _Mapping]]] = ..., declined: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class Heartbeat(_message.Message):
     __slots__ = ()

@@ -6,7 +6,7 @@ import torch
 from fedscale_halor.executor.halor_clients import HalorClients, training_data
 from fedscale_halor.halor.ring import MaskRequest
 from fedscale_halor.halor.session import RingSeat
-from fedscale_halor.transport.messages import HalorKeys, LabelStats, RevealMasks
+from fedscale_halor.transport.messages import HalorKeys, HalorSizes, LabelStats, ResampledSizes, RevealMasks
 from fedscale_halor.types import ClientData, ResampleTarget, TrainTask
 
 # client 0 holds classes 0,0,0,0,1,1,2: counts [4, 2, 1]
@@ -108,3 +108,28 @@ def test_a_second_upload_in_the_same_round_is_declined() -> None:
     again = clients.masked_histograms(LabelStats(1, (seats[0],)))
 
     assert again.uploads == () and again.declined == (0,)
+
+
+class LabelsOnly(FakeClientStore):
+    """Client 0 holds LABELS, client 1 only class 1 (three samples); any other client is unknown. Reading a client's
+    features fails: the size question must be answered from labels alone."""
+
+    def label_counts(self, client_id: int) -> np.ndarray:
+        return {0: np.bincount(LABELS, minlength=3), 1: np.array([0, 3, 0])}[client_id]
+
+    def client_data(self, client_id: int, positions: np.ndarray | None = None) -> ClientData:
+        raise AssertionError("the size question read a client's features")
+
+
+def test_resampled_sizes_follow_the_training_rule_from_labels_alone() -> None:
+    # Prepare: g = (0.5, 0.25, 0.25). Under: client 0 keeps [2, 1, 1] (see above) = 4; client 1 keeps its single
+    # class whole = 3. Over keeps each client's size: 7 and 3. Client 9 is not on this executor's data.
+    clients = HalorClients("executor_0", job_seed=9, dataset=LabelsOnly())  # type: ignore[arg-type]
+
+    # Execute
+    under = clients.answer(HalorSizes(0, ResampleTarget((0.5, 0.25, 0.25), "under"), (0, 1, 9)))
+    over = clients.answer(HalorSizes(0, ResampleTarget((0.5, 0.25, 0.25), "over"), (0, 1)))
+
+    # Assert
+    assert under == ResampledSizes(0, ((0, 4), (1, 3)), declined=(9,))
+    assert over == ResampledSizes(0, ((0, 7), (1, 3)))

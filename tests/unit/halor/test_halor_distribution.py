@@ -5,7 +5,13 @@ import logging
 import numpy as np
 import pytest
 
-from fedscale_halor.halor.distribution import DEFAULT_HISTORY, GlobalDistribution, KeptRound, total_variation
+from fedscale_halor.halor.distribution import (
+    DEFAULT_HISTORY,
+    GlobalDistribution,
+    KeptRound,
+    protocol_groups,
+    total_variation,
+)
 
 
 def test_nothing_to_resample_toward_before_the_first_update() -> None:
@@ -129,3 +135,45 @@ def test_window_converges_to_the_true_distribution() -> None:
 def test_total_variation_refuses_bad_input(p: np.ndarray, q: np.ndarray, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         total_variation(p, q)
+
+
+@pytest.mark.parametrize(("clients", "group_size", "sizes"), [
+    (12, 4, [4, 4, 4]),  # even split
+    (10, 3, [3, 3, 4]),  # a tail of 1 joins the group before it
+    (11, 3, [3, 3, 5]),  # a tail of 2 as well: a ring needs 3
+    (13, 5, [5, 5, 3]),  # a tail of 3 is a ring of its own
+    (7, 100, [7]),  # fewer clients than a group: one group
+])
+def test_groups_cover_every_client_once_and_fold_a_short_tail(clients: int, group_size: int,
+                                                              sizes: list[int]) -> None:
+    ids = [3 * client + 1 for client in range(clients)]  # ids need not be contiguous
+
+    groups = protocol_groups(ids, group_size, seed=233)
+
+    assert [len(group) for group in groups] == sizes
+    assert sorted(client for group in groups for client in group) == ids
+    assert all(list(group) == sorted(group) for group in groups)
+
+
+def test_groups_follow_from_the_seed_alone() -> None:
+    ids = list(range(30))
+
+    first = protocol_groups(ids, 10, seed=5)
+
+    assert protocol_groups(list(reversed(ids)), 10, seed=5) == first  # the order the ids come in does not matter
+    assert protocol_groups(ids, 10, seed=6) != first
+    assert first != (tuple(range(10)), tuple(range(10, 20)), tuple(range(20, 30)))  # shuffled, not cut in order
+
+
+def test_fewer_than_three_clients_make_one_group_that_cannot_form_a_ring() -> None:
+    assert protocol_groups([4, 9], 3, seed=0) == ((4, 9),)
+    assert protocol_groups([], 3, seed=0) == ()
+
+
+@pytest.mark.parametrize(("ids", "group_size", "message"), [
+    ([1, 2, 3], 2, "group_size must be at least 3"),
+    ([1, 1, 2], 3, "distinct"),
+])
+def test_groups_refuse_bad_arguments(ids: list[int], group_size: int, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        protocol_groups(ids, group_size, seed=0)
