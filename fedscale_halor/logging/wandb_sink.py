@@ -18,6 +18,7 @@ from typing import Any
 
 from fedscale_halor.config.schema import DeploymentConfig, ExperimentConfig, JobConfig
 from fedscale_halor.config.serialize import config_to_dict
+from fedscale_halor.halor.settings import halor_choices
 from fedscale_halor.logging.base import MetricsSink
 from fedscale_halor.logging.scalars import round_scalars
 from fedscale_halor.types import RoundMetrics
@@ -41,7 +42,8 @@ def run_name(job: JobConfig, timestamp: str) -> str:
         partition += f"{job.dirichlet_alpha:g}"
     elif job.partitioning == 2:
         partition += f"{job.zipf_param:g}"
-    halor = f"halor-{job.halor_resample}" if job.halor else "nohalor"
+    choices = halor_choices(job)
+    halor = f"halor-{choices.resample}-{choices.distribution}" if choices is not None else "nohalor"
     return (f"{job.sample_mode}-{job.gradient_policy}-{partition}-p{job.num_participants}-{halor}"
             f"-s{job.sample_seed}-{timestamp}")
 

@@ -118,7 +118,7 @@ def test_offline_run_holds_project_name_config_and_each_rounds_metrics(
     records = read_wandb_records(files[0])
     run = run_record(records)
     assert run.project == "cifar10_resnet18"  # type: ignore[attr-defined]
-    assert run.display_name == "random-fedavg-iid-p10-halor-under-s233-0102_030405"  # type: ignore[attr-defined]
+    assert run.display_name == "random-fedavg-iid-p10-halor-under-window-s233-0102_030405"  # type: ignore[attr-defined]
     assert sorted(run.tags) == ["a", "sweep"]  # type: ignore[attr-defined]
     config = {item.key: json.loads(item.value_json) for item in run.config.update}  # type: ignore[attr-defined]
     assert config["data_set"] == "cifar10" and config["rounds"] == 3 and config["use_wandb"] is True
@@ -161,9 +161,11 @@ def test_run_name_spells_out_the_swept_parameters() -> None:
 
     # Execute
     names = (run_name(job, "0101_120000"), run_name(JobConfig(partitioning=2, zipf_param=1.5), "x"),
-             run_name(JobConfig(partitioning=8, dirichlet_alpha=0.5), "y"))
+             run_name(JobConfig(partitioning=8, dirichlet_alpha=0.5), "y"),
+             run_name(JobConfig(partitioning=8, data_regulation=1), "z"))
 
     # Assert
-    assert names == ("oort-fed-yogi-dir0.1-p20-halor-over-s7-0101_120000",
+    assert names == ("oort-fed-yogi-dir0.1-p20-halor-over-window-s7-0101_120000",
                      "random-fedavg-zipf1.5-p10-nohalor-s233-x",
-                     "random-fedavg-halordir0.5-p10-nohalor-s233-y")
+                     "random-fedavg-halordir0.5-p10-nohalor-s233-y",
+                     "random-fedavg-halordir0.5-p10-halor-under-all-s233-z")
