@@ -83,7 +83,6 @@ def read_yaml_mapping(path: Path) -> Mapping[str, object]:
     return data
 
 
-
 def config_from_mapping(data: Mapping[str, object], source: Path | None,
                         overrides: Mapping[str, object] | None = None, *,
                         environ: Mapping[str, str] | None = None) -> ExperimentConfig:

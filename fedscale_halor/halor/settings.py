@@ -4,7 +4,8 @@
 runs it with Halor's choices: the exact distribution over every client (unless ``halor_distribution`` names
 ``window``), the ``under`` rule, and the guard on resampled sizes. The aggregator builds its Halor step from these
 choices and sends the resampling rule with every task and size question, so its executors resample exactly as it
-decided, whatever their own copy of the config says.
+decided, whatever their own copy of the config says. ``job_noise`` is the noise of ``halor_noise``, which the
+aggregator and every executor derive alike from the config.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 
 from fedscale_halor.config.errors import ConfigError
 from fedscale_halor.config.schema import JobConfig
+from fedscale_halor.halor.privacy import NoiseSettings
 
 AUTO = "auto"
 
@@ -54,3 +56,20 @@ def halor_choices(job: JobConfig) -> HalorChoices | None:
         guard_floor=job.filter_less if job.used_samples >= 0 else 0,
         switched_on_by="data_regulation: 1" if regulated else "halor: True",
     )
+
+
+def job_noise(job: JobConfig) -> NoiseSettings | None:
+    """Halor's noise for a job (halor_noise), derived alike by the aggregator and by every executor; None without.
+
+    The budget halor_epsilon covers the job's rounds for a client that contributes to every one of them, the worst
+    any selector can do. The exact distribution (halor_distribution all) reveals each group's sum once, before round
+    1, and is not combined with noise.
+    """
+    choices = halor_choices(job)
+    if choices is None or not job.halor_noise:
+        return None
+    if choices.distribution != "window":
+        raise ConfigError("halor_noise adds noise to the sums of halor_distribution window; the exact distribution "
+                          f"(halor_distribution {job.halor_distribution}) reveals each group's sum once, before "
+                          "round 1, and runs without it (docs/halor.md)")
+    return NoiseSettings.for_target(job.halor_epsilon, job.halor_delta, job.rounds)

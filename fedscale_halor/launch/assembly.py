@@ -13,7 +13,7 @@ from fedscale_halor.config.errors import ConfigError
 from fedscale_halor.config.schema import ExperimentConfig, JobConfig
 from fedscale_halor.data.federated import FederatedDataset
 from fedscale_halor.executor.executor import Executor, ExecutorParts
-from fedscale_halor.halor.settings import halor_choices
+from fedscale_halor.halor.settings import halor_choices, job_noise
 from fedscale_halor.launch.hosts import ExecutorSlot
 from fedscale_halor.logging.base import FanOutSink
 from fedscale_halor.logging.factory import job_sinks
@@ -22,7 +22,6 @@ from fedscale_halor.seeding import derive_seed
 from fedscale_halor.server.aggregator import Aggregator, AggregatorParts
 from fedscale_halor.server.board import LivenessPolicy, WorkBoard
 from fedscale_halor.server.checkpoint import load_checkpoint_state
-from fedscale_halor.server.halor_privacy import job_noise
 from fedscale_halor.server.halor_step import HalorCoordinator, HalorSettings
 from fedscale_halor.simulation.clock import VirtualClock
 from fedscale_halor.transport.base import Transport

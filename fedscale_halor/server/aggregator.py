@@ -96,9 +96,9 @@ class Aggregator:
             _log.warning("only %d of %d executors registered within %g s; starting with them", registered,
                          executor_count, register_timeout_s)
         board.set_model(self._version, self._weights)
-        self._parts.selector.register(self._client_infos())
-        self._parts.strategy.register_clients({client: self._parts.client_sizes.get(client, 0)
-                                               for client in self._parts.client_ids})
+        sizes = self._client_sizes()
+        self._parts.selector.register(self._client_infos(sizes))
+        self._parts.strategy.register_clients(sizes)
         history: list[RoundMetrics] = []
         try:
             if self._parts.halor is not None:  # Halor's exact distribution, when the job asks for it
@@ -209,8 +209,10 @@ class Aggregator:
         _log.info("round %d: %d stale updates folded in (clients %s)", round_index, len(due),
                   ", ".join(str(pending.result.client_id) for pending in due))
 
-    def _client_infos(self) -> dict[int, ClientInfo]:
-        sizes = {client: self._parts.client_sizes.get(client, 0) for client in self._parts.client_ids}
+    def _client_sizes(self) -> dict[int, int]:
+        return {client: self._parts.client_sizes.get(client, 0) for client in self._parts.client_ids}
+
+    def _client_infos(self, sizes: dict[int, int]) -> dict[int, ClientInfo]:
         if self._parts.clock is not None:
             return self._parts.clock.client_infos(sizes)
         return {client: ClientInfo(num_samples=count) for client, count in sizes.items()}

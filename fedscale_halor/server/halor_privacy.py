@@ -14,10 +14,7 @@ from dataclasses import dataclass
 
 from dp_accounting import dp_event
 
-from fedscale_halor.config.errors import ConfigError
-from fedscale_halor.config.schema import JobConfig
 from fedscale_halor.halor.privacy import NoiseSettings, epsilon_of, skellam_zcdp
-from fedscale_halor.halor.settings import halor_choices
 
 _MAX_CONVERSIONS_KEPT = 4096
 
@@ -104,20 +101,3 @@ class PrivacyLedger:
             epsilon = self._converted[key] = epsilon_of(dp_event.ZCDpEvent(rho=composed.rho, xi=composed.xi),
                                                         self._noise.delta)
         return epsilon
-
-
-def job_noise(job: JobConfig) -> NoiseSettings | None:
-    """Halor's noise for a job (halor_noise), derived alike by the aggregator and by every executor; None without.
-
-    The budget halor_epsilon covers the job's rounds for a client that contributes to every one of them, the worst
-    any selector can do. The exact distribution (halor_distribution all) reveals each group's sum once, before round
-    1, and is not combined with noise.
-    """
-    choices = halor_choices(job)
-    if choices is None or not job.halor_noise:
-        return None
-    if choices.distribution != "window":
-        raise ConfigError("halor_noise adds noise to the sums of halor_distribution window; the exact distribution "
-                          f"(halor_distribution {job.halor_distribution}) reveals each group's sum once, before "
-                          "round 1, and runs without it (docs/halor.md)")
-    return NoiseSettings.for_target(job.halor_epsilon, job.halor_delta, job.rounds)

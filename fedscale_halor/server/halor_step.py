@@ -141,12 +141,13 @@ class HalorCoordinator:
         guard = self._guard
         if not guard.active:
             return list(candidates)
-        if not guard.admitted(self._population):
+        admitted = guard.admitted(candidates)
+        # the whole population is scanned only when no candidate is left, not every round
+        if not admitted and not guard.admitted(self._population):
             raise NoEligibleClientsError(
                 f"round {round_index}: Halor's guard leaves no client to select: each of the {len(self._population)} "
                 f"clients resamples to fewer than filter_less={guard.floor} samples; lower filter_less, or resample "
                 "with halor_resample over")
-        admitted = guard.admitted(candidates)
         if len(admitted) < min(needed, len(candidates)):
             _log.warning("round %d: Halor's guard leaves %d of %d candidate clients (resampled size >= filter_less=%d)"
                          "; the round needs %d", round_index, len(admitted), len(candidates), guard.floor, needed)
