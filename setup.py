@@ -30,6 +30,6 @@ setup(
         "psutil>=5.9",
         "tqdm>=4.60",
     ],
-    extras_require={"test": ["pytest>=8", "ruff>=0.5", "grpcio-tools>=1.85.1"]},
+    extras_require={"test": ["pytest>=8", "ruff>=0.5", "grpcio-tools>=1.85.1", "hypothesis>=6.100"]},
     entry_points={"console_scripts": ["fedscale-halor=fedscale_halor.cli:main"]},
 )

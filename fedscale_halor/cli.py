@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -168,6 +169,8 @@ def _add_job_arguments(command: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fedscale-halor", description=__doc__)
+    parser.add_argument("--debug", action="store_true",
+                        help="show the traceback behind an error message (for reports, not for fixing a config)")
     commands = parser.add_subparsers(dest="command", required=True)
 
     start = commands.add_parser("start", help="run a job on this machine: the aggregator and one executor process "
@@ -237,18 +240,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from fedscale_halor.config.errors import ConfigError
+    from fedscale_halor.errors import InputFileError
     from fedscale_halor.launch.errors import LaunchError
     from fedscale_halor.server.errors import JobFailedError
 
     args = build_parser().parse_args(argv)
     try:
         return int(args.handler(args))
-    except (ConfigError, FileNotFoundError, LaunchError) as error:
-        print(f"fedscale-halor: {error}", file=sys.stderr)
+    except (ConfigError, FileNotFoundError, InputFileError, LaunchError) as error:
+        _explain(error, args.debug)
         return 2
     except JobFailedError as error:
-        print(f"fedscale-halor: the job failed: {error}", file=sys.stderr)
+        _explain(error, args.debug, prefix="the job failed: ")
         return 1
+
+
+def _explain(error: BaseException, debug: bool, prefix: str = "") -> None:
+    """A user's mistake is one line; ``--debug`` adds the traceback behind it."""
+    if debug:
+        traceback.print_exception(error, file=sys.stderr)
+    print(f"fedscale-halor: {prefix}{error}", file=sys.stderr)
 
 
 if __name__ == "__main__":

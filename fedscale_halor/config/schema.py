@@ -234,6 +234,20 @@ class JobConfig:
                                           "gives up with an error", range=(1.0, None))
     executor_timeout: float = knob(60.0, "seconds without a call from an executor after which it is declared dead",
                                    range=(1.0, None))
+    quorum: float = knob(0.5, "share of a round's selected clients that must report (clients that failed do not "
+                              "count; the virtual clock's stragglers and dropouts do) for the round to be "
+                              "committed; a round short of it is retried with fresh participants", range=(0.0, 1.0))
+    round_retries: int = knob(2, "times a round short of its quorum is run again with fresh participants before the "
+                                 "job stops with the failing clients and their first error", range=(0, None))
+    executor_restarts: int = knob(0, "times a dead executor forked by `start` is started again (per slot)",
+                                  range=(0, None))
+    reconnect_timeout: float = knob(60.0, "seconds an executor keeps trying to reach an aggregator it lost before it "
+                                          "gives up; within them it reconnects and carries on", range=(0.0, None))
+    straggler_balancing: bool = knob(False, "with device traces: clients predicted to miss the round's deadline "
+                                            "train fewer local steps (at least min_local_steps) so that they finish "
+                                            "in time")
+    min_local_steps: int = knob(1, "straggler_balancing: the fewest local steps a shortened client trains",
+                                range=(1, None))
     dead_executor_clients: str = knob("reassign", "what happens to a dead executor's unfinished clients: handed to "
                                                   "the other executors, or counted as dropped",
                                       choices=("reassign", "drop"))
