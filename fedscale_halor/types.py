@@ -120,3 +120,9 @@ class RoundMetrics:
     stragglers: int = 0  # selected clients that finished after the round ended
     # Halor's global label distribution the round's clients resampled toward (None: Halor off or no sum yet)
     class_distribution: tuple[float, ...] | None = None
+    attempts: int = 1  # runs of the round: more than 1 when attempts short of the quorum were retried
+    # round trips (task handed out -> update received), in seconds, of the committed attempt
+    client_round_trip_s: Mapping[int, float] = field(default_factory=dict)
+    executor_round_trip_s: Mapping[str, float] = field(default_factory=dict)
+    # straggler balancing: the local steps of the clients it shortened
+    shortened_local_steps: Mapping[int, int] = field(default_factory=dict)

@@ -10,7 +10,8 @@ from fedscale_halor.types import RoundMetrics
 
 COLUMNS = (
     "round", "clock_s", "wall_time_s", "participants", "completed", "train_loss", "learning_rate",
-    "test_loss", "test_top1", "test_top5", "test_samples",
+    "test_loss", "test_top1", "test_top5", "test_samples", "attempts", "client_round_trip_mean_s",
+    "client_round_trip_max_s", "executor_round_trip_max_s", "shortened_clients",
 )
 
 
@@ -33,11 +34,23 @@ class CsvSink(MetricsSink):
             "" if test is None else f"{test.top1:.6f}",
             "" if test is None else f"{test.top5:.6f}",
             "" if test is None else test.num_samples,
+            metrics.attempts,
+            *_round_trips(metrics),
+            len(metrics.shortened_local_steps),
         ])
         self._file.flush()
 
     def close(self) -> None:
         self._file.close()
+
+
+def _round_trips(metrics: RoundMetrics) -> list[str]:
+    """Mean and slowest client round trip, slowest executor's; empty when nobody reported."""
+    clients = list(metrics.client_round_trip_s.values())
+    executors = list(metrics.executor_round_trip_s.values())
+    return ["" if not clients else f"{sum(clients) / len(clients):.4f}",
+            "" if not clients else f"{max(clients):.4f}",
+            "" if not executors else f"{max(executors):.4f}"]
 
 
 def _rows_up_to(path: Path, last_round: int) -> list[list[str]]:

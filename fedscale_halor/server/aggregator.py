@@ -31,10 +31,12 @@ from fedscale_halor.server.checkpoint import (
 )
 from fedscale_halor.server.errors import NoExecutorsError
 from fedscale_halor.server.halor_step import HalorCoordinator
+from fedscale_halor.server.quorum import QuorumPolicy
 from fedscale_halor.server.stale import StaleUpdates
 from fedscale_halor.simulation.clock import VirtualClock
 from fedscale_halor.simulation.plan import RoundPlan
-from fedscale_halor.types import EvalResult, RoundMetrics, TrainResult, TrainTask, Weights
+from fedscale_halor.transport.messages import ClientFailure
+from fedscale_halor.types import EvalResult, ResampleTarget, RoundMetrics, TrainResult, TrainTask, Weights
 
 _log = logging.getLogger("fedscale_halor.aggregator")
 
@@ -63,6 +65,7 @@ class Aggregator:
         self._version = 0
         self._clock_s = 0.0
         self._stale = StaleUpdates(StalePolicy(job.stale_update, job.stale_factor, job.stale_beta, job.scale_coff))
+        self._quorum = QuorumPolicy(job.quorum, job.round_retries)
         self._first_round = 1
 
     def restore(self, checkpoint_dir: Path) -> int:
@@ -115,37 +118,66 @@ class Aggregator:
         started = time.perf_counter()
         learning_rate = learning_rate_at(round_index - 1, job.learning_rate, job.decay_factor, job.decay_round,
                                          job.min_learning_rate)
-        plan, completing, late = self._choose(round_index)
-        participants = sorted([*completing, *late])
+        resample = _OncePerRound(round_index, parts.halor)
+        excluded: set[int] = set()
+        short: list[tuple[int, Sequence[ClientFailure]]] = []
+        for attempt_number in range(1, job.round_retries + 2):
+            attempt = self._attempt(round_index, learning_rate, excluded, resample)
+            if self._quorum.met(len(attempt.sampled), attempt.outcome.failures):
+                break
+            self._quorum.note_short(round_index, attempt_number, len(attempt.sampled), attempt.outcome.failures)
+            short.append((len(attempt.sampled), attempt.outcome.failures))
+            excluded.update(failure.client_id for failure in attempt.outcome.failures)
+        else:
+            raise self._quorum.failure(round_index, short)
+        return self._commit(round_index, attempt, learning_rate, executor_count, started, attempts=len(short) + 1)
+
+    def _attempt(self, round_index: int, learning_rate: float, excluded: set[int],
+                 resample: _OncePerRound) -> _Attempt:
+        """Select, train and fold one run of the round; nothing is committed yet."""
+        job, parts = self._job, self._parts
+        choice = self._choose(round_index, excluded)
+        plan, late = choice.plan, choice.late
+        participants = sorted([*choice.completing, *late])
         # Halor's ring holds every selected client: who will straggle or drop out is not known before training
         sampled = participants if plan is None else sorted(
             {*plan.completed, *(client for client, _ in plan.stragglers), *plan.dropped})
-        resample = parts.halor.before_round(round_index, sampled) if parts.halor is not None else None
+        target = resample.target(sampled)
         tasks = [
             TrainTask(round=round_index, client_id=client_id, model_version=self._version,
-                      learning_rate=learning_rate, local_steps=job.local_steps, batch_size=job.batch_size,
-                      seed=derive_seed(job.sample_seed, round_index, "train", client_id),
+                      learning_rate=learning_rate, local_steps=choice.local_steps.get(client_id, job.local_steps),
+                      batch_size=job.batch_size, seed=derive_seed(job.sample_seed, round_index, "train", client_id),
                       client_state=parts.strategy.task_state(client_id))  # FedDC: the client's drift
             for client_id in participants
         ]
-        round_start_s = self._clock_s
-        fold = parts.strategy.start_round(self._weights, completing)
+        fold = parts.strategy.start_round(self._weights, choice.completing)
+        late_results: list[TrainResult] = []
 
         def take(result: TrainResult) -> None:
             if result.client_id in late:  # trained now, arrives after the cut: kept for a later round
-                self._stale.hold(result, round_index, round_start_s + late[result.client_id])
+                late_results.append(result)
             else:
                 fold.add(result)
 
-        outcome = parts.board.run_round(round_index, tasks, on_result=take, resample=resample)
+        outcome = parts.board.run_round(round_index, tasks, on_result=take, resample=target)
+        return _Attempt(choice, tuple(participants), tuple(sampled), fold, outcome, tuple(late_results))
+
+    def _commit(self, round_index: int, attempt: _Attempt, learning_rate: float, executor_count: int,
+                started: float, attempts: int) -> RoundMetrics:
+        job, parts = self._job, self._parts
+        plan, late, outcome = attempt.choice.plan, attempt.choice.late, attempt.outcome
+        round_start_s = self._clock_s
+        for result in attempt.late_results:
+            self._stale.hold(result, round_index, round_start_s + late[result.client_id])
         if parts.halor is not None:  # the sizes they trained on are their resampled sizes, for Halor's guard
             parts.halor.after_round(outcome.results)
         for failure in outcome.failures:
             _log.warning("round %d: client %d failed and is dropped: %s", round_index, failure.client_id,
                          failure.error)
         self._advance_clock(plan, outcome)
-        self._fold_stale_updates(round_index, fold, [r.client_id for r in outcome.results if r.client_id not in late])
-        self._weights = fold.finish()
+        self._fold_stale_updates(round_index, attempt.fold,
+                                 [r.client_id for r in outcome.results if r.client_id not in late])
+        self._weights = attempt.fold.finish()
         self._version += 1
         parts.board.set_model(self._version, self._weights)
         parts.selector.feedback(round_index, [
@@ -160,31 +192,41 @@ class Aggregator:
             self._save(round_index)
         metrics = RoundMetrics(
             round=round_index, clock_s=self._clock_s, wall_time_s=time.perf_counter() - started,
-            participants=tuple(participants), completed=sum(1 for r in outcome.results if r.client_id not in late),
+            participants=attempt.participants,
+            completed=sum(1 for r in outcome.results if r.client_id not in late),
             train_loss=_mean_train_loss(outcome), learning_rate=learning_rate, test=test,
             dropouts=0 if plan is None else len(plan.dropped), stragglers=0 if plan is None else len(plan.stragglers),
-            class_distribution=None if parts.halor is None else parts.halor.distribution(),
+            class_distribution=None if parts.halor is None else parts.halor.distribution(), attempts=attempts,
+            client_round_trip_s=outcome.client_round_trip_s, executor_round_trip_s=outcome.executor_round_trip_s,
+            shortened_local_steps=attempt.choice.local_steps,
         )
         parts.sink.on_round(metrics)
         return metrics
 
-    def _choose(self, round_index: int) -> tuple[RoundPlan | None, list[int], dict[int, float]]:
-        """The round's plan (None without a virtual clock), the clients that complete it, and the stragglers to
-        train anyway for a later round (with their finishing time, seconds after the round's start)."""
+    def _choose(self, round_index: int, excluded: set[int]) -> _Choice:
+        """The round's plan (None without a virtual clock), the clients that complete it, the stragglers to train
+        anyway for a later round, and the local steps of clients that straggler balancing shortened. ``excluded``:
+        clients that failed in an earlier attempt of the round."""
         job, parts = self._job, self._parts
         if parts.clock is None:
-            candidates = self._guarded(round_index, parts.client_ids, job.num_participants)
-            return None, sorted(parts.selector.select(round_index, candidates, job.num_participants)), {}
+            candidates = self._guarded(round_index, _without(parts.client_ids, excluded), job.num_participants)
+            return _Choice(None, sorted(parts.selector.select(round_index, candidates, job.num_participants)))
         count = parts.clock.selection_size(job.num_participants, job.overcommitment)
         if self._stale.enabled and job.adapt_selection:
             arriving = self._stale.arriving_within(round_index, parts.clock.now_s, parts.clock.expected_round_s())
             count = AdaptiveParticipantTarget(job.adapt_selection, job.adapt_selection_cap).target(count, arriving)
-        candidates = self._guarded(round_index, parts.clock.feasible(parts.client_ids), count)
+        candidates = self._guarded(round_index, _without(parts.clock.feasible(parts.client_ids), excluded), count)
         selected = parts.selector.select(round_index, candidates, count)
-        plan = parts.clock.plan(round_index, selected)
+        local_steps = parts.clock.balanced_local_steps(selected, job.min_local_steps) if job.straggler_balancing \
+            else {}
+        if local_steps:
+            _log.info("round %d: straggler balancing shortens %d clients: %s", round_index, len(local_steps),
+                      ", ".join(f"{client} ({job.local_steps} -> {steps} steps)"
+                                for client, steps in sorted(local_steps.items())))
+        plan = parts.clock.plan(round_index, selected, local_steps)
         # dropouts never report; stragglers are trained only when their updates may still count later
         late = dict(plan.stragglers) if self._stale.enabled else {}
-        return plan, sorted(plan.completed), late
+        return _Choice(plan, sorted(plan.completed), late, local_steps)
 
     def _guarded(self, round_index: int, candidates: Sequence[int], needed: int) -> Sequence[int]:
         """Halor's guard: the candidates whose resampled size reaches filter_less (every candidate without Halor)."""
@@ -224,6 +266,45 @@ class Aggregator:
                             self._weights, self._parts.strategy.state_dict(),
                             halor_window=None if halor is None else halor.window(),
                             halor_sizes=None if halor is None else halor.resampled_sizes())
+
+
+@dataclass(frozen=True)
+class _Choice:
+    plan: RoundPlan | None
+    completing: list[int]
+    late: Mapping[int, float] = field(default_factory=dict)  # stragglers trained anyway: their finishing times
+    local_steps: Mapping[int, int] = field(default_factory=dict)  # clients shortened by straggler balancing
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    choice: _Choice
+    participants: tuple[int, ...]
+    sampled: tuple[int, ...]
+    fold: RoundFold
+    outcome: RoundOutcome
+    late_results: tuple[TrainResult, ...]
+
+
+class _OncePerRound:
+    """Halor's pre-round step runs once per round: a retried attempt resamples toward the same target, and its
+    clients' masks are not derived a second time for the same round."""
+
+    def __init__(self, round_index: int, halor: HalorCoordinator | None) -> None:
+        self._round_index = round_index
+        self._halor = halor
+        self._ran = False
+        self._target: ResampleTarget | None = None
+
+    def target(self, sampled: Sequence[int]) -> ResampleTarget | None:
+        if self._halor is not None and not self._ran:
+            self._target = self._halor.before_round(self._round_index, sampled)
+            self._ran = True
+        return self._target
+
+
+def _without(clients: Sequence[int], excluded: set[int]) -> Sequence[int]:
+    return [client for client in clients if client not in excluded] if excluded else clients
 
 
 def _mean_train_loss(outcome: RoundOutcome) -> float:

@@ -17,7 +17,7 @@ import math
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 from fedscale_halor.server.errors import JobFailedError
@@ -52,7 +52,11 @@ class _ExecutorState:
 @dataclass(frozen=True)
 class RoundOutcome:
     results: tuple[TrainResult, ...]
-    failures: tuple[ClientFailure, ...]
+    failures: tuple[ClientFailure, ...]  # in the order they were reported
+    # seconds from a client's task being handed out to its update arriving, for every client that reported
+    client_round_trip_s: Mapping[int, float] = field(default_factory=dict)
+    # seconds from an executor taking its first task of the round to its last update of the round
+    executor_round_trip_s: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,10 @@ class WorkBoard:
         self._results: dict[int, TrainResult] = {}
         self._arrived: list[TrainResult] | None = None  # results not yet handed to the round loop, when it takes them
         self._failures: dict[int, ClientFailure] = {}
+        self._handed_out_at: dict[int, float] = {}  # client -> when its task left, this round
+        self._client_round_trip_s: dict[int, float] = {}
+        self._executor_first_task_at: dict[str, float] = {}
+        self._executor_round_trip_s: dict[str, float] = {}
         self._test_round = -1
         self._pending_shards: deque[int] = deque()
         self._shard_count = 0
@@ -145,6 +153,9 @@ class WorkBoard:
             share = math.ceil(len(self._pending_tasks) / (max(1, len(self._executors)) * self._chunks_per_executor))
             tasks = tuple(self._pending_tasks.popleft() for _ in range(share))
             state.clients.update({task.client_id: task for task in tasks})
+            now = time.monotonic()
+            self._handed_out_at.update((task.client_id, now) for task in tasks)
+            self._executor_first_task_at.setdefault(executor_id, now)
             return ClientTrain(self._round, self._model_version, tasks, self._resample)
         if self._pending_shards:
             shard = self._pending_shards.popleft()
@@ -161,6 +172,7 @@ class WorkBoard:
                 state.clients.pop(result.client_id, None)
                 if result.round == self._round and result.client_id in self._awaited_clients:
                     self._awaited_clients.discard(result.client_id)
+                    self._note_round_trip(executor_id, result.client_id)
                     if self._arrived is None:
                         self._results[result.client_id] = result
                     else:  # the round loop takes the weights; the outcome keeps the rest
@@ -178,6 +190,15 @@ class WorkBoard:
             elif not isinstance(completion, Heartbeat):
                 raise TypeError(f"unknown completion {type(completion).__name__}")
             self._changed.notify_all()
+
+    def _note_round_trip(self, executor_id: str, client_id: int) -> None:
+        now = time.monotonic()
+        handed_out = self._handed_out_at.get(client_id)
+        if handed_out is not None:
+            self._client_round_trip_s[client_id] = now - handed_out
+        first = self._executor_first_task_at.get(executor_id)
+        if first is not None:
+            self._executor_round_trip_s[executor_id] = now - first
 
     def _take_answer(self, executor_id: str, answer: HalorAnswer) -> None:
         exchange = self._exchange
@@ -198,22 +219,40 @@ class WorkBoard:
     def _reap_dead_executors(self) -> None:
         now = time.monotonic()
         for executor_id, state in list(self._executors.items()):
-            if now - state.last_seen <= self._liveness.executor_timeout_s:
-                continue
-            del self._executors[executor_id]
-            self._reaped.add(executor_id)
-            unfinished = sorted(state.clients)
-            _log.warning("executor %s silent for %.0f s: declared dead; %d unfinished clients %s", executor_id,
-                         now - state.last_seen, len(unfinished),
-                         "reassigned" if self._liveness.reassign_dead_clients else "dropped")
-            if self._liveness.reassign_dead_clients:
-                self._pending_tasks.extend(state.clients[client] for client in unfinished)
-            else:
-                for client in unfinished:
-                    self._record_failure(ClientFailure(self._round, client, f"executor {executor_id} died"))
-            self._pending_shards.extend(sorted(state.shards))
-            if self._exchange is not None:
-                self._exchange.executor_died(executor_id)
+            silent_s = now - state.last_seen
+            if silent_s > self._liveness.executor_timeout_s:
+                self._declare_dead(executor_id, f"silent for {silent_s:.0f} s")
+        self._note_orphans(now)
+
+    def executor_lost(self, executor_id: str, reason: str) -> None:
+        """An executor is known to be gone (its process exited): declared dead now, not after the executor
+        timeout."""
+        with self._changed:
+            if executor_id in self._executors:
+                self._declare_dead(executor_id, reason)
+                self._note_orphans(time.monotonic())
+
+    @property
+    def has_shut_down(self) -> bool:
+        with self._changed:
+            return self._shutdown_reason is not None
+
+    def _declare_dead(self, executor_id: str, reason: str) -> None:
+        state = self._executors.pop(executor_id)
+        self._reaped.add(executor_id)
+        unfinished = sorted(state.clients)
+        _log.warning("executor %s %s: declared dead; %d unfinished clients %s", executor_id, reason, len(unfinished),
+                     "reassigned" if self._liveness.reassign_dead_clients else "dropped")
+        if self._liveness.reassign_dead_clients:
+            self._pending_tasks.extend(state.clients[client] for client in unfinished)
+        else:
+            for client in unfinished:
+                self._record_failure(ClientFailure(self._round, client, f"executor {executor_id} died"))
+        self._pending_shards.extend(sorted(state.shards))
+        if self._exchange is not None:
+            self._exchange.executor_died(executor_id)
+
+    def _note_orphans(self, now: float) -> None:
         if self._executors:
             self._orphaned_since = None
         elif self._orphaned_since is None:
@@ -260,6 +299,8 @@ class WorkBoard:
             self._pending_tasks = deque(tasks)
             self._awaited_clients = {task.client_id for task in tasks}
             self._results, self._failures = {}, {}
+            self._handed_out_at, self._client_round_trip_s = {}, {}
+            self._executor_first_task_at, self._executor_round_trip_s = {}, {}
             self._arrived = [] if on_result is not None else None
             self._changed.notify_all()
         try:
@@ -268,7 +309,8 @@ class WorkBoard:
             with self._changed:
                 self._arrived = None
         with self._changed:
-            return RoundOutcome(tuple(self._results.values()), tuple(self._failures.values()))
+            return RoundOutcome(tuple(self._results.values()), tuple(self._failures.values()),
+                                dict(self._client_round_trip_s), dict(self._executor_round_trip_s))
 
     def run_test(self, round_index: int, shard_count: int) -> EvalResult:
         with self._changed:

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from fedscale_halor.config.schema import JobConfig
 from fedscale_halor.seeding import derive_seed
 from fedscale_halor.selection.base import ClientInfo
+from fedscale_halor.simulation.balancing import balanced_local_steps
 from fedscale_halor.simulation.client_profiles import ClientProfile, assign_traces
 from fedscale_halor.simulation.plan import ClientTiming, RoundPlan, RoundTiming, client_round_seconds, plan_round
 from fedscale_halor.simulation.traces import DeviceCapacity, read_behavior_trace, read_device_capacity
@@ -61,10 +62,18 @@ class VirtualClock:
     def selection_size(self, num_participants: int, overcommitment: float) -> int:
         return math.ceil(num_participants * overcommitment)
 
-    def plan(self, round_index: int, selected: Sequence[int]) -> RoundPlan:
+    def plan(self, round_index: int, selected: Sequence[int],
+             local_steps: Mapping[int, int] | None = None) -> RoundPlan:
+        """``local_steps``: clients that train other than the job's local steps."""
         timings = {client: self._timing(client) for client in selected}
         return plan_round(selected, timings, self._settings, previous_durations=self._durations[-DEADLINE_WINDOW:],
-                          dropout_seed=derive_seed(self._job_seed, round_index, "dropout"))
+                          dropout_seed=derive_seed(self._job_seed, round_index, "dropout"), local_steps=local_steps)
+
+    def balanced_local_steps(self, selected: Sequence[int], min_local_steps: int) -> dict[int, int]:
+        """Straggler balancing: the selected clients predicted to miss the deadline, with the local steps that let
+        them finish (see simulation/balancing.py)."""
+        timings = {client: self._timing(client, online=False) for client in selected}
+        return balanced_local_steps(selected, timings, self._settings, min_local_steps)
 
     def expected_round_s(self) -> float:
         """The moving average of recent rounds' durations (0 before the first round)."""

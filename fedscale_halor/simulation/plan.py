@@ -80,17 +80,28 @@ class RoundPlan:
     finish_s: Mapping[int, float] = field(default_factory=dict)  # every finisher's time, cut or not
 
 
-def client_round_seconds(timing: ClientTiming, settings: RoundTiming) -> float:
-    """Compute plus communication time of one client's round."""
-    compute_s = 3.0 * settings.batch_size * settings.local_steps * timing.compute_ms_per_sample / 1000.0
-    compute_s *= settings.model_cost_scale
-    communicate_s = 2.0 * settings.model_bytes * 8.0 / (timing.bandwidth_kbps * 1000.0)
-    return compute_s + communicate_s
+def client_round_seconds(timing: ClientTiming, settings: RoundTiming, local_steps: int | None = None) -> float:
+    """Compute plus communication time of one client's round (of ``local_steps``, default the job's)."""
+    steps = settings.local_steps if local_steps is None else local_steps
+    return steps * step_seconds(timing, settings) + communication_seconds(timing, settings)
+
+
+def step_seconds(timing: ClientTiming, settings: RoundTiming) -> float:
+    """Compute time of one local step: a backward pass costs about twice a forward one."""
+    return 3.0 * settings.batch_size * timing.compute_ms_per_sample / 1000.0 * settings.model_cost_scale
+
+
+def communication_seconds(timing: ClientTiming, settings: RoundTiming) -> float:
+    """The model down and the update up."""
+    return 2.0 * settings.model_bytes * 8.0 / (timing.bandwidth_kbps * 1000.0)
 
 
 def plan_round(selected: Sequence[int], timings: Mapping[int, ClientTiming], settings: RoundTiming, *,
-               previous_durations: Sequence[float] = (), dropout_seed: int = 0) -> RoundPlan:
-    """The plan of one round for the ``selected`` clients (in selection order; ties in finishing time keep it)."""
+               previous_durations: Sequence[float] = (), dropout_seed: int = 0,
+               local_steps: Mapping[int, int] | None = None) -> RoundPlan:
+    """The plan of one round for the ``selected`` clients (in selection order; ties in finishing time keep it).
+    ``local_steps``: clients that train other than the job's local steps (straggler balancing)."""
+    steps = local_steps or {}
     missing = [client for client in selected if client not in timings]
     if missing:
         raise KeyError(f"no device or availability profile for client {missing[0]}")
@@ -98,7 +109,7 @@ def plan_round(selected: Sequence[int], timings: Mapping[int, ClientTiming], set
     finish_s: dict[int, float] = {}
     dropped: list[int] = []
     for client, knocked_out in zip(selected, dropout, strict=True):
-        seconds = client_round_seconds(timings[client], settings)
+        seconds = client_round_seconds(timings[client], settings, steps.get(client))
         if knocked_out or seconds > timings[client].online_for_s:
             dropped.append(client)
         else:
