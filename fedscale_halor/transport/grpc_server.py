@@ -3,6 +3,9 @@
 Errors the service raises reach the executor as gRPC status codes (a refused token as UNAUTHENTICATED, an unknown
 executor as NOT_FOUND, an undecodable payload as INVALID_ARGUMENT), which ``GrpcTransport`` turns back into the same
 exceptions, so orchestration code sees one behaviour whatever the transport.
+
+Requests arrive as raw bytes and are parsed here, not by gRPC: gRPC answers a request it cannot deserialize with
+INTERNAL and a traceback in the log, while a sender of garbage should hear INVALID_ARGUMENT and why.
 """
 
 from __future__ import annotations
@@ -13,15 +16,15 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from types import TracebackType
-from typing import NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import grpc
+from google.protobuf.message import DecodeError
 
 from fedscale_halor.transport import framing, serde
 from fedscale_halor.transport.base import AggregatorService, AuthenticationError
 from fedscale_halor.transport.grpc_wire import TOKEN_METADATA_KEY, server_options
 from fedscale_halor.transport.proto import aggregator_pb2 as pb
-from fedscale_halor.transport.proto import aggregator_pb2_grpc as pb_grpc
 from fedscale_halor.transport.receive_buffers import ReceiveBuffers
 from fedscale_halor.transport.shared_memory import SHARED_MIN_BYTES, SharedFolder
 from fedscale_halor.transport.tls import ServerTls
@@ -29,6 +32,11 @@ from fedscale_halor.transport.tls import ServerTls
 _log = logging.getLogger("fedscale_halor.transport")
 
 _Result = TypeVar("_Result")
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Aggregator"].full_name
+# gRPC refuses trailers over 8 KiB on the client side and the call then fails with a confusing RESOURCE_EXHAUSTED;
+# a message that echoes a huge executor id must not turn a clear refusal into that
+_DETAILS_LIMIT = 1000
 
 
 def _token(context: grpc.ServicerContext) -> str:
@@ -38,28 +46,47 @@ def _token(context: grpc.ServicerContext) -> str:
     return ""
 
 
-def _abort_with(context: grpc.ServicerContext, error: Exception) -> NoReturn:
+def _details(error: Exception) -> str:
+    # str(KeyError) wraps the message in quotes; the executor should see the message itself
+    text = str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)
+    return text if len(text) <= _DETAILS_LIMIT else text[:_DETAILS_LIMIT] + "..."
+
+
+def _abort_with(context: grpc.ServicerContext, call_name: str, error: Exception) -> NoReturn:
     if not context.is_active():  # the executor hung up mid-call (e.g. it was killed): nobody is left to answer
-        _log.info("an executor hung up during a call (%s)", type(error).__name__)
+        _log.info("an executor hung up during a %s call (%s)", call_name, type(error).__name__)
         context.abort(grpc.StatusCode.CANCELLED, "the executor hung up")
+    details = _details(error)
     if isinstance(error, AuthenticationError):
-        context.abort(grpc.StatusCode.UNAUTHENTICATED, str(error))
-    if isinstance(error, KeyError):
-        # str(KeyError) wraps the message in quotes; the executor should see the message itself
-        context.abort(grpc.StatusCode.NOT_FOUND, str(error.args[0]) if error.args else "unknown key")
-    if isinstance(error, serde.MessageTooLargeError):
-        context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(error))
-    if isinstance(error, serde.MalformedMessageError):
-        context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
-    _log.exception("aggregator service failed while answering an executor")
-    context.abort(grpc.StatusCode.INTERNAL, f"{type(error).__name__}: {error}")
+        code = grpc.StatusCode.UNAUTHENTICATED
+    elif isinstance(error, KeyError):
+        code = grpc.StatusCode.NOT_FOUND
+    elif isinstance(error, serde.MessageTooLargeError):
+        code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    elif isinstance(error, serde.MalformedMessageError):
+        code = grpc.StatusCode.INVALID_ARGUMENT
+    else:
+        _log.exception("aggregator service failed while answering a %s call", call_name)
+        context.abort(grpc.StatusCode.INTERNAL, f"{type(error).__name__}: {details}")
+    # the service logs its own refusals (a wrong token, an unknown executor); input it never saw is logged here
+    level = logging.WARNING if isinstance(error, serde.MalformedMessageError) else logging.DEBUG
+    _log.log(level, "refused a %s call from %s: %s: %s", call_name, context.peer(), code.name, details)
+    context.abort(code, details)
 
 
-def _answer(context: grpc.ServicerContext, call: Callable[[], _Result]) -> _Result:
+def _answer(context: grpc.ServicerContext, call_name: str, call: Callable[[], _Result]) -> _Result:
     try:
         return call()
     except Exception as error:  # every failure must reach the executor as a status, not as a dropped stream
-        _abort_with(context, error)
+        _abort_with(context, call_name, error)
+
+
+def _parse(message_type: Any, data: bytes) -> Any:
+    try:
+        return message_type.FromString(data)
+    except DecodeError as error:
+        raise serde.MalformedMessageError(f"the {message_type.DESCRIPTOR.name} request cannot be parsed "
+                                          f"({len(data)} bytes): {error}") from None
 
 
 @dataclass(frozen=True)
@@ -70,7 +97,7 @@ class Traffic:
     bytes_from_executors: int = 0
 
 
-class _AggregatorServicer(pb_grpc.AggregatorServicer):
+class _AggregatorServicer:
     def __init__(self, service: AggregatorService, chunk_bytes: int, max_message_bytes: int) -> None:
         self._service = service
         self._chunk_bytes = chunk_bytes
@@ -84,36 +111,57 @@ class _AggregatorServicer(pb_grpc.AggregatorServicer):
         with self._traffic_lock:
             self.traffic = Traffic(self.traffic.bytes_to_executors + sent, self.traffic.bytes_from_executors + received)
 
-    def Register(self, request: pb.ExecutorInfo, context: grpc.ServicerContext) -> pb.RegisterReply:  # noqa: N802
-        info = serde.info_from_proto(request)
-        reply = _answer(context, lambda: self._service.register(_token(context), info))
-        message = serde.register_reply_to_proto(reply)
-        if reply.accepted and self.shared is not None:
-            message.shared_folder, message.shared_nonce = str(self.shared.path), self.shared.nonce
-        return message
-
-    def NextEvent(self, request: pb.EventRequest, context: grpc.ServicerContext) -> Iterator[pb.Chunk]:  # noqa: N802
+    def Register(self, request: bytes, context: grpc.ServicerContext) -> pb.RegisterReply:  # noqa: N802
         token = _token(context)
-        payload = _answer(context, lambda: serde.event_to_parts(
-            self._service.next_event(token, request.executor_id), self._max_message_bytes))
+
+        def register() -> pb.RegisterReply:
+            reply = self._service.register(token, serde.info_from_proto(_parse(pb.ExecutorInfo, request)))
+            message = serde.register_reply_to_proto(reply)
+            if reply.accepted and self.shared is not None:
+                message.shared_folder, message.shared_nonce = str(self.shared.path), self.shared.nonce
+            return message
+
+        return _answer(context, "Register", register)
+
+    def NextEvent(self, request: bytes, context: grpc.ServicerContext) -> Iterator[pb.Chunk]:  # noqa: N802
+        token = _token(context)
+
+        def next_event() -> tuple[pb.EventRequest, tuple[framing.Buffer, ...]]:
+            message = _parse(pb.EventRequest, request)
+            event = self._service.next_event(token, message.executor_id)
+            return message, serde.event_to_parts(event, self._max_message_bytes)
+
+        message, payload = _answer(context, "NextEvent", next_event)
         self._count(sent=framing.parts_size(payload))
-        if request.shared_memory and self.shared is not None and framing.parts_size(payload) >= SHARED_MIN_BYTES:
+        if message.shared_memory and self.shared is not None and framing.parts_size(payload) >= SHARED_MIN_BYTES:
             name, size = self.shared.write(payload, "aggregator")
             yield serde.shared_file_chunk(name, size)
             return
         yield from serde.chunk_messages(payload, self._chunk_bytes)
 
-    def Submit(self, request_iterator: Iterator[pb.Chunk], context: grpc.ServicerContext) -> pb.Ack:  # noqa: N802
+    def Submit(self, request_iterator: Iterator[bytes], context: grpc.ServicerContext) -> pb.Ack:  # noqa: N802
         token = _token(context)
 
         def receive_and_submit() -> None:
-            joined = serde.join_chunks(request_iterator, self._max_message_bytes, self.shared, self._receive_buffers)
+            chunks = (_parse(pb.Chunk, raw) for raw in request_iterator)
+            joined = serde.join_chunks(chunks, self._max_message_bytes, self.shared, self._receive_buffers)
             self._count(received=len(joined.data))
             completion = serde.completion_from_bytes(joined.data, self._max_message_bytes)
             self._service.submit(token, joined.executor_id, completion)
 
-        _answer(context, receive_and_submit)
+        _answer(context, "Submit", receive_and_submit)
         return pb.Ack()
+
+    def handlers(self) -> dict[str, grpc.RpcMethodHandler]:
+        """The methods with no request deserializer: each parses its own bytes (see the module's docstring)."""
+        return {
+            "Register": grpc.unary_unary_rpc_method_handler(
+                self.Register, response_serializer=pb.RegisterReply.SerializeToString),
+            "NextEvent": grpc.unary_stream_rpc_method_handler(
+                self.NextEvent, response_serializer=pb.Chunk.SerializeToString),
+            "Submit": grpc.stream_unary_rpc_method_handler(
+                self.Submit, response_serializer=pb.Ack.SerializeToString),
+        }
 
 
 class GrpcAggregatorServer:
@@ -154,7 +202,9 @@ class GrpcAggregatorServer:
             raise RuntimeError(f"the gRPC server on {self._address} is already started")
         server = grpc.server(ThreadPoolExecutor(max_workers=self._max_workers, thread_name_prefix="grpc-aggregator"),
                              options=server_options(self._chunk_bytes))
-        pb_grpc.add_AggregatorServicer_to_server(self._servicer, server)
+        handlers = self._servicer.handlers()
+        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
+        server.add_registered_method_handlers(SERVICE_NAME, handlers)
         try:
             if self._tls is None:
                 port = server.add_insecure_port(self._address)

@@ -8,6 +8,7 @@ the received buffer. The bytes are standard safetensors: ``safetensors.torch.loa
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import struct
@@ -23,6 +24,7 @@ _DTYPE_CODES: dict[torch.dtype, str] = {
 }
 _DTYPES_BY_CODE = {code: dtype for dtype, code in _DTYPE_CODES.items()}
 _HEADER_LENGTH = struct.Struct("<Q")
+_MAX_ELEMENTS = 2**63  # sizes and strides are int64 in torch
 
 
 class TensorCodecError(ValueError):
@@ -65,26 +67,53 @@ def decode(buffer: bytes | bytearray | memoryview) -> dict[str, torch.Tensor]:
                                f"{len(view) - _HEADER_LENGTH.size} follow")
     try:
         header = json.loads(bytes(view[_HEADER_LENGTH.size:data_start]))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise TensorCodecError(f"the safetensors header is not JSON: {error}") from error
+    except (ValueError, RecursionError) as error:  # ValueError: bad UTF-8 or JSON, or an integer of 4300+ digits
+        raise TensorCodecError(f"the safetensors header is not JSON: {error}") from None
     if not isinstance(header, dict):
         raise TensorCodecError("the safetensors header is not a JSON object")
     data = view[data_start:]
-    return {name: _tensor_at(name, entry, data) for name, entry in header.items() if name != "__metadata__"}
+    tensors = {name: _tensor_at(name, entry, data) for name, entry in header.items() if name != "__metadata__"}
+    _refuse_overlaps(header)
+    return tensors
+
+
+def _is_int64(value: object) -> bool:
+    # JSON numbers become floats, bools or integers of any size too; only plain integers that torch can hold pass
+    return type(value) is int and -_MAX_ELEMENTS <= value < _MAX_ELEMENTS
 
 
 def _tensor_at(name: str, entry: object, data: memoryview) -> torch.Tensor:
-    try:
-        dtype = _DTYPES_BY_CODE[entry["dtype"]]  # type: ignore[index]
-        shape = [int(size) for size in entry["shape"]]  # type: ignore[index]
-        begin, end = (int(bound) for bound in entry["data_offsets"])  # type: ignore[index]
-    except (KeyError, TypeError, ValueError) as error:
-        raise TensorCodecError(f"tensor {name!r}: malformed header entry {entry!r}") from error
+    if not isinstance(entry, dict):
+        raise TensorCodecError(f"tensor {name!r}: malformed header entry {_short(entry)}")
+    code, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
+    dtype = _DTYPES_BY_CODE.get(code) if isinstance(code, str) else None
+    if (dtype is None or not isinstance(shape, list) or not all(_is_int64(size) for size in shape)
+            or not isinstance(offsets, list) or len(offsets) != 2 or not all(_is_int64(bound) for bound in offsets)):
+        raise TensorCodecError(f"tensor {name!r}: malformed header entry {_short(entry)}")
+    begin, end = offsets
     count = math.prod(shape)
     item_size = torch.empty((), dtype=dtype).element_size()
-    if any(size < 0 for size in shape) or not 0 <= begin <= end <= len(data) or end - begin != count * item_size:
-        raise TensorCodecError(f"tensor {name!r}: shape {shape} of {dtype} does not fit bytes [{begin}, {end}) of "
-                               f"a {len(data)}-byte data section")
+    # torch computes strides as products of the sizes: even a tensor with no elements must keep them in int64
+    if math.prod(max(size, 1) for size in shape) * item_size >= _MAX_ELEMENTS:
+        raise TensorCodecError(f"tensor {name!r}: shape {_short(shape)} is too large for any tensor")
+    if (any(size < 0 for size in shape) or not 0 <= begin <= end <= len(data)
+            or end - begin != count * item_size):
+        raise TensorCodecError(f"tensor {name!r}: shape {_short(shape)} of {dtype} does not fit bytes [{begin}, {end}) "
+                               f"of a {len(data)}-byte data section")
     if count == 0:
         return torch.empty(shape, dtype=dtype)
     return torch.frombuffer(data[begin:end], dtype=torch.uint8).view(dtype).reshape(shape)
+
+
+def _refuse_overlaps(header: dict[str, dict[str, list[int]]]) -> None:
+    """Safetensors forbids tensors that share bytes; here they would alias, and writing one would change another."""
+    spans = sorted((entry["data_offsets"][0], entry["data_offsets"][1], name) for name, entry in header.items()
+                   if name != "__metadata__" and entry["data_offsets"][0] < entry["data_offsets"][1])
+    for (_, end, name), (begin, _, other) in itertools.pairwise(spans):
+        if begin < end:
+            raise TensorCodecError(f"tensors {name!r} and {other!r} share bytes of the data section")
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 200 else text[:200] + "..."
