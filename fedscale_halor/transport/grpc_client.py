@@ -1,13 +1,22 @@
 """An executor's gRPC channel to the aggregator: the ``Transport`` that real deployments use.
 
 The service's errors come back as the exceptions the in-memory transport would raise (AuthenticationError, KeyError,
-MalformedMessageError). An aggregator that cannot be reached raises a ``ConnectionError`` subclass, so an executor
-can tell "the job is over or the aggregator died" from a bug and exit cleanly.
+MalformedMessageError). Transient failures are retried by gRPC's own retry policy (grpc_wire.py says which calls
+it covers). A call that still fails means the aggregator is lost: the transport waits for the channel to connect
+again (gRPC's reconnect backoff), logging once when it loses the aggregator and once when it is back, and makes the
+call again; an aggregator that stays away for the whole window raises a ``ConnectionError`` subclass, so an executor
+can tell "the aggregator is gone" from a bug and exit cleanly.
+
+Whether the aggregator that comes back is the one that was lost is for the executor to find out: a restarted one
+does not know the executor and refuses its calls with NOT_FOUND (KeyError here), and the executor registers again.
+Until a call shows that the aggregator knows this executor, payloads are streamed, not passed through the shared
+folder: a restarted aggregator has a new one.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -29,10 +38,12 @@ _log = logging.getLogger("fedscale_halor.transport")
 
 _Result = TypeVar("_Result")
 
-_FIRST_RETRY_DELAY_S = 0.05
-_MAX_RETRY_DELAY_S = 1.0
+_MAX_RECONNECT_BACKOFF_MS = 1000
+# A call that fails while the channel still looks connected (a server that is stopping, or one that sheds calls) is
+# made again after this pause at least, not in a tight loop.
+_PAUSE_BEFORE_WAITING_S = 0.1
 # a server that stops cancels the calls it is serving; to the executor that is the same as a server that went away
-_TRANSIENT_CODES = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED)
+_LOST_CODES = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED)
 
 
 class AggregatorUnreachableError(ConnectionError):
@@ -56,16 +67,51 @@ def _raise_as_protocol_error(error: grpc.RpcError, call_name: str) -> None:
         raise serde.MalformedMessageError(f"{call_name} refused by the aggregator: {details}") from None
 
 
+class _Link:
+    """Whether the aggregator is lost, shared by the executor's threads so that a loss is logged once, when the
+    first call notices it, and its end once, when the first call gets through again."""
+
+    def __init__(self, address: str) -> None:
+        self._address = address
+        self._lock = threading.Lock()
+        self._lost_since: float | None = None
+
+    def lost(self, call_name: str, details: str, window_s: float, reached: bool) -> float:
+        """Note a failed call; returns when the loss started."""
+        with self._lock:
+            if self._lost_since is None:
+                self._lost_since = time.monotonic()
+                if reached:
+                    _log.warning("%s: lost the aggregator at %s (%s); reconnecting for up to %g s", call_name,
+                                 self._address, details, window_s)
+                else:
+                    # a misconfigured address or certificate would otherwise wait out the whole window in silence
+                    _log.info("%s: no aggregator answers at %s yet (%s); waiting for up to %g s", call_name,
+                              self._address, details, window_s)
+            return self._lost_since
+
+    def back(self) -> bool:
+        """Note a call that got through; True when it ended a loss."""
+        with self._lock:
+            if self._lost_since is None:
+                return False
+            _log.info("the aggregator at %s answers again (after %.1f s)", self._address,
+                      time.monotonic() - self._lost_since)
+            self._lost_since = None
+            return True
+
+
 class GrpcTransport(Transport):
     """``register`` waits (up to ``connect_timeout_s``) for an aggregator that is not up yet; once it has been
-    reached, calls retry transient failures for ``reconnect_window_s`` before raising ``AggregatorGoneError``."""
+    reached, an aggregator that stops answering is waited for ``reconnect_window_s`` (the job's reconnect_timeout)
+    before calls raise ``AggregatorGoneError``."""
 
     def __init__(self, address: str, token: str, *, chunk_bytes: int, tls: ClientTls | None = None,
-                 connect_timeout_s: float = 60.0, reconnect_window_s: float = 10.0,
+                 connect_timeout_s: float = 60.0, reconnect_window_s: float = 60.0,
                  max_message_bytes: int = serde.DEFAULT_MAX_MESSAGE_BYTES, shared_memory: bool = True) -> None:
         """With ``shared_memory``, payloads go through the aggregator's shared folder when this process can see it
         (the aggregator's host); otherwise, and always for remote executors, they stream over gRPC."""
-        options = client_options(chunk_bytes, reconnect_backoff_max_ms=int(_MAX_RETRY_DELAY_S * 1000))
+        options = client_options(chunk_bytes, reconnect_backoff_max_ms=_MAX_RECONNECT_BACKOFF_MS)
         if tls is None:
             self._channel = grpc.insecure_channel(address, options=options)
         else:
@@ -78,8 +124,10 @@ class GrpcTransport(Transport):
         self._reconnect_window_s = reconnect_window_s
         self._max_message_bytes = max_message_bytes
         self._reached = False
+        self._link = _Link(address)
         self._use_shared_memory = shared_memory
         self._shared: SharedFolder | None = None
+        self._shared_confirmed = True  # False from a loss until the aggregator shows it still knows this executor
         self._receive_buffers = ReceiveBuffers()
 
     def register(self, info: ExecutorInfo) -> RegisterReply:
@@ -89,6 +137,7 @@ class GrpcTransport(Transport):
             if self._shared is not None:  # registering again (a restarted aggregator has a new folder)
                 self._shared.detach()
             self._shared = SharedFolder.attach(reply.shared_folder, reply.shared_nonce)
+            self._shared_confirmed = True
             if self._shared is not None:
                 _log.info("executor %s passes payloads through %s (on the aggregator's host)", info.executor_id,
                           self._shared.path)
@@ -96,62 +145,82 @@ class GrpcTransport(Transport):
 
     def next_event(self, executor_id: str) -> Event:
         def receive() -> Buffer:
-            request = pb.EventRequest(executor_id=executor_id, shared_memory=self._shared is not None)
+            shared = self._usable_shared()
+            request = pb.EventRequest(executor_id=executor_id, shared_memory=shared is not None)
             chunks = self._stub.NextEvent(request, metadata=self._metadata)
             try:
-                return serde.join_chunks(chunks, self._max_message_bytes, self._shared, self._receive_buffers).data
+                return serde.join_chunks(chunks, self._max_message_bytes, shared, self._receive_buffers).data
             except serde.MalformedMessageError:
                 chunks.cancel()  # the rest of an oversized or broken stream need not arrive
                 raise
 
-        return serde.event_from_bytes(self._call("NextEvent", receive), self._max_message_bytes)
+        data = self._call("NextEvent", receive)
+        self._shared_confirmed = True  # the aggregator answered this executor's poll: it knows it
+        return serde.event_from_bytes(data, self._max_message_bytes)
 
     def submit(self, executor_id: str, completion: Completion) -> None:
         payload = serde.completion_to_parts(completion, self._max_message_bytes)
-        if self._shared is not None and parts_size(payload) >= SHARED_MIN_BYTES:
-            with self._shared.sending(payload, executor_id) as (name, size):
-                self._call("Submit", lambda: self._stub.Submit(
-                    iter([serde.shared_file_chunk(name, size, executor_id)]), metadata=self._metadata))
-            return
-        self._call("Submit", lambda: self._stub.Submit(
-            serde.chunk_messages(payload, self._chunk_bytes, executor_id), metadata=self._metadata))
+
+        def send() -> None:  # decided again at each attempt: a reconnection may have stopped the shared folder
+            shared = self._usable_shared()
+            if shared is not None and parts_size(payload) >= SHARED_MIN_BYTES:
+                with shared.sending(payload, executor_id) as (name, size):
+                    self._stub.Submit(iter([serde.shared_file_chunk(name, size, executor_id)]),
+                                      metadata=self._metadata)
+                return
+            self._stub.Submit(serde.chunk_messages(payload, self._chunk_bytes, executor_id), metadata=self._metadata)
+
+        self._call("Submit", send)
+        self._shared_confirmed = True
 
     def close(self) -> None:
         if self._shared is not None:
             self._shared.detach()
         self._channel.close()
 
+    def _usable_shared(self) -> SharedFolder | None:
+        return self._shared if self._shared_confirmed else None
+
     def _call(self, call_name: str, attempt: Callable[[], _Result]) -> _Result:
-        """Run ``attempt``, retrying while the aggregator is unavailable: until the connect timeout if it was never
-        reached, within the reconnect window if it was."""
-        failing_since: float | None = None
-        delay_s = _FIRST_RETRY_DELAY_S
+        """Run ``attempt`` (which gRPC retries by its policy); while the aggregator is lost, wait for it and run
+        ``attempt`` again: until the connect timeout if it was never reached, within the reconnect window if it
+        was."""
         while True:
             try:
                 result = attempt()
             except grpc.RpcError as error:
                 _raise_as_protocol_error(error, call_name)
-                if error.code() not in _TRANSIENT_CODES:
+                if error.code() not in _LOST_CODES:
                     raise RemoteCallError(f"{call_name} to the aggregator at {self._address} failed: "
                                           f"{error.code().name}: {error.details()}") from None
-                window_s = self._reconnect_window_s if self._reached else self._connect_timeout_s
-                if failing_since is None:
-                    failing_since = time.monotonic()
-                    # a misconfigured address or certificate would otherwise wait out the whole window in silence
-                    _log.info("%s: the aggregator at %s does not answer (%s); retrying for up to %g s", call_name,
-                              self._address, error.details(), window_s)
-                waited_s = time.monotonic() - failing_since
-                if waited_s >= window_s:
-                    raise self._unavailable_error(call_name, waited_s, error.details() or "") from None
-                time.sleep(min(delay_s, window_s - waited_s))
-                delay_s = min(delay_s * 2, _MAX_RETRY_DELAY_S)
+                self._wait_for_aggregator(call_name, error.details() or "")
             else:
                 self._reached = True
+                self._link.back()
                 return result
+
+    def _wait_for_aggregator(self, call_name: str, details: str) -> None:
+        """Return once the channel is connected again; raise once the window since the loss began has passed."""
+        window_s = self._reconnect_window_s if self._reached else self._connect_timeout_s
+        lost_since = self._link.lost(call_name, details, window_s, self._reached)
+        self._shared_confirmed = False
+        deadline = lost_since + window_s
+        if time.monotonic() < deadline:
+            time.sleep(min(_PAUSE_BEFORE_WAITING_S, deadline - time.monotonic()))
+            ready = grpc.channel_ready_future(self._channel)  # connects with gRPC's reconnect backoff
+            try:
+                ready.result(timeout=max(0.0, deadline - time.monotonic()))
+                return
+            except grpc.FutureTimeoutError:
+                pass
+            finally:
+                ready.cancel()
+        raise self._unavailable_error(call_name, time.monotonic() - lost_since, details) from None
 
     def _unavailable_error(self, call_name: str, waited_s: float, details: str) -> ConnectionError:
         if self._reached:
             return AggregatorGoneError(f"{call_name}: the aggregator at {self._address} stopped answering "
-                                       f"(retried for {waited_s:.1f} s; last error: {details})")
+                                       f"(waited {waited_s:.1f} s for it, reconnect_timeout "
+                                       f"{self._reconnect_window_s:g} s; last error: {details})")
         return AggregatorUnreachableError(f"{call_name}: no aggregator answered at {self._address} within "
                                           f"{self._connect_timeout_s:g} s (last error: {details})")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from types import TracebackType
@@ -23,7 +23,7 @@ from google.protobuf.message import DecodeError
 
 from fedscale_halor.transport import framing, serde
 from fedscale_halor.transport.base import AggregatorService, AuthenticationError
-from fedscale_halor.transport.grpc_wire import TOKEN_METADATA_KEY, server_options
+from fedscale_halor.transport.grpc_wire import SERVICE_NAME, TOKEN_METADATA_KEY, server_options
 from fedscale_halor.transport.proto import aggregator_pb2 as pb
 from fedscale_halor.transport.receive_buffers import ReceiveBuffers
 from fedscale_halor.transport.shared_memory import SHARED_MIN_BYTES, SharedFolder
@@ -33,7 +33,6 @@ _log = logging.getLogger("fedscale_halor.transport")
 
 _Result = TypeVar("_Result")
 
-SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Aggregator"].full_name
 # gRPC refuses trailers over 8 KiB on the client side and the call then fails with a confusing RESOURCE_EXHAUSTED;
 # a message that echoes a huge executor id must not turn a clear refusal into that
 _DETAILS_LIMIT = 1000
@@ -170,8 +169,10 @@ class GrpcAggregatorServer:
     def __init__(self, service: AggregatorService, host: str, port: int, *, chunk_bytes: int,
                  tls: ServerTls | None = None, max_workers: int = 32,
                  max_message_bytes: int = serde.DEFAULT_MAX_MESSAGE_BYTES,
-                 shared_memory_parent: str | None = None) -> None:
-        """``shared_memory_parent`` (e.g. /dev/shm) lets executors on this host pass payloads as files there."""
+                 shared_memory_parent: str | None = None,
+                 interceptors: Sequence[grpc.ServerInterceptor] = ()) -> None:
+        """``shared_memory_parent`` (e.g. /dev/shm) lets executors on this host pass payloads as files there;
+        ``interceptors`` see every call before the service does."""
         if chunk_bytes <= 0:
             raise ValueError(f"chunk_bytes must be positive, got {chunk_bytes}")
         if max_workers < 2:
@@ -185,6 +186,7 @@ class GrpcAggregatorServer:
         self._server: grpc.Server | None = None
         self._port: int | None = None
         self._shared_memory_parent = shared_memory_parent
+        self._interceptors = tuple(interceptors)
 
     @property
     def traffic(self) -> Traffic:
@@ -201,7 +203,7 @@ class GrpcAggregatorServer:
         if self._server is not None:
             raise RuntimeError(f"the gRPC server on {self._address} is already started")
         server = grpc.server(ThreadPoolExecutor(max_workers=self._max_workers, thread_name_prefix="grpc-aggregator"),
-                             options=server_options(self._chunk_bytes))
+                             options=server_options(self._chunk_bytes), interceptors=self._interceptors)
         handlers = self._servicer.handlers()
         server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
         server.add_registered_method_handlers(SERVICE_NAME, handlers)
