@@ -22,6 +22,7 @@ from fedscale_halor.config.schema import ExperimentConfig
 from fedscale_halor.config.serialize import dump_config
 from fedscale_halor.launch.assembly import torch_threads_per_executor
 from fedscale_halor.launch.executor_main import TOKEN_VARIABLE
+from fedscale_halor.launch.executor_watch import ExecutorWatch
 from fedscale_halor.launch.forked import ForkedExecutor, can_fork, fork_executors
 from fedscale_halor.launch.hosts import ExecutorSlot, executor_slots, is_local_host
 from fedscale_halor.launch.inprocess import JobOutcome
@@ -29,6 +30,7 @@ from fedscale_halor.launch.records import JobRecord, ProcessRecord, forget_recor
 from fedscale_halor.launch.rundir import attach_log_file, detach_log_file, open_run_dir
 from fedscale_halor.launch.serving import serve_aggregator
 from fedscale_halor.launch.stop import process_command_line
+from fedscale_halor.server.board import WorkBoard
 
 _log = logging.getLogger("fedscale_halor.aggregator")
 
@@ -57,7 +59,9 @@ def run_local(cfg: ExperimentConfig, *, timestamp: str | None = None, echo: bool
     forked = fork_executors(cfg, slots, run_dir, token, threads) if fork and can_fork() else []
     executors: list[subprocess.Popen[bytes] | ForkedExecutor] = list(forked)
 
-    def start_executors(port: int) -> None:
+    watches: list[ExecutorWatch] = []
+
+    def start_executors(port: int, board: WorkBoard) -> None:
         nonlocal record
         address = f"127.0.0.1:{port}"
         for executor in forked:
@@ -71,13 +75,31 @@ def run_local(cfg: ExperimentConfig, *, timestamp: str | None = None, echo: bool
                                                        command_marker=marker))
         save_record(record)
 
+        def restart(rank: int) -> subprocess.Popen[bytes]:
+            nonlocal record
+            # threads run now, so a restarted executor is a new interpreter, never a fork
+            process = _spawn_executor(slots[rank], config_path, address, token, run_dir, threads)
+            record = record.with_process(ProcessRecord("executor", rank, _THIS_HOST, process.pid,
+                                                       command_marker=str(run_dir)))
+            save_record(record)
+            return process
+
+        watch = ExecutorWatch(executors, on_lost=board.executor_lost, job_over=lambda: board.has_shut_down,
+                              restart=restart, restarts=job.executor_restarts)
+        watch.start()
+        watches.append(watch)
+
     status = "failed"
     try:
         outcome = serve_aggregator(cfg, run_dir, token, on_listening=start_executors, resume=resume)
+        for watch in watches:
+            watch.stop()
         _wait_for(executors, timeout_s=30.0)
         status = "finished"
         return outcome
     finally:
+        for watch in watches:
+            watch.stop()
         for executor in forked:
             executor.close_pipe()  # a child still waiting for the port exits
         _stop(executors)

@@ -19,6 +19,7 @@ from fedscale_halor.launch.assembly import build_aggregator, new_board
 from fedscale_halor.launch.hosts import executor_slots
 from fedscale_halor.launch.inprocess import JobOutcome
 from fedscale_halor.launch.process_tuning import flush_denormals
+from fedscale_halor.server.board import WorkBoard
 from fedscale_halor.server.service import BoardService
 from fedscale_halor.transport.base import AggregatorService
 from fedscale_halor.transport.grpc_server import GrpcAggregatorServer
@@ -78,10 +79,10 @@ class _FarewellTracker(AggregatorService):
 
 
 def serve_aggregator(cfg: ExperimentConfig, run_dir: Path, token: str, *,
-                     on_listening: Callable[[int], None] | None = None, resume: bool = False) -> JobOutcome:
+                     on_listening: Callable[[int, WorkBoard], None] | None = None, resume: bool = False) -> JobOutcome:
     """Serve gRPC on 0.0.0.0:ps_port, run the job's rounds with the executors of every worker_ips slot, and return
-    once each live executor has been told to shut down. ``on_listening(port)`` runs once the server accepts
-    calls and before the wait for executors (`start` spawns them there)."""
+    once each live executor has been told to shut down. ``on_listening(port, board)`` runs once the server
+    accepts calls and before the wait for executors (`start` spawns them there)."""
     job, deployment = cfg.job, cfg.deployment
     # the aggregator's math is memory-bound; a second thread would only take a core from a local executor
     torch.set_num_threads(1)
@@ -100,7 +101,7 @@ def serve_aggregator(cfg: ExperimentConfig, run_dir: Path, token: str, *,
         port = server.start()
         _log.info("aggregator serving gRPC on port %d; waiting for %d executors", port, executor_count)
         if on_listening is not None:
-            on_listening(port)
+            on_listening(port, board)
         history = aggregator.run(executor_count=executor_count, register_timeout_s=job.register_timeout)
         tracker.wait_for_farewells(silent_after_s=job.executor_timeout, timeout_s=FAREWELL_TIMEOUT_S)
         _log.info("job %s finished; logs in %s", job.job_name, run_dir)
