@@ -3,6 +3,11 @@ several at once.
 
 It registers with the aggregator, then pulls events until told to shut down. It holds one copy of the global model
 per version and trains whichever clients it is handed; data is memory-mapped, so any executor can train any client.
+
+An aggregator that is briefly unreachable is waited for by the transport (up to the job's reconnect_timeout), and
+the executor carries on where it was. An aggregator that was restarted (a resumed job) does not know the executor:
+its poll is refused as unknown, so the executor finishes and drops the work of the old aggregator, registers again
+and forgets its model version, so that it trains only on the model the new aggregator sends.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from fedscale_halor.transport.messages import (
     ClientFailure,
     ClientTrain,
     ClientUpdate,
+    Completion,
     EvalOutcome,
     Event,
     ExecutorInfo,
@@ -36,6 +42,7 @@ from fedscale_halor.transport.messages import (
     Heartbeat,
     Idle,
     ModelTest,
+    RegisterReply,
     Shutdown,
     UpdateModel,
 )
@@ -46,6 +53,29 @@ _log = logging.getLogger("fedscale_halor.executor")
 
 class RegistrationRefusedError(RuntimeError):
     pass
+
+
+class _ForgettingSubmits(Transport):
+    """The outbox's view of the transport: a completion refused because the aggregator does not know this executor
+    belongs to an aggregator that was restarted since; it is dropped, not fatal (the new one hands out its own
+    work, and the executor registers again at its next poll)."""
+
+    def __init__(self, executor_id: str, transport: Transport) -> None:
+        self._executor_id = executor_id
+        self._transport = transport
+
+    def register(self, info: ExecutorInfo) -> RegisterReply:
+        return self._transport.register(info)
+
+    def next_event(self, executor_id: str) -> Event:
+        return self._transport.next_event(executor_id)
+
+    def submit(self, executor_id: str, completion: Completion) -> None:
+        try:
+            self._transport.submit(executor_id, completion)
+        except KeyError as error:
+            _log.info("executor %s: a %s was dropped: the aggregator does not know this executor (%s)",
+                      self._executor_id, type(completion).__name__, error)
 
 
 @dataclass(frozen=True)
@@ -84,16 +114,16 @@ class Executor:
         self._lanes: TrainingLanes | None = None  # one per run(), with the outbox
 
     def run(self) -> None:
-        """Serve the aggregator until it says shut down."""
-        reply = self._transport.register(ExecutorInfo(self._id, socket.gethostname(), self._parts.device))
-        if not reply.accepted:
-            raise RegistrationRefusedError(f"executor {self._id}: aggregator refused registration: {reply.reason}")
+        """Serve the aggregator until it says shut down, or until it has been lost for longer than the transport
+        waits for it."""
+        self._register()
         stop_heartbeat = threading.Event()
         heartbeat = threading.Thread(target=self._send_heartbeats, args=(stop_heartbeat,), daemon=True,
                                      name=f"{self._id}-heartbeat")
         heartbeat.start()
         # each lane may hand over its update without waiting for the previous one to be on the wire
-        self._outbox = Outbox(self._id, self._transport, depth=1 + len(self._parts.lane_models))
+        self._outbox = Outbox(self._id, _ForgettingSubmits(self._id, self._transport),
+                              depth=1 + len(self._parts.lane_models))
         if self._parts.lane_models:
             self._lanes = TrainingLanes([self._parts.model, *self._parts.lane_models], self._train_one, self._id)
         try:
@@ -101,13 +131,13 @@ class Executor:
             while keep_going:
                 if self._lanes is not None:
                     self._lanes.wait_for_room()
-                event = self._transport.next_event(self._id)
+                event = self._next_event()
                 if self._lanes is not None and not isinstance(event, ClientTrain | Idle):
                     self._lanes.drain()  # a new model, an evaluation or the end must not overlap training
                 keep_going = self._handlers[type(event)](event)
             self._outbox.flush()
         except AggregatorGoneError as error:
-            _log.info("executor %s: the aggregator is gone (%s); exiting", self._id, error)
+            _log.error("executor %s: the aggregator is gone, giving up (%s); exiting", self._id, error)
         finally:
             if self._lanes is not None:
                 self._lanes.close()
@@ -115,6 +145,24 @@ class Executor:
             self._outbox.close()
             stop_heartbeat.set()
             heartbeat.join()
+
+    def _register(self) -> None:
+        reply = self._transport.register(ExecutorInfo(self._id, socket.gethostname(), self._parts.device))
+        if not reply.accepted:
+            raise RegistrationRefusedError(f"executor {self._id}: aggregator refused registration: {reply.reason}")
+
+    def _next_event(self) -> Event:
+        try:
+            return self._transport.next_event(self._id)
+        except KeyError as error:  # only an aggregator with a new board says so: it was restarted
+            _log.warning("executor %s: the aggregator does not know this executor (%s); it was restarted: "
+                         "registering again", self._id, error)
+        if self._lanes is not None:
+            self._lanes.drain()  # the old aggregator's clients; their updates are dropped with the outbox's
+        self._outbox.flush()
+        self._register()
+        self._version = -1  # a resumed aggregator may number its models as the old one did, with other weights
+        return self._transport.next_event(self._id)
 
     def _send_heartbeats(self, stop: threading.Event) -> None:
         """Keep the aggregator from declaring this executor dead while one long client trains."""

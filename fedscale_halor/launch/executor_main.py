@@ -53,7 +53,8 @@ def serve_executor(cfg: ExperimentConfig, rank: int, address: str, token: str, t
         return 2
     tls = client_tls_from_settings(cfg.job.tls_ca_file, cfg.job.tls_cert_file)
     transport = GrpcTransport(address, token, chunk_bytes=int(cfg.job.message_chunk_mb * 2**20), tls=tls,
-                              connect_timeout_s=cfg.job.register_timeout, shared_memory=cfg.job.shared_memory)
+                              connect_timeout_s=cfg.job.register_timeout, reconnect_window_s=cfg.job.reconnect_timeout,
+                              shared_memory=cfg.job.shared_memory)
     try:
         build_executor(cfg, slots[rank], transport, threads=threads).run()
     except AuthenticationError as error:
