@@ -36,13 +36,14 @@ def create_run_dir(log_path: str | Path, job_name: str, timestamp: str | None = 
 
 
 def open_run_dir(log_path: str | Path, job_name: str, timestamp: str | None, *, resume: bool = False) -> Path:
-    """A new run folder, or with ``resume`` the existing folder of ``timestamp``, which must hold a checkpoint."""
+    """A new run folder, or with ``resume`` the existing folder of ``timestamp``, which must hold a checkpoint folder
+    (loading the checkpoint says what is wrong with the files in it)."""
     if not resume:
         return create_run_dir(log_path, job_name, timestamp)
     if not timestamp:
         raise ValueError("resuming a run needs its timestamp (--timestamp)")
     run_dir = Path(log_path).expanduser().resolve() / job_name / timestamp
-    if not (run_dir / "checkpoint" / "state.json").is_file():
+    if not (run_dir / "checkpoint").is_dir():
         raise FileNotFoundError(f"no checkpoint to resume from in {run_dir / 'checkpoint'}")
     return run_dir
 

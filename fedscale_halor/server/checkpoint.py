@@ -1,23 +1,51 @@
-"""Checkpoints of the global model: safetensors weights plus a small JSON of where the job stands."""
+"""Checkpoints of the global model: safetensors weights plus a small JSON of where the job stands.
+
+Every file is written durably and recorded with its size and sha256 in ``state.json``, which is written last; the
+previous checkpoint is kept in ``previous/`` until a new one is complete (checkpoint_store describes the layout).
+A file that does not match its record is refused with what to do: resume from ``previous/`` or start afresh.
+"""
 
 from __future__ import annotations
 
 import json
-import os
+import logging
+import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError
+from safetensors.torch import load, save_file
 
+from fedscale_halor.errors import InputFileError
+from fedscale_halor.server.checkpoint_store import (
+    INCOMING_DIR,
+    PREVIOUS_DIR,
+    STATE_FILE,
+    CorruptFileError,
+    FileDigest,
+    check_file,
+    check_present,
+    install_incoming,
+    interrupted_install,
+    keep_as_previous,
+    remove_tree,
+    seal_written_file,
+    write_bytes_durably,
+)
 from fedscale_halor.types import Weights
 
+MODEL_FILE = "model.safetensors"
 STRATEGY_FILE = "strategy.safetensors"
 HALOR_FILE = "halor_window.json"
 HALOR_SIZES_FILE = "halor_sizes.json"  # Halor's guard: the clients' known resampled sizes
+CHECKPOINT_FILES = (MODEL_FILE, STRATEGY_FILE, HALOR_FILE, HALOR_SIZES_FILE)
+STATE_FORMAT = 2  # 2: state.json records every file's digest; without "format", a checkpoint from before digests
 
 HalorWindow = Sequence[tuple[int, Sequence[int]]]
+
+_log = logging.getLogger("fedscale_halor.aggregator")
 
 
 @dataclass(frozen=True)
@@ -27,80 +55,208 @@ class CheckpointState:
     clock_s: float
 
 
+@dataclass(frozen=True)
+class _Source:
+    """The complete checkpoint that loading reads: ``folder`` is the job's checkpoint folder or, after a write that
+    a crash interrupted, its ``previous/``. ``files``: None for a checkpoint written before digests were kept."""
+
+    root: Path
+    folder: Path
+    state: CheckpointState
+    files: Mapping[str, FileDigest] | None
+
+    def has(self, name: str) -> bool:
+        return name in self.files if self.files is not None else (self.folder / name).is_file()
+
+    def read(self, name: str) -> bytes:
+        try:
+            return check_file(self.folder / name, None if self.files is None else self.files[name])
+        except CorruptFileError as error:
+            raise InputFileError(error.path, error.problem, _remedy(self.root, self.folder)) from None
+
+
 def save_checkpoint(folder: Path, state: CheckpointState, weights: Weights,
                     strategy_state: Weights | None = None, halor_window: HalorWindow | None = None,
                     halor_sizes: Mapping[int, int] | None = None) -> Path:
     """Write ``model.safetensors``, the strategy's ``strategy.safetensors`` (when it has state: a server optimizer's
-    moments, FedDC's drift of every client that trained, one tensor per client and parameter), Halor's
-    window of histogram sums and its guard's resampled sizes (when the job runs Halor) and ``state.json``
-    atomically (temp files, then rename); ``state.json`` goes last, so it never describes files that are not there
-    yet."""
+    moments, FedDC's drift of every client that trained, one tensor per client and parameter), Halor's window of
+    histogram sums and its guard's resampled sizes (when the job runs Halor) and ``state.json``, which records each
+    file's size and sha256. The checkpoint this one replaces becomes ``previous/``, and is not touched before the
+    new one is complete on disk."""
     folder.mkdir(parents=True, exist_ok=True)
+    incoming = folder / INCOMING_DIR
+    remove_tree(incoming)  # what a crashed write left
+    incoming.mkdir()
+    try:
+        files = _write_files(incoming, state, weights, strategy_state, halor_window, halor_sizes)
+        record = {**asdict(state), "format": STATE_FORMAT,
+                  "files": {name: digest.to_json() for name, digest in files.items()}}
+        write_bytes_durably(incoming / STATE_FILE, (json.dumps(record, indent=1, sort_keys=True) + "\n").encode())
+    except BaseException:
+        remove_tree(incoming)
+        raise
+    latest = _complete(folder, folder)
+    if latest is not None:
+        kept = list(latest.files) if latest.files is not None else [
+            name for name in CHECKPOINT_FILES if (folder / name).is_file()]
+        keep_as_previous(folder, [*kept, STATE_FILE])
+    install_incoming(folder, list(files), [name for name in CHECKPOINT_FILES if name not in files])
+    return folder / MODEL_FILE
+
+
+def _write_files(incoming: Path, state: CheckpointState, weights: Weights, strategy_state: Weights | None,
+                 halor_window: HalorWindow | None, halor_sizes: Mapping[int, int] | None) -> dict[str, FileDigest]:
+    files: dict[str, FileDigest] = {}
     if halor_window is not None:
-        halor_path = folder / HALOR_FILE
         entries = [{"round": round_index, "histogram_sum": list(counts)} for round_index, counts in halor_window]
-        halor_path.with_suffix(".partial").write_text(json.dumps(entries), encoding="utf-8")
-        os.replace(halor_path.with_suffix(".partial"), halor_path)
+        files[HALOR_FILE] = write_bytes_durably(incoming / HALOR_FILE, json.dumps(entries).encode())
     if halor_sizes is not None:
-        sizes_path = folder / HALOR_SIZES_FILE
         sizes = {str(client): int(size) for client, size in sorted(halor_sizes.items())}
-        sizes_path.with_suffix(".partial").write_text(json.dumps({"resampled_sizes": sizes}), encoding="utf-8")
-        os.replace(sizes_path.with_suffix(".partial"), sizes_path)
+        files[HALOR_SIZES_FILE] = write_bytes_durably(incoming / HALOR_SIZES_FILE,
+                                                      json.dumps({"resampled_sizes": sizes}).encode())
     if strategy_state:
-        strategy_path = folder / STRATEGY_FILE
-        save_file({name: tensor.detach().contiguous().cpu() for name, tensor in strategy_state.items()},
-                  str(strategy_path.with_suffix(".partial")))
-        os.replace(strategy_path.with_suffix(".partial"), strategy_path)
-    model_path, state_path = folder / "model.safetensors", folder / "state.json"
-    tensors = {name: tensor.detach().contiguous().cpu() for name, tensor in weights.items()}
-    save_file(tensors, str(model_path.with_suffix(".partial")), metadata={"round": str(state.round)})
-    os.replace(model_path.with_suffix(".partial"), model_path)
-    state_path.with_suffix(".partial").write_text(json.dumps(asdict(state)), encoding="utf-8")
-    os.replace(state_path.with_suffix(".partial"), state_path)
-    return model_path
+        files[STRATEGY_FILE] = _write_tensors(incoming / STRATEGY_FILE, strategy_state)
+    files[MODEL_FILE] = _write_tensors(incoming / MODEL_FILE, weights, {"round": str(state.round)})
+    return files
+
+
+def _write_tensors(path: Path, tensors: Weights, metadata: dict[str, str] | None = None) -> FileDigest:
+    temporary = path.with_name(f".{path.name}.partial")
+    try:
+        save_file({name: tensor.detach().contiguous().cpu() for name, tensor in tensors.items()}, str(temporary),
+                  metadata=metadata)
+    except SafetensorError as error:  # a full disk, as the JSON files' OSError says it
+        temporary.unlink(missing_ok=True)
+        raise OSError(f"{path.name}: cannot write the checkpoint file ({error})") from None
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    return seal_written_file(temporary, path)
 
 
 def load_strategy_state(folder: Path) -> dict[str, torch.Tensor]:
     """The strategy's saved state (server optimizer, FedDC's drifts); empty for strategies that keep none."""
-    path = folder / STRATEGY_FILE
-    return load_file(str(path)) if path.is_file() else {}
+    source = _files_of(folder)
+    if not source.has(STRATEGY_FILE):
+        return {}
+    return _tensors(source, STRATEGY_FILE)
 
 
 def load_halor_window(folder: Path) -> list[tuple[int, list[int]]]:
     """Halor's saved window of (round, histogram sum); empty when the checkpoint has none."""
-    path = folder / HALOR_FILE
-    if not path.is_file():
+    source = _files_of(folder)
+    if not source.has(HALOR_FILE):
         return []
+    data = source.read(HALOR_FILE)  # a file that does not match its record is refused before it is parsed
     try:
-        entries = json.loads(path.read_text(encoding="utf-8"))
+        entries = json.loads(data)
         return [(int(entry["round"]), [int(count) for count in entry["histogram_sum"]]) for entry in entries]
     except (ValueError, KeyError, TypeError) as error:
-        raise ValueError(f"{path}: not a window of Halor histogram sums: {error}") from error
+        raise InputFileError(source.folder / HALOR_FILE, f"not a window of Halor histogram sums: {error}",
+                             _remedy(source.root, source.folder)) from None
 
 
 def load_halor_sizes(folder: Path) -> dict[int, int]:
     """The resampled sizes Halor's guard knew (client id -> samples); empty when the checkpoint has none."""
-    path = folder / HALOR_SIZES_FILE
-    if not path.is_file():
+    source = _files_of(folder)
+    if not source.has(HALOR_SIZES_FILE):
         return {}
+    data = source.read(HALOR_SIZES_FILE)  # a file that does not match its record is refused before it is parsed
     try:
-        entries = json.loads(path.read_text(encoding="utf-8"))["resampled_sizes"]
+        entries = json.loads(data)["resampled_sizes"]
         return {int(client): int(size) for client, size in entries.items()}
     except (ValueError, KeyError, TypeError, AttributeError) as error:
-        raise ValueError(f"{path}: not a map of Halor's resampled sizes: {error}") from error
+        raise InputFileError(source.folder / HALOR_SIZES_FILE, f"not a map of Halor's resampled sizes: {error}",
+                             _remedy(source.root, source.folder)) from None
 
 
 def load_checkpoint_state(folder: Path) -> CheckpointState:
-    """Where the checkpointed job stood, without reading its weights."""
-    state_path = folder / "state.json"
-    if not state_path.is_file():
-        raise FileNotFoundError(f"checkpoint file missing: {state_path}")
-    return CheckpointState(**json.loads(state_path.read_text(encoding="utf-8")))
+    """Where the checkpointed job stood, without reading its weights; every file the checkpoint records must be
+    there with its recorded size."""
+    source = _require(folder)
+    if source.files is not None:
+        try:
+            check_present(source.files, source.folder)
+        except CorruptFileError as error:
+            raise InputFileError(error.path, error.problem, _remedy(source.root, source.folder)) from None
+    return source.state
 
 
 def load_checkpoint(folder: Path) -> tuple[CheckpointState, dict[str, torch.Tensor]]:
-    state = load_checkpoint_state(folder)
-    model_path = folder / "model.safetensors"
-    if not model_path.is_file():
-        raise FileNotFoundError(f"checkpoint file missing: {model_path}")
-    return state, load_file(str(model_path))
+    source = _require(folder)
+    return source.state, _tensors(source, MODEL_FILE)
+
+
+def _tensors(source: _Source, name: str) -> dict[str, torch.Tensor]:
+    data = source.read(name)
+    try:
+        return load(data)
+    except SafetensorError as error:
+        raise InputFileError(source.folder / name, f"not a readable safetensors file ({error})",
+                             _remedy(source.root, source.folder)) from None
+
+
+def _find(folder: Path) -> _Source | None:
+    """The checkpoint to load from ``folder``; None when there is none."""
+    if (folder / STATE_FILE).exists():
+        return _parse_state(folder, folder)
+    if interrupted_install(folder) and (folder / PREVIOUS_DIR / STATE_FILE).is_file():
+        source = _parse_state(folder, folder / PREVIOUS_DIR)
+        _log.warning("%s: the last checkpoint's write was interrupted; loading the previous one (after round %d) "
+                     "from %s", folder, source.state.round, source.folder)
+        return source
+    return None
+
+
+def _files_of(folder: Path) -> _Source:
+    """Where a checkpoint's optional files are read: without any state file, the folder's files as they are."""
+    return _find(folder) or _Source(folder, folder, CheckpointState(0, 0, 0.0), None)
+
+
+def _require(folder: Path) -> _Source:
+    source = _find(folder)
+    if source is None:
+        problem = "missing: the checkpoint has no state file (its write never finished, or the file was removed)"
+        raise InputFileError(folder / STATE_FILE, problem, _remedy(folder, folder))
+    return source
+
+
+def _parse_state(root: Path, folder: Path) -> _Source:
+    path = folder / STATE_FILE
+    try:
+        data = json.loads(path.read_bytes())
+        if not isinstance(data, dict):
+            raise TypeError(f"expected a JSON object, got {type(data).__name__}")
+        state = CheckpointState(int(data["round"]), int(data["model_version"]), float(data["clock_s"]))
+        files = None
+        if "format" in data:
+            files = {str(name): FileDigest(str(entry["sha256"]), int(entry["bytes"]))
+                     for name, entry in data["files"].items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+        raise InputFileError(path, f"not a checkpoint's state ({type(error).__name__}: {error})",
+                             _remedy(root, folder)) from None
+    return _Source(root, folder, state, files)
+
+
+def _complete(root: Path, folder: Path) -> _Source | None:
+    """The checkpoint in ``folder`` when it is complete as far as its state and the files' sizes show; None when
+    there is none or it is unusable."""
+    if not (folder / STATE_FILE).is_file():
+        return None
+    try:
+        source = _parse_state(root, folder)
+        if source.files is not None:
+            check_present(source.files, folder)
+    except (InputFileError, CorruptFileError):
+        return None
+    return source
+
+
+def _remedy(root: Path, folder: Path) -> str:
+    previous = root / PREVIOUS_DIR
+    kept = None if folder == previous else _complete(root, previous)
+    if kept is not None:
+        return (f"resume from the previous checkpoint (after round {kept.state.round}): copy it over this one with "
+                f"`cp -p {shlex.quote(str(previous))}/* {shlex.quote(str(root))}/` and run the same command "
+                "with --resume again, or start the run afresh without --resume")
+    return "start the run afresh without --resume (no complete earlier checkpoint is kept)"
