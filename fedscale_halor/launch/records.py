@@ -26,7 +26,11 @@ STATUSES = ("running", "finished", "failed", "stopped")
 
 
 class RecordError(LaunchError):
-    """A job record that cannot be read, or a job or run that has no record."""
+    """A job record that cannot be read, or a job or run that has no record. ``path``: the unreadable file."""
+
+    def __init__(self, message: str, path: Path | None = None) -> None:
+        super().__init__(message)
+        self.path = path
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,8 @@ class JobRecord:
     @classmethod
     def from_json(cls, text: str, source: str = "<job record>") -> JobRecord:
         try:
+            if not text.strip():
+                raise ValueError("the file is empty")
             data = json.loads(text)
             if not isinstance(data, Mapping):
                 raise TypeError(f"expected a JSON object, got {type(data).__name__}")
@@ -83,7 +89,8 @@ class JobRecord:
             if record.status not in STATUSES:
                 raise ValueError(f"unknown status {record.status!r}")
         except (ValueError, TypeError, KeyError) as error:
-            raise RecordError(f"{source}: not a valid job record ({type(error).__name__}: {error})") from None
+            raise RecordError(f"{source}: not a valid job record ({type(error).__name__}: {error})"
+                              f"{_remedy(source)}", Path(source)) from None
         return record
 
 
@@ -122,8 +129,21 @@ def load_record(path: str | Path) -> JobRecord:
     try:
         text = source.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
-        raise RecordError(f"{source}: cannot read the job record ({error})") from None
+        raise RecordError(f"{source}: cannot read the job record ({error}){_remedy(str(source))}", source) from None
     return JobRecord.from_json(text, str(source))
+
+
+def _remedy(source: str) -> str:
+    """What to do about an unreadable record: the other copy of it holds the same, unless the run was indexed
+    after its folder's copy was last written."""
+    if source.startswith("<"):
+        return ""
+    path = Path(source)
+    if path.name == RECORD_FILE_NAME:
+        index_copy = jobs_dir() / path.parent.parent.name / f"{path.parent.name}.json"
+        return f"; the jobs index keeps the same record: copy {index_copy} over it"
+    return (f"; copy the run's own copy (<log_path>/{path.parent.name}/{path.stem}/{RECORD_FILE_NAME}) over it, "
+            "or delete it once the run's processes are known to be gone")
 
 
 def forget_record(record: JobRecord, directory: str | Path | None = None) -> None:
@@ -165,27 +185,44 @@ def indexed_records(directory: str | Path | None = None) -> list[tuple[Path, Job
     """Every indexed run of every job, by job name and timestamp. A run that leaves the index while it is read (a
     `start` that just ended) is left out; any other unreadable record fails with its path."""
     entries: list[tuple[Path, JobRecord]] = []
+    for path, entry in index_entries(directory):
+        if isinstance(entry, RecordError):
+            raise entry
+        entries.append((path, entry))
+    return entries
+
+
+def index_entries(directory: str | Path | None = None) -> list[tuple[Path, JobRecord | RecordError]]:
+    """Like ``indexed_records``, but an unreadable record is its error, in its place, and the others still come."""
+    entries: list[tuple[Path, JobRecord | RecordError]] = []
     for job_name, stamps in known_runs(directory).items():
         for stamp in stamps:
             path = jobs_dir(directory) / job_name / f"{stamp}.json"
-            try:
-                text = path.read_text(encoding="utf-8")
-            except FileNotFoundError:
+            if not path.exists():
                 continue
-            except (OSError, UnicodeDecodeError) as error:
-                raise RecordError(f"{path}: cannot read the job record ({error})") from None
-            entries.append((path, JobRecord.from_json(text, str(path))))
+            try:
+                entries.append((path, load_record(path)))
+            except RecordError as error:
+                if path.exists():
+                    entries.append((path, error))
     return entries
 
 
 def _write_atomically(path: Path, text: str) -> None:
-    # a reader (stop, in another terminal) never sees half a record
+    # a reader (stop, in another terminal) never sees half a record, nor does anyone after a crash or power loss
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
             handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)  # the rename itself
+    finally:
+        os.close(folder)

@@ -1,12 +1,16 @@
-"""What the recorded runs are doing: each run's data set, state, hosts, last round and last test accuracy."""
+"""What the recorded runs are doing: each run's data set, state, hosts, last round and last test accuracy.
+
+A record that cannot be read is listed as ``unreadable``, under the job name and timestamp its index path shows,
+with the reason and what to do below the table; the other runs still show."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 from dataclasses import dataclass
 from pathlib import Path
 
-from fedscale_halor.launch.records import JobRecord, indexed_records
+from fedscale_halor.launch.records import JobRecord, RecordError, index_entries
 from fedscale_halor.launch.stop import access_of, process_running
 
 
@@ -16,6 +20,7 @@ class RunStatus:
     last_round: int | None  # None: no round finished yet, or the run folder is not readable from here
     last_top1: float | None
     alive: bool | None = None  # None: its processes are on hosts this machine cannot look at without SSH
+    problem: str = ""  # the record is unreadable: why, naming its file (the record holds only its index path's names)
 
     @property
     def hosts(self) -> tuple[str, ...]:
@@ -24,15 +29,21 @@ class RunStatus:
     @property
     def state(self) -> str:
         """The record's status, or ``ended`` for a run recorded as running whose processes are all gone."""
+        if self.problem:
+            return "unreadable"
         return "ended" if self.record.status == "running" and self.alive is False else self.record.status
 
 
 def run_statuses(jobs_dir: str | Path | None = None) -> list[RunStatus]:
     """Every recorded run, by job and timestamp."""
     statuses = []
-    for _, record in indexed_records(jobs_dir):
-        last_round, last_top1 = _progress(Path(record.run_dir))
-        statuses.append(RunStatus(record, last_round, last_top1, _alive(record)))
+    for path, entry in index_entries(jobs_dir):
+        if isinstance(entry, RecordError):
+            names = JobRecord(path.parent.name, path.stem, run_dir="", launcher="")
+            statuses.append(RunStatus(names, None, None, None, problem=str(entry)))
+            continue
+        last_round, last_top1 = _progress(Path(entry.run_dir))
+        statuses.append(RunStatus(entry, last_round, last_top1, _alive(entry)))
     return statuses
 
 
@@ -49,12 +60,15 @@ def _progress(run_dir: Path) -> tuple[int | None, float | None]:
     if not metrics.is_file():  # a run submitted to another host writes its logs there
         return None, None
     last_round, last_top1 = None, None
-    with metrics.open(newline="", encoding="utf-8") as handle:
-        for row in csv.DictReader(handle):
-            if row.get("round", "").isdigit():
-                last_round = int(row["round"])
-            if row.get("test_top1"):
-                last_top1 = float(row["test_top1"])
+    try:
+        with metrics.open(newline="", encoding="utf-8") as handle:
+            for row in csv.DictReader(handle):
+                if (row.get("round") or "").isdigit():
+                    last_round = int(row["round"])
+                with contextlib.suppress(ValueError):  # a line the run was writing when it died
+                    last_top1 = float(row["test_top1"]) if row.get("test_top1") else last_top1
+    except (OSError, UnicodeDecodeError, csv.Error):  # the logs of one run must not hide the others
+        return last_round, last_top1
     return last_round, last_top1
 
 
@@ -68,4 +82,7 @@ def format_statuses(statuses: list[RunStatus]) -> str:
         top1_text = "-" if status.last_top1 is None else f"{status.last_top1:.4f}"
         lines.append(f"{record.data_set or '-':<14}{record.job_name:<16}{record.timestamp:<18}{status.state:<10}"
                      f"{round_text:>7}{top1_text:>8}  {', '.join(status.hosts)}")
+    problems = [status.problem for status in statuses if status.problem]
+    if problems:
+        lines += ["", "unreadable job records:", *(f"  {problem}" for problem in problems)]
     return "\n".join(lines)
