@@ -3,9 +3,9 @@
 The service's errors come back as the exceptions the in-memory transport would raise (AuthenticationError, KeyError,
 MalformedMessageError). Transient failures are retried by gRPC's own retry policy (grpc_wire.py says which calls
 it covers). A call that still fails means the aggregator is lost: the transport waits for the channel to connect
-again (gRPC's reconnect backoff), logging once when it loses the aggregator and once when it is back, and makes the
-call again; an aggregator that stays away for the whole window raises a ``ConnectionError`` subclass, so an executor
-can tell "the aggregator is gone" from a bug and exit cleanly.
+again (with gRPC's reconnect backoff, through a probe call that waits for it), logging once when it loses the
+aggregator and once when it is back, and makes the call again; an aggregator that stays away for the whole window
+raises a ``ConnectionError`` subclass, so an executor can tell "the aggregator is gone" from a bug and exit cleanly.
 
 Whether the aggregator that comes back is the one that was lost is for the executor to find out: a restarted one
 does not know the executor and refuses its calls with NOT_FOUND (KeyError here), and the executor registers again.
@@ -26,7 +26,7 @@ import grpc
 from fedscale_halor.transport import serde
 from fedscale_halor.transport.base import AggregatorGoneError, AuthenticationError, Transport
 from fedscale_halor.transport.framing import Buffer, parts_size
-from fedscale_halor.transport.grpc_wire import TOKEN_METADATA_KEY, client_options
+from fedscale_halor.transport.grpc_wire import SERVICE_NAME, TOKEN_METADATA_KEY, client_options
 from fedscale_halor.transport.messages import Completion, Event, ExecutorInfo, RegisterReply
 from fedscale_halor.transport.proto import aggregator_pb2 as pb
 from fedscale_halor.transport.proto import aggregator_pb2_grpc as pb_grpc
@@ -39,6 +39,7 @@ _log = logging.getLogger("fedscale_halor.transport")
 _Result = TypeVar("_Result")
 
 _MAX_RECONNECT_BACKOFF_MS = 1000
+_PROBE_METHOD = f"/{SERVICE_NAME}/Probe"  # deliberately served by no one (see _answers_within)
 # A call that fails while the channel still looks connected (a server that is stopping, or one that sheds calls) is
 # made again after this pause at least, not in a tight loop.
 _PAUSE_BEFORE_WAITING_S = 0.1
@@ -75,12 +76,13 @@ class _Link:
         self._address = address
         self._lock = threading.Lock()
         self._lost_since: float | None = None
+        self._was_reached = False
 
     def lost(self, call_name: str, details: str, window_s: float, reached: bool) -> float:
         """Note a failed call; returns when the loss started."""
         with self._lock:
             if self._lost_since is None:
-                self._lost_since = time.monotonic()
+                self._lost_since, self._was_reached = time.monotonic(), reached
                 if reached:
                     _log.warning("%s: lost the aggregator at %s (%s); reconnecting for up to %g s", call_name,
                                  self._address, details, window_s)
@@ -95,8 +97,8 @@ class _Link:
         with self._lock:
             if self._lost_since is None:
                 return False
-            _log.info("the aggregator at %s answers again (after %.1f s)", self._address,
-                      time.monotonic() - self._lost_since)
+            _log.info("the aggregator at %s answers%s (after %.1f s)", self._address,
+                      " again" if self._was_reached else "", time.monotonic() - self._lost_since)
             self._lost_since = None
             return True
 
@@ -117,6 +119,7 @@ class GrpcTransport(Transport):
         else:
             self._channel = grpc.secure_channel(address, tls.credentials(), options=options + tls.channel_options())
         self._stub = pb_grpc.AggregatorStub(self._channel)
+        self._probe = self._channel.unary_unary(_PROBE_METHOD)  # raw bytes both ways: nothing to parse
         self._address = address
         self._metadata = ((TOKEN_METADATA_KEY, token),)
         self._chunk_bytes = chunk_bytes
@@ -205,17 +208,24 @@ class GrpcTransport(Transport):
         lost_since = self._link.lost(call_name, details, window_s, self._reached)
         self._shared_confirmed = False
         deadline = lost_since + window_s
-        if time.monotonic() < deadline:
-            time.sleep(min(_PAUSE_BEFORE_WAITING_S, deadline - time.monotonic()))
-            ready = grpc.channel_ready_future(self._channel)  # connects with gRPC's reconnect backoff
-            try:
-                ready.result(timeout=max(0.0, deadline - time.monotonic()))
+        while time.monotonic() < deadline:
+            time.sleep(min(_PAUSE_BEFORE_WAITING_S, max(0.0, deadline - time.monotonic())))
+            if self._answers_within(deadline - time.monotonic()):
                 return
-            except grpc.FutureTimeoutError:
-                pass
-            finally:
-                ready.cancel()
         raise self._unavailable_error(call_name, time.monotonic() - lost_since, details) from None
+
+    def _answers_within(self, timeout_s: float) -> bool:
+        """Whether a server answers at the address within ``timeout_s``. The probe waits for the channel to connect
+        (with gRPC's reconnect backoff) and names a method no server has, so any server answers it at once, with
+        UNIMPLEMENTED, and nothing reaches the service."""
+        if timeout_s <= 0:
+            return False
+        try:
+            self._probe(b"", timeout=timeout_s, wait_for_ready=True)
+        except grpc.RpcError as error:
+            # UNAVAILABLE: a server was reached but is going away (or the connection broke); not an answer
+            return error.code() not in (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNAVAILABLE)
+        return True
 
     def _unavailable_error(self, call_name: str, waited_s: float, details: str) -> ConnectionError:
         if self._reached:
