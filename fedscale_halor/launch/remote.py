@@ -11,6 +11,7 @@ import shlex
 import shutil
 import subprocess
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,8 @@ from fedscale_halor.launch.hosts import is_local_host
 
 PID_MARKER = "FEDSCALE_HALOR_PID="
 SETUP_FAILED_STATUS = 97
+REACH_TIMEOUT_S = 60.0
+_PARALLEL_PROBES = 16
 
 
 class RemoteCommandError(LaunchError):
@@ -94,6 +97,28 @@ def run_script(access: HostAccess, script: str, *, timeout_s: float = 600.0) -> 
     except OSError as error:
         raise RemoteCommandError(f"{access.host}: cannot run {shlex.join(argv)}: {error}") from None
     return HostResult(access.host, completed.returncode, completed.stdout, completed.stderr)
+
+
+def unreachable_hosts(accesses: Sequence[HostAccess], *,
+                      timeout_s: float = REACH_TIMEOUT_S) -> dict[HostAccess, str]:
+    """Each host that a script cannot reach (over SSH, as ``run_script`` would), with why: a name that does not
+    resolve, a refused connection or key, ssh's own error. Every host is tried, in parallel; this machine needs no
+    try."""
+    remote = [access for access in dict.fromkeys(accesses) if not access.local]
+    with ThreadPoolExecutor(max_workers=min(_PARALLEL_PROBES, max(1, len(remote)))) as pool:
+        problems = list(pool.map(lambda access: _reach_problem(access, timeout_s), remote))
+    return {access: problem for access, problem in zip(remote, problems, strict=True) if problem}
+
+
+def _reach_problem(access: HostAccess, timeout_s: float) -> str:
+    try:
+        result = run_script(access, "exit 0\n", timeout_s=timeout_s)
+    except RemoteCommandError as error:
+        return str(error).removeprefix(f"{access.host}: ")
+    if result.returncode == 0:
+        return ""
+    said = result.stderr.strip() or result.stdout.strip() or "no message"
+    return f"{said} (ssh exit status {result.returncode})"
 
 
 def start_script(exp_path: str, setup_commands: Sequence[str], run_dir: str, files: dict[str, str],

@@ -30,6 +30,7 @@ from fedscale_halor.launch.remote import (
     run_script,
     start_script,
     started_pids,
+    unreachable_hosts,
 )
 from fedscale_halor.launch.rundir import create_run_dir
 from fedscale_halor.launch.stop import stop_processes
@@ -67,6 +68,7 @@ def submit_job(cfg: ExperimentConfig, *, timestamp: str | None = None, jobs_dir:
         slots = executor_slots(deployment.worker_ips)
     except ValueError as error:
         raise SubmitError(str(error)) from None
+    _check_hosts(cfg, slots)
     remote_workers = sorted({slot.host for slot in slots if not is_local_host(slot.host)})
     if is_local_host(deployment.ps_ip) and remote_workers:
         _log.warning("ps_ip %s names the local machine: executors on %s will look for the aggregator on their own "
@@ -99,6 +101,28 @@ def submit_job(cfg: ExperimentConfig, *, timestamp: str | None = None, jobs_dir:
         save_record(record.with_status("failed"), jobs_dir)
         raise SubmitError(f"job {record.job_name} not started: {error}") from None
     return record
+
+
+def _check_hosts(cfg: ExperimentConfig, slots: Sequence[ExecutorSlot]) -> None:
+    """Every host answers over SSH before anything is written or started: a job is not half started because of a
+    misspelt or unreachable host."""
+    deployment = cfg.deployment
+    auth = deployment.auth
+    roles: dict[str, list[str]] = {}
+    for host, role in [(deployment.ps_ip, "ps_ip"), *((slot.host, "worker_ips") for slot in slots)]:
+        roles.setdefault(host, [])
+        if role not in roles[host]:
+            roles[host].append(role)
+    accesses = [HostAccess(host, auth.ssh_user, auth.ssh_private_key, auth.ssh_port) for host in roles]
+    problems = unreachable_hosts(accesses)
+    if not problems:
+        return
+    reasons = "; ".join(f"{access.host} ({' and '.join(roles[access.host])}) cannot be reached: {problem}"
+                        for access, problem in problems.items())
+    probes = " and ".join(f"`{shlex.join([*host_argv(access)[:-2], 'true'])}`" for access in problems)
+    raise SubmitError(f"job {cfg.job.job_name} not submitted, nothing was started: {reasons}; check the host "
+                      f"{'names' if len(problems) > 1 else 'name'} in the config and that {probes} "
+                      f"{'work' if len(problems) > 1 else 'works'} from this machine without a prompt")
 
 
 def _launches(cfg: ExperimentConfig, slots: Sequence[ExecutorSlot], run_dir: Path,

@@ -122,8 +122,9 @@ def test_submit_runs_setup_first_on_each_host_over_ssh_and_keeps_the_token_off_c
     token = Path(record.token_file).read_text().strip()
     base = ["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=accept-new", "-i", str(tmp_path / "id_job"),
             "-l", "alice"]
+    # each host twice: the check that it answers, before anything starts, then the start
     assert sorted(_recorded_argvs(fake_ssh)) == [[*base, host, "bash", "-s"] for host in ("node-a", "node-b",
-                                                                                          "ps-host")]
+                                                                                          "ps-host") for _ in "12"]
     for host, entry, count in [("ps-host", "aggregator", 1), ("node-a", "executor", 2), ("node-b", "executor", 1)]:
         host_lines = [line for line in lines if line.endswith(host) or f" on {host} " in line]
         assert host_lines == [f"setup on {host}"] + [f"started core/{entry}.py on {host} token-length 32"] * count
@@ -183,12 +184,17 @@ def test_a_missing_entry_point_is_named_and_nothing_is_left_running(tmp_path: Pa
     assert not process_alive(record.processes[0].pid)
 
 
-def test_an_unreachable_host_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_ssh: Path) -> None:
-    monkeypatch.setenv("FAKE_SSH_UNREACHABLE", "ps-host")
+def test_an_unreachable_host_is_named_before_anything_starts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                             fake_ssh: Path) -> None:
+    monkeypatch.setenv("FAKE_SSH_UNREACHABLE", "node-b")
 
-    with pytest.raises(SubmitError, match=r"ps-host: starting the aggregator failed with exit status 255.*"
-                                          r"Connection refused"):
+    with pytest.raises(SubmitError, match=r"^job digits not submitted, nothing was started: node-b \(worker_ips\) "
+                                          r"cannot be reached: ssh: connect to host node-b port 22: Connection "
+                                          r"refused \(ssh exit status 255\); check the host name"):
         submit_job(_fake_job(tmp_path, monkeypatch), timestamp="down")
+
+    assert not (tmp_path / "entries.log").exists()
+    assert not (tmp_path / "logs").exists() and known_runs(tmp_path / "jobs") == {}
 
 
 def _digits(tmp_path: Path, data_dir: Path, **overrides: object) -> ExperimentConfig:
