@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shlex
 import shutil
 import tempfile
 import time
@@ -20,8 +21,10 @@ from typing import Any
 
 import numpy as np
 
-from fedscale_halor.data.datasets.base import RawDataset
+from fedscale_halor.data.datasets.base import README_HINT, RawDataset
 from fedscale_halor.data.datasets.registry import loader_for
+from fedscale_halor.data.integrity import file_sha256
+from fedscale_halor.errors import InputFileError
 
 FORMAT_VERSION = 1
 META_FILE = "meta.json"
@@ -30,6 +33,7 @@ TRAIN_LABELS_FILE = "train_y.npy"
 TEST_FEATURES_FILE = "test_x.npy"
 TEST_LABELS_FILE = "test_y.npy"
 TRAIN_OWNERS_FILE = "train_owner.npy"
+ARRAY_FILES = (TRAIN_FEATURES_FILE, TRAIN_LABELS_FILE, TEST_FEATURES_FILE, TEST_LABELS_FILE, TRAIN_OWNERS_FILE)
 DEFAULT_PREPARED_FOLDER = "prepared"
 _STATISTICS_CHUNK_ROWS = 4096
 _MIN_STD = 1e-8
@@ -42,13 +46,44 @@ def default_prepared_dir(data_dir: Path) -> Path:
     return Path(data_dir) / DEFAULT_PREPARED_FOLDER
 
 
-def read_meta(prepared_dir: Path) -> dict[str, Any] | None:
-    """The folder's meta.json when it describes a complete folder of the current format, else None."""
+def prepare_command(name: str, prepared_dir: Path, data_dir: Path | None = None) -> str:
+    """The command line that prepares ``name`` into ``prepared_dir`` again, for error messages."""
+    prepared_dir = Path(prepared_dir)
+    if data_dir is None and prepared_dir.name == DEFAULT_PREPARED_FOLDER:
+        data_dir = prepared_dir.parent
+    words = ["fedscale-halor", "prepare", name]
+    if data_dir is not None:
+        words += ["--data-dir", str(data_dir)]
+    if data_dir is None or prepared_dir != default_prepared_dir(Path(data_dir)):
+        words += ["--prepared-dir", str(prepared_dir)]
+    return shlex.join([*words, "--force"])
+
+
+def rerun_remedy(name: str, prepared_dir: Path, data_dir: Path | None = None) -> str:
+    return f"re-run `{prepare_command(name, prepared_dir, data_dir)}`"
+
+
+def read_meta(prepared_dir: Path, remedy: str = "") -> dict[str, Any] | None:
+    """The folder's meta.json when it describes a complete folder of the current format; None when it is absent
+    (the folder is incomplete) or of another format version (outdated), so that prepare writes the folder again.
+
+    A meta.json that is there but is not a JSON object is damage, not an unfinished prepare: it raises
+    InputFileError with ``remedy``, rather than have the folder replaced without a word.
+    """
+    path = Path(prepared_dir) / META_FILE
     try:
-        meta = json.loads((Path(prepared_dir) / META_FILE).read_text())
-    except (OSError, ValueError):
+        text = path.read_bytes()
+    except FileNotFoundError:
         return None
-    if not isinstance(meta, dict) or meta.get("format_version") != FORMAT_VERSION:
+    except OSError as error:
+        raise InputFileError(path, f"cannot be read ({error.strerror or error})", remedy) from None
+    try:
+        meta = json.loads(text)
+    except ValueError as error:
+        raise InputFileError(path, f"not valid JSON ({error})", remedy) from None
+    if not isinstance(meta, dict):
+        raise InputFileError(path, f"expected a JSON object, found a JSON {type(meta).__name__}", remedy)
+    if meta.get("format_version") != FORMAT_VERSION:
         return None
     return meta
 
@@ -84,6 +119,8 @@ def write_prepared(raw: RawDataset, name: str, folder: Path) -> None:
     if raw.train_owners is not None:
         np.save(folder / TRAIN_OWNERS_FILE, raw.train_owners.astype(np.int64))
     mean, std = channel_statistics(raw.train_features, raw.feature_scale)
+    # Hashed from the written files, so that opening the folder can tell a damaged copy from what was written.
+    checksums = {name: file_sha256(folder / name) for name in ARRAY_FILES if (folder / name).is_file()}
     meta = {
         "format_version": FORMAT_VERSION,
         "name": name,
@@ -97,6 +134,7 @@ def write_prepared(raw: RawDataset, name: str, folder: Path) -> None:
         "num_train": len(raw.train_labels),
         "num_test": len(raw.test_labels),
         "num_owners": int(raw.train_owners.max()) + 1 if raw.train_owners is not None and len(raw.train_owners) else 0,
+        "sha256": checksums,
     }
     # meta.json last: its presence is what marks the folder complete.
     (folder / META_FILE).write_text(json.dumps(meta, indent=2))
@@ -104,8 +142,18 @@ def write_prepared(raw: RawDataset, name: str, folder: Path) -> None:
 
 def _check_name(meta: dict[str, Any], name: str, prepared_dir: Path) -> None:
     if meta.get("name") != name:
-        raise ValueError(f"{prepared_dir} holds the prepared data set {meta.get('name')!r}, not {name!r}; "
-                         f"give {name!r} its own data_dir or prepared_dir")
+        raise InputFileError(prepared_dir, f"holds the prepared data set {meta.get('name')!r}, not {name!r}",
+                             f"give {name!r} its own data_dir or prepared_dir")
+
+
+def _read_raw(name: str, data_dir: Path) -> RawDataset:
+    """The loader's result; its checks of the raw files become InputFileError, the message the command line shows."""
+    try:
+        return loader_for(name)(data_dir)
+    except InputFileError:
+        raise
+    except ValueError as error:
+        raise InputFileError(data_dir, f"the raw files of {name} cannot be used: {error}", README_HINT) from None
 
 
 def _move_aside_and_delete(folder: Path) -> None:
@@ -160,16 +208,17 @@ def prepare_dataset(name: str, data_dir: Path, prepared_dir: Path | None = None,
     Returns at once when the folder is already prepared, unless ``force``. A missing raw file raises
     MissingRawFileError naming it. ``force`` is meant for one user at a time, not for concurrent executors.
     """
-    load = loader_for(name)
+    loader_for(name)  # an unknown name fails before any folder is looked at
     data_dir = Path(data_dir)
     target = Path(prepared_dir) if prepared_dir is not None else default_prepared_dir(data_dir)
+    remedy = rerun_remedy(name, target, data_dir)
     if not force:
-        meta = read_meta(target)
+        meta = read_meta(target, remedy)
         if meta is not None:
             _check_name(meta, name, target)
             return target
     logger.info("preparing %s from %s into %s", name, data_dir, target)
-    raw = load(data_dir)
+    raw = _read_raw(name, data_dir)
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_abandoned_staging(target)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
@@ -179,7 +228,7 @@ def prepare_dataset(name: str, data_dir: Path, prepared_dir: Path | None = None,
         write_prepared(raw, name, staging)
         if not publish(staging, target, replace=force):
             logger.info("%s was prepared by another process meanwhile; using its files", target)
-            meta = read_meta(target)
+            meta = read_meta(target, remedy)
             if meta is not None:
                 _check_name(meta, name, target)
     finally:

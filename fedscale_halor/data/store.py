@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from fedscale_halor.data.integrity import check_labels, check_owners, open_array, verify_checksums
 from fedscale_halor.data.prepare import (
     META_FILE,
     TEST_FEATURES_FILE,
@@ -17,7 +19,14 @@ from fedscale_halor.data.prepare import (
     TRAIN_OWNERS_FILE,
     prepare_dataset,
     read_meta,
+    rerun_remedy,
 )
+from fedscale_halor.data.prepared_meta import describe_meta
+
+_LABEL_DTYPE = np.dtype(np.int64)
+_WARNED_UNVERIFIED: set[Path] = set()
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, eq=False)
@@ -52,33 +61,63 @@ class PreparedDataset:
         return int(self.test_labels.shape[0])
 
 
-def load_prepared(prepared_dir: Path) -> PreparedDataset:
-    """Open an already prepared folder."""
+def load_prepared(prepared_dir: Path, name: str | None = None, data_dir: Path | None = None) -> PreparedDataset:
+    """Open an already prepared folder, every file checked (see data/integrity.py); a file that fails a check
+    raises InputFileError naming it. ``name`` and ``data_dir`` word the remedy (the prepare command to re-run)."""
     prepared_dir = Path(prepared_dir)
-    meta = read_meta(prepared_dir)
+    meta_path = prepared_dir / META_FILE
+    meta = read_meta(prepared_dir, rerun_remedy(name or "<dataset>", prepared_dir, data_dir))
     if meta is None:
-        raise FileNotFoundError(f"{prepared_dir / META_FILE}: no prepared data set of the current format here")
+        raise FileNotFoundError(f"{meta_path}: no prepared data set of the current format here")
+    remedy = rerun_remedy(name or str(meta.get("name", "<dataset>")), prepared_dir, data_dir)
+    described = describe_meta(meta, meta_path, remedy)
+    sample_shape = described.input_shape
+    train_labels = open_array(prepared_dir / TRAIN_LABELS_FILE, (described.num_train,), _LABEL_DTYPE, remedy)
+    test_labels = open_array(prepared_dir / TEST_LABELS_FILE, (described.num_test,), _LABEL_DTYPE, remedy)
+    for file_name, labels in ((TRAIN_LABELS_FILE, train_labels), (TEST_LABELS_FILE, test_labels)):
+        check_labels(prepared_dir / file_name, labels, described.num_classes, remedy)
+    owners = None
     owners_path = prepared_dir / TRAIN_OWNERS_FILE
-    return PreparedDataset(
-        name=str(meta["name"]),
-        train_features=np.load(prepared_dir / TRAIN_FEATURES_FILE, mmap_mode="r"),
-        train_labels=np.load(prepared_dir / TRAIN_LABELS_FILE, mmap_mode="r"),
-        test_features=np.load(prepared_dir / TEST_FEATURES_FILE, mmap_mode="r"),
-        test_labels=np.load(prepared_dir / TEST_LABELS_FILE, mmap_mode="r"),
-        num_classes=int(meta["num_classes"]),
-        input_shape=tuple(int(size) for size in meta["input_shape"]),
-        train_owners=np.load(owners_path, mmap_mode="r") if owners_path.is_file() else None,
-        class_names=tuple(str(name) for name in meta["class_names"]),
-        feature_scale=float(meta["feature_scale"]),
-        channel_mean=tuple(float(value) for value in meta["channel_mean"]),
-        channel_std=tuple(float(value) for value in meta["channel_std"]),
+    if owners_path.is_file() or described.num_owners > 0:
+        owners = open_array(owners_path, (described.num_train,), _LABEL_DTYPE, remedy)
+        check_owners(owners_path, owners, remedy)
+    dataset = PreparedDataset(
+        name=described.name,
+        train_features=open_array(prepared_dir / TRAIN_FEATURES_FILE, (described.num_train, *sample_shape),
+                                  described.feature_dtype, remedy),
+        train_labels=train_labels,
+        test_features=open_array(prepared_dir / TEST_FEATURES_FILE, (described.num_test, *sample_shape),
+                                 described.feature_dtype, remedy),
+        test_labels=test_labels,
+        num_classes=described.num_classes,
+        input_shape=sample_shape,
+        train_owners=owners,
+        class_names=described.class_names,
+        feature_scale=described.feature_scale,
+        channel_mean=described.channel_mean,
+        channel_std=described.channel_std,
         prepared_dir=prepared_dir,
     )
+    if described.checksums is None:
+        _warn_unverified(prepared_dir, remedy)
+    else:
+        verify_checksums(prepared_dir, described.checksums, remedy)
+    return dataset
+
+
+def _warn_unverified(prepared_dir: Path, remedy: str) -> None:
+    # Folders prepared before checksums existed still open: their sizes, shapes, dtypes and labels are checked
+    # like any other's, and preparing a large data set again is the user's call, not a surprise on the next start.
+    if prepared_dir in _WARNED_UNVERIFIED:
+        return
+    _WARNED_UNVERIFIED.add(prepared_dir)
+    logger.warning("%s: meta.json records no checksums (prepared by an earlier version), so the arrays' contents "
+                   "are not verified; %s to add them", prepared_dir, remedy)
 
 
 def open_dataset(name: str, data_dir: Path, prepared_dir: Path | None = None) -> PreparedDataset:
     """The prepared data set ``name``, preparing it from the raw files of ``data_dir`` on first use."""
-    return load_prepared(prepare_dataset(name, Path(data_dir), prepared_dir))
+    return load_prepared(prepare_dataset(name, Path(data_dir), prepared_dir), name, Path(data_dir))
 
 
 def to_model_input(dataset: PreparedDataset, raw_rows: np.ndarray) -> torch.Tensor:

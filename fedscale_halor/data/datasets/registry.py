@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from fedscale_halor.config.errors import ConfigError
 from fedscale_halor.data.datasets import cifar10, digits, fashion_mnist, femnist, google_speech, synthetic
 from fedscale_halor.data.datasets.base import RawDataset
 
@@ -22,5 +23,5 @@ LOADERS: dict[str, Loader] = {
 
 def loader_for(name: str) -> Loader:
     if name not in LOADERS:
-        raise ValueError(f"unknown data set {name!r}; known: {', '.join(sorted(LOADERS))}")
+        raise ConfigError(f"unknown data set {name!r}; known: {', '.join(sorted(LOADERS))}")
     return LOADERS[name]

@@ -3,7 +3,6 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
-import re
 import time
 from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Barrier
@@ -25,6 +24,7 @@ from fedscale_halor.data.prepare import (
     remove_abandoned_staging,
     write_prepared,
 )
+from fedscale_halor.errors import InputFileError
 
 
 def tiny_raw(with_owners: bool = False) -> RawDataset:
@@ -192,8 +192,11 @@ def test_publish_replaces_an_outdated_folder(tmp_path: Path) -> None:
 def test_a_folder_of_another_data_set_is_refused(tmp_path: Path) -> None:
     prepare_dataset("digits", tmp_path, tmp_path / "shared")
 
-    with pytest.raises(ValueError, match=re.escape(f"{tmp_path / 'shared'} holds the prepared data set 'digits'")):
+    with pytest.raises(InputFileError) as raised:
         prepare_dataset("synthetic", tmp_path, tmp_path / "shared")
+
+    assert str(raised.value) == (f"{tmp_path / 'shared'}: holds the prepared data set 'digits', not 'synthetic'; "
+                                 "give 'synthetic' its own data_dir or prepared_dir")
 
 
 class LoaderThatWaitsForItsRival:
