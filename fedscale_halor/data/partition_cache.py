@@ -86,16 +86,40 @@ def save_partition(path: Path, partitions: list[np.ndarray]) -> None:
         temporary.unlink(missing_ok=True)
 
 
-def load_partition(path: Path) -> list[np.ndarray] | None:
-    """The partitions saved at ``path``, or None when the file is absent or unreadable."""
+def load_partition(path: Path, num_samples: int | None = None) -> list[np.ndarray] | None:
+    """The partitions saved at ``path``, or None when the file is absent or unusable.
+
+    An unusable file (truncated, corrupt, or holding rows outside the ``num_samples`` training rows) is logged and
+    reported as absent, so that the partition is computed and saved again. A cache holds nothing that cannot be
+    recomputed from the prepared arrays, so refusing to start over it would only make the user delete it by hand.
+    """
+    if not path.is_file():
+        return None
     try:
         with np.load(path, allow_pickle=False) as saved:
-            flat, offsets = saved["flat"], saved["offsets"]
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
-        return None
-    if offsets.ndim != 1 or len(offsets) == 0 or offsets[0] != 0 or offsets[-1] != len(flat):
-        return None
+            flat, offsets = np.asarray(saved["flat"]), np.asarray(saved["offsets"])
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        return _unusable(path, f"unreadable ({type(error).__name__}: {error})")
+    problem = _layout_problem(flat, offsets, num_samples)
+    if problem:
+        return _unusable(path, problem)
     return [flat[offsets[client]:offsets[client + 1]] for client in range(len(offsets) - 1)]
+
+
+def _layout_problem(flat: np.ndarray, offsets: np.ndarray, num_samples: int | None) -> str:
+    if flat.ndim != 1 or offsets.ndim != 1 or not np.issubdtype(flat.dtype, np.integer) or not np.issubdtype(
+            offsets.dtype, np.integer):
+        return "its arrays are not one-dimensional integer arrays"
+    if len(offsets) == 0 or offsets[0] != 0 or offsets[-1] != len(flat) or np.any(np.diff(offsets) < 0):
+        return f"its offsets do not split its {len(flat)} rows into clients"
+    if num_samples is not None and len(flat) and (flat.min() < 0 or flat.max() >= num_samples):
+        return f"it names rows outside the {num_samples} training samples"
+    return ""
+
+
+def _unusable(path: Path, problem: str) -> None:
+    logger.warning("partition cache %s: %s; computing the partition again", path, problem)
+    return None
 
 
 def cached_partition(dataset: PreparedDataset, num_clients: int, scheme: int, seed: int, *,
@@ -106,7 +130,7 @@ def cached_partition(dataset: PreparedDataset, num_clients: int, scheme: int, se
                 "removed_classes": removed_classes}
     path = cache_path(dataset, partition_key(dataset, num_clients, scheme, seed, dirichlet_alpha, zipf_param,
                                              **settings))
-    cached = load_partition(path)
+    cached = load_partition(path, dataset.num_train)
     if cached is not None:
         return cached
     partitions = partition_indices(np.asarray(dataset.train_labels), num_clients, scheme, seed,

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -129,3 +130,42 @@ def test_real_clients_follow_the_prepared_owners(dataset: PreparedDataset) -> No
     for client, part in enumerate(partitions):
         assert np.all(owners[part] == client)
     assert sum(len(part) for part in partitions) == 200
+
+
+def test_a_truncated_cache_is_computed_again_with_a_warning(dataset: PreparedDataset,
+                                                            caplog: pytest.LogCaptureFixture) -> None:
+    # Prepare
+    first = cached_partition(dataset, 5, IID, 0)
+    path = cache_path(dataset, partition_key(dataset, 5, IID, 0, 0.5, 1.95))
+    path.write_bytes(path.read_bytes()[:100])
+
+    # Execute
+    with caplog.at_level(logging.WARNING, logger="fedscale_halor.data.partition_cache"):
+        again = cached_partition(dataset, 5, IID, 0)
+
+    # Assert
+    assert all(np.array_equal(a, b) for a, b in zip(first, again, strict=True))
+    assert caplog.messages == [f"partition cache {path}: unreadable (BadZipFile: File is not a zip file); "
+                               f"computing the partition again"]
+    assert load_partition(path, dataset.num_train) is not None
+
+
+@pytest.mark.parametrize(("flat", "offsets", "problem"), [
+    ([0, 1, 200], [0, 2, 3], "it names rows outside the 200 training samples"),
+    ([0, 1, 2], [0, 2, 1, 3], "its offsets do not split its 3 rows into clients"),
+    ([0, 1, 2], [0, 2], "its offsets do not split its 3 rows into clients"),
+])
+def test_a_cache_of_impossible_rows_is_computed_again(dataset: PreparedDataset, caplog: pytest.LogCaptureFixture,
+                                                      flat: list[int], offsets: list[int], problem: str) -> None:
+    # Prepare
+    path = cache_path(dataset, partition_key(dataset, 5, IID, 0, 0.5, 1.95))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, flat=np.array(flat, dtype=np.int64), offsets=np.array(offsets, dtype=np.int64))
+
+    # Execute
+    with caplog.at_level(logging.WARNING, logger="fedscale_halor.data.partition_cache"):
+        partitions = cached_partition(dataset, 5, IID, 0)
+
+    # Assert
+    assert sum(len(part) for part in partitions) == 200
+    assert caplog.messages == [f"partition cache {path}: {problem}; computing the partition again"]
