@@ -46,6 +46,7 @@ STATE_FORMAT = 2  # 2: state.json records every file's digest; without "format",
 HalorWindow = Sequence[tuple[int, Sequence[int]]]
 
 _log = logging.getLogger("fedscale_halor.aggregator")
+_fallbacks_told: set[Path] = set()
 
 
 @dataclass(frozen=True)
@@ -202,8 +203,10 @@ def _find(folder: Path) -> _Source | None:
         return _parse_state(folder, folder)
     if interrupted_install(folder) and (folder / PREVIOUS_DIR / STATE_FILE).is_file():
         source = _parse_state(folder, folder / PREVIOUS_DIR)
-        _log.warning("%s: the last checkpoint's write was interrupted; loading the previous one (after round %d) "
-                     "from %s", folder, source.state.round, source.folder)
+        if folder not in _fallbacks_told:  # once, though restoring reads the checkpoint file by file
+            _fallbacks_told.add(folder)
+            _log.warning("%s: the last checkpoint's write was interrupted; loading the previous one (after round "
+                         "%d) from %s", folder, source.state.round, source.folder)
         return source
     return None
 
