@@ -26,6 +26,7 @@ def _parse_overrides(pairs: Sequence[str]) -> dict[str, str]:
 
 def _start(args: argparse.Namespace) -> int:
     from fedscale_halor.config.loader import load_config
+    from fedscale_halor.config.preflight import check_before_start
     from fedscale_halor.launch.aggregator_main import stop_on_sigterm
     from fedscale_halor.launch.inprocess import run_in_process
     from fedscale_halor.launch.local import run_local
@@ -34,6 +35,7 @@ def _start(args: argparse.Namespace) -> int:
     if args.resume and not args.timestamp:
         raise SystemExit("fedscale-halor: --resume needs the --timestamp of the run to continue")
     cfg = load_config(args.config, overrides=_parse_overrides(args.set))
+    check_before_start(cfg)
     restore_sigterm = stop_on_sigterm()  # so that `fedscale-halor stop` from another terminal lets cleanup run
     try:
         # a fresh command may fork its executors: they share its memory instead of importing everything again

@@ -74,13 +74,23 @@ def read_yaml_mapping(path: Path) -> Mapping[str, object]:
     try:
         data = yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.MarkedYAMLError as error:
-        line = f"line {error.problem_mark.line + 1}: " if error.problem_mark is not None else ""
-        raise ConfigError(f"{label}: {line}invalid YAML: {error.problem or error}") from None
+        raise ConfigError(f"{label}: {_yaml_problem(error)}") from None
     except yaml.YAMLError as error:
         raise ConfigError(f"{label}: invalid YAML: {error}") from None
     if not isinstance(data, Mapping):
         raise ConfigError(f"{label}: expected a mapping of config keys at the top level, got {_kind_of(data)}")
     return data
+
+
+def _yaml_problem(error: yaml.MarkedYAMLError) -> str:
+    """Where the parser gave up and, when that is another line, where the construct it was reading began: an
+    unclosed bracket or quote is reported on the line after it, but it is the opening line that needs the fix."""
+    problem, context = error.problem_mark, error.context_mark
+    line = f"line {problem.line + 1}: " if problem is not None else ""
+    started = ""
+    if error.context and context is not None and (problem is None or context.line != problem.line):
+        started = f" ({error.context} that starts on line {context.line + 1})"
+    return f"{line}invalid YAML: {error.problem or error}{started}"
 
 
 def config_from_mapping(data: Mapping[str, object], source: Path | None,

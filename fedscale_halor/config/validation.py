@@ -255,6 +255,11 @@ def check_job_consistency(job: JobConfig, source_label: str) -> None:
         raise config_error(
             source_label, "job_conf.num_participants",
             f"expected at most total_clients ({job.total_clients}) clients per round, got {job.num_participants}")
+    if job.quorum == 0.0:
+        # the schema's ranges are closed; 0 would commit a round in which every selected client failed
+        raise config_error(source_label, "job_conf.quorum",
+                           "expected a number in (0.0, 1.0]: a quorum of 0 commits a round in which every client "
+                           "failed, got 0.0")
     if job.min_learning_rate > job.learning_rate:
         raise config_error(
             source_label, "job_conf.min_learning_rate",

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from fedscale_halor.config.errors import ConfigError
 from fedscale_halor.config.schema import JobConfig
 from fedscale_halor.data.datasets import femnist
 from fedscale_halor.data.label_shares import removed_class_count, samples_per_client
@@ -44,7 +45,7 @@ def check_data_map_file(data_map_file: str, data_set: str, data_dir: Path, worki
         return
     expected = data_dir / femnist.MAPPING_FOLDER / "train.csv"
     if resolve_data_dir(data_map_file, data_set, working_dir).resolve() != expected.resolve():
-        raise ValueError(f"data_map_file {data_map_file}: femnist reads its client mapping from {expected}; "
+        raise ConfigError(f"data_map_file {data_map_file}: femnist reads its client mapping from {expected}; "
                          f"leave data_map_file empty or point data_dir at the folder that holds this mapping")
 
 
@@ -74,8 +75,9 @@ def resolve_num_clients(job: JobConfig, num_train: int) -> int:
     if job.used_samples < 0:
         count = num_train // (job.batch_size + 1)
         if count < 1:
-            raise ValueError(f"used_samples {job.used_samples} gives clients of batch_size + 1 = {job.batch_size + 1} "
-                             f"samples, more than the {num_train} training samples of {job.data_set}")
+            raise ConfigError(f"used_samples {job.used_samples} gives clients of batch_size + 1 = {job.batch_size + 1} "
+                              f"samples, more than the {num_train} training samples of {job.data_set}; lower "
+                              f"batch_size or set used_samples >= 0")
         if job.total_clients and job.total_clients != count:
             logger.warning("used_samples %d: %d clients (len(train) %d // (batch_size + 1)) instead of total_clients "
                            "%d, as REFL and Halor do", job.used_samples, count, num_train, job.total_clients)
@@ -120,8 +122,27 @@ def check_participants(job: JobConfig, num_clients: int) -> None:
         remedy = " or set used_samples >= 0"
     else:
         origin, remedy = f"total_clients {job.total_clients}", " or raise total_clients"
-    raise ValueError(f"num_participants {job.num_participants} is more than the {num_clients} clients of "
+    raise ConfigError(f"num_participants {job.num_participants} is more than the {num_clients} clients of "
                      f"{job.data_set} ({origin}); lower num_participants{remedy}")
+
+
+def _generated_schemes() -> str:
+    return ", ".join(f"{code} {name}" for code, name in sorted(SCHEME_NAMES.items()) if code != REAL_CLIENTS)
+
+
+def no_client_left(job: JobConfig, partitions: list[np.ndarray]) -> ConfigError:
+    """The error for filters that keep no client, with the client sizes that would have kept one."""
+    sizes = [len(part) for part in partitions]
+    largest, smallest = max(sizes, default=0), min(sizes, default=0)
+    filters = f"filter_less={job.filter_less}" + (f" and filter_more={job.filter_more}" if job.filter_more else "")
+    if job.filter_less > largest or not job.filter_more:
+        remedy = f"lower filter_less to at most {largest}"
+    elif smallest > job.filter_more:
+        remedy = f"raise filter_more to at least {smallest}"
+    else:
+        remedy = "widen the range from filter_less to filter_more"
+    return ConfigError(f"{filters} leaves no client of {job.data_set}: the largest of its {len(sizes)} clients holds "
+                       f"{largest} samples, the smallest {smallest}; {remedy}")
 
 
 class FederatedDataset:
@@ -157,8 +178,11 @@ class FederatedDataset:
         check_data_map_file(job.data_map_file, job.data_set, data_dir, working_dir)
         dataset = open_dataset(job.data_set, data_dir)
         if job.num_classes and job.num_classes < dataset.num_classes:
-            raise ValueError(f"num_classes {job.num_classes} is smaller than the {dataset.num_classes} classes of "
-                             f"{job.data_set}; set it to 0 to take the data set's own")
+            raise ConfigError(f"num_classes {job.num_classes} is smaller than the {dataset.num_classes} classes of "
+                              f"{job.data_set}; set it to 0 to take the data set's own")
+        if job.partitioning == REAL_CLIENTS and dataset.train_owners is None:
+            raise ConfigError(f"partitioning 0 uses the real clients of a data set, and {job.data_set} has none; "
+                              f"choose a generated partition ({_generated_schemes()})")
         plan = plan_partition(job, dataset.num_train, job.num_classes or dataset.num_classes)
         partitions = cached_partition(dataset, plan.num_clients, job.partitioning, job.sample_seed,
                                       dirichlet_alpha=job.dirichlet_alpha, zipf_param=job.zipf_param,
@@ -168,8 +192,7 @@ class FederatedDataset:
         # A client without samples cannot train, whatever filter_less says.
         clients = filter_clients(partitions, max(job.filter_less, 1), job.filter_more)
         if not clients:
-            raise ValueError(f"no client of {job.data_set} has between filter_less={job.filter_less} and "
-                             f"filter_more={job.filter_more} samples")
+            raise no_client_left(job, partitions)
         if len(clients) < job.num_participants:
             logger.warning("only %d of the %d clients of %s have between filter_less=%d and filter_more=%d samples, "
                            "fewer than num_participants (%d)", len(clients), len(partitions), job.data_set,

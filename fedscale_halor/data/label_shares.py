@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from fedscale_halor.config.errors import ConfigError
+
 
 def dirichlet_shares(parts: int, alpha: float, rng: np.random.Generator) -> np.ndarray:
     """One Dir(alpha, ..., alpha) draw; if every gamma draw underflows (tiny alpha), one random part gets all."""
@@ -42,7 +44,7 @@ def samples_per_client(used_samples: int, num_samples: int, num_clients: int, ba
     if used_samples < 0:
         return batch_size + 1
     if num_clients < 1 or num_samples < num_clients:
-        raise ValueError(f"used_samples 0 splits the {num_samples} training samples evenly over total_clients "
+        raise ConfigError(f"used_samples 0 splits the {num_samples} training samples evenly over total_clients "
                          f"({num_clients}): that leaves less than one sample per client; set used_samples or "
                          f"lower total_clients")
     return num_samples // num_clients
@@ -60,7 +62,7 @@ def removed_class_count(filter_class: int, filter_class_ratio: float, num_classe
     else:
         return 0
     if removed >= num_classes:
-        raise ValueError(f"{key} {value} removes {removed} of the {num_classes} classes from every client, which "
+        raise ConfigError(f"{key} {value} removes {removed} of the {num_classes} classes from every client, which "
                          f"leaves a client no class; keep at least one")
     return removed
 

@@ -18,6 +18,7 @@ from fedscale_halor.launch.hosts import ExecutorSlot
 from fedscale_halor.logging.base import FanOutSink
 from fedscale_halor.logging.factory import job_sinks
 from fedscale_halor.models import build_model
+from fedscale_halor.models.fit import build_model_for
 from fedscale_halor.seeding import derive_seed
 from fedscale_halor.server.aggregator import Aggregator, AggregatorParts
 from fedscale_halor.server.board import LivenessPolicy, WorkBoard
@@ -82,7 +83,8 @@ def build_aggregator(job: JobConfig, board: WorkBoard, run_dir: Path,
     dataset = dataset or FederatedDataset.from_job(job)
     _log.info("%s: %d clients, %d test samples, %d classes", job.data_set, len(dataset.client_ids),
               dataset.num_test_samples, dataset.num_classes)
-    model = build_model(job.model, dataset.num_classes, dataset.input_shape)
+    # before the sinks and the clock: a model that cannot take the data set's samples stops the job here
+    model = build_model_for(job.model, dataset.num_classes, dataset.input_shape, job.data_set)
     sinks = job_sinks(job, run_dir, _log, keep_rounds_up_to=resumed_round, timestamp=run_dir.name)
     sink = FanOutSink(sinks)
     weights = initial_weights(model, job.sample_seed)

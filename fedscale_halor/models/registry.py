@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable
 
 from torch import nn
 
+from fedscale_halor.config.errors import ConfigError
 from fedscale_halor.models import small_nets, torchvision_nets
 from fedscale_halor.models.shapes import require_num_classes
 
@@ -25,12 +27,27 @@ MODEL_BUILDERS: dict[str, ModelBuilder] = {
 }
 
 
+class UnknownModelError(ConfigError, KeyError):
+    """A model name the registry does not hold. A ConfigError, so the command line shows it as one message; still a
+    KeyError for callers that look names up."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])  # KeyError would quote it
+
+
+def unknown_model_message(name: str) -> str:
+    """Why ``name`` is refused, with the closest registered name and every choice."""
+    close = difflib.get_close_matches(name, list(MODEL_BUILDERS), n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return f"unknown model {name!r} (known models: {', '.join(sorted(MODEL_BUILDERS))}){hint}"
+
+
 def build_model(name: str, num_classes: int, input_shape: tuple[int, ...]) -> nn.Module:
     """A freshly initialized model; ``input_shape`` is one sample's shape, channels first (e.g. (3, 32, 32))."""
     try:
         builder = MODEL_BUILDERS[name]
     except KeyError:
-        raise KeyError(f"unknown model {name!r}; known models: {', '.join(sorted(MODEL_BUILDERS))}") from None
+        raise UnknownModelError(unknown_model_message(name)) from None
     require_num_classes(name, num_classes)
     return builder(num_classes, tuple(int(side) for side in input_shape))
 

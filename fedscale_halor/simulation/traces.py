@@ -21,6 +21,8 @@ decimal strings are read as ints. The returned dicts keep the file's order.
 
 Files are read by content: JSON if the first non-blank byte is ``{`` or ``[``, otherwise pickle through an unpickler
 that refuses every global, so only builtin containers, numbers and strings load and nothing in a file can run code.
+A file that cannot be used raises TraceError, an InputFileError: the command line shows its message, which names the
+file, the client at fault where there is one, and the config key whose value it is.
 """
 
 from __future__ import annotations
@@ -38,13 +40,20 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, TypeVar
 
+from fedscale_halor.errors import InputFileError
+
 Entry = TypeVar("Entry")
 
 CAPACITY_KEYS = ("computation", "communication")
 BEHAVIOR_KEYS = ("duration", "active", "inactive", "finish_time")
+_WRITE_ONE = "`fedscale-halor traces <folder>` writes a synthetic one"
+CAPACITY_REMEDY = ("device_conf_file must name FedScale's client_device_capacity: a pickle or JSON map from client id "
+                   f"to 'computation' and 'communication'; {_WRITE_ONE}")
+BEHAVIOR_REMEDY = ("device_avail_file must name FedScale's client_behave_trace: a pickle or JSON map from client id to "
+                   f"'duration', 'active', 'inactive' and 'finish_time'; {_WRITE_ONE}")
 
 
-class TraceError(ValueError):
+class TraceError(InputFileError):
     """A trace file that cannot be used; the message names the file and, where one is at fault, the client key."""
 
 
@@ -189,60 +198,64 @@ def _plain_number(value: float) -> int | float:
 class _PlainUnpickler(pickle.Unpickler):
     """Loads builtin containers, numbers and strings only: every global (class, function) is refused."""
 
-    def __init__(self, data: bytes, source: Path) -> None:
+    def __init__(self, data: bytes, source: Path, remedy: str) -> None:
         super().__init__(io.BytesIO(data))
         self._source = source
+        self._remedy = remedy
 
     def find_class(self, module: str, name: str) -> Any:
-        raise TraceError(f"{self._source}: refused to load the global {module}.{name}: trace files may hold "
-                         f"only dicts, lists, numbers and strings")
+        # Raised before the global is looked up, so nothing the pickle names is imported, let alone called.
+        raise TraceError(self._source, f"refused to load the global {module}.{name}: trace files may hold only "
+                                       "dicts, lists, numbers and strings", self._remedy)
 
 
-def load_plain_data(path: Path | str) -> Any:
-    """The content of a trace file (JSON or restricted pickle, told apart by content)."""
+def load_plain_data(path: Path | str, remedy: str = "") -> Any:
+    """The content of a trace file (JSON or restricted pickle, told apart by content); ``remedy`` ends the message
+    of a TraceError."""
     source = Path(path)
     try:
         data = source.read_bytes()
     except OSError as error:
-        raise TraceError(f"{source}: cannot read the trace file: {error.strerror or error}") from error
+        raise TraceError(source, f"cannot read the trace file ({error.strerror or error})", remedy) from None
     # A pickle never starts with "{" or "[" (its dict and list opcodes are "}" and "]").
     if data.lstrip()[:1] in (b"{", b"["):
         try:
             return json.loads(data)
         except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise TraceError(f"{source}: not valid JSON: {error}") from None
+            raise TraceError(source, f"not valid JSON ({error})", remedy) from None
     try:
-        return _PlainUnpickler(data, source).load()
+        return _PlainUnpickler(data, source, remedy).load()
     except TraceError:
         raise
     except Exception as error:
         # A damaged pickle surfaces as almost any exception type (EOFError, KeyError from the memo, ...).
-        raise TraceError(f"{source}: neither JSON nor a readable pickle ({type(error).__name__}: {error})") from None
+        raise TraceError(source, f"neither JSON nor a readable pickle ({type(error).__name__}: {error})",
+                         remedy) from None
 
 
-def _client_key(source: Path, raw_key: object) -> int:
+def _client_key(source: Path, raw_key: object, remedy: str) -> int:
     if isinstance(raw_key, int) and not isinstance(raw_key, bool):
         return raw_key
     if isinstance(raw_key, str) and re.fullmatch(r"\s*[+-]?[0-9]+\s*", raw_key):
         return int(raw_key)
-    raise TraceError(f"{source}: client key {raw_key!r} is not an integer")
+    raise TraceError(source, f"client key {raw_key!r} is not an integer", remedy)
 
 
-def _parse_entries(path: Path | str, parse_entry: Callable[[Any], Entry]) -> dict[int, Entry]:
+def _parse_entries(path: Path | str, parse_entry: Callable[[Any], Entry], remedy: str) -> dict[int, Entry]:
     source = Path(path)
-    raw = load_plain_data(source)
+    raw = load_plain_data(source, remedy)
     if not isinstance(raw, dict) or not raw:
         found = f"an empty {type(raw).__name__}" if isinstance(raw, dict) else f"a {type(raw).__name__}"
-        raise TraceError(f"{source}: expected a mapping from client id to entry, found {found}")
+        raise TraceError(source, f"expected a mapping from client id to entry, found {found}", remedy)
     entries: dict[int, Entry] = {}
     for raw_key, value in raw.items():
-        key = _client_key(source, raw_key)
+        key = _client_key(source, raw_key, remedy)
         if key in entries:
-            raise TraceError(f"{source}: client {key} appears twice (key {raw_key!r})")
+            raise TraceError(source, f"client {key} appears twice (key {raw_key!r})", remedy)
         try:
             entries[key] = parse_entry(value)
         except ValueError as error:
-            raise TraceError(f"{source}: client {raw_key!r}: {error}") from None
+            raise TraceError(source, f"client {raw_key!r}: {error}", remedy) from None
     return entries
 
 
@@ -268,9 +281,9 @@ def _behavior_entry(value: object) -> Availability:
 
 def read_device_capacity(path: Path | str) -> dict[int, DeviceCapacity]:
     """FedScale's ``client_device_capacity`` (pickle or JSON), every entry checked; raises ``TraceError``."""
-    return _parse_entries(path, _capacity_entry)
+    return _parse_entries(path, _capacity_entry, CAPACITY_REMEDY)
 
 
 def read_behavior_trace(path: Path | str) -> dict[int, Availability]:
     """FedScale's ``client_behave_trace`` (pickle or JSON), every entry checked; raises ``TraceError``."""
-    return _parse_entries(path, _behavior_entry)
+    return _parse_entries(path, _behavior_entry, BEHAVIOR_REMEDY)
