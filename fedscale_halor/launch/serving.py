@@ -24,7 +24,7 @@ from fedscale_halor.server.service import BoardService
 from fedscale_halor.transport.base import AggregatorService
 from fedscale_halor.transport.grpc_server import GrpcAggregatorServer
 from fedscale_halor.transport.messages import Completion, Event, ExecutorInfo, RegisterReply, Shutdown
-from fedscale_halor.transport.shared_memory import DEFAULT_PARENT
+from fedscale_halor.transport.shared_memory import default_parent
 from fedscale_halor.transport.tls import server_tls_from_settings
 
 _log = logging.getLogger("fedscale_halor.aggregator")
@@ -92,7 +92,7 @@ def serve_aggregator(cfg: ExperimentConfig, run_dir: Path, token: str, *,
     tls = server_tls_from_settings(job.tls_cert_file, job.tls_key_file)
     server = GrpcAggregatorServer(tracker, "0.0.0.0", deployment.ps_port,
                                   chunk_bytes=int(job.message_chunk_mb * 2**20), tls=tls,
-                                  shared_memory_parent=DEFAULT_PARENT if job.shared_memory else None)
+                                  shared_memory_parent=default_parent() if job.shared_memory else None)
     executor_count = len(executor_slots(deployment.worker_ips))
     try:
         _log.info("job %s: logs in %s", job.job_name, run_dir)

@@ -14,6 +14,20 @@ instead: one file it keeps mapped, so that each payload is a plain copy into mem
 whose every page the kernel must allocate and later free (10 ms against 1 ms for a 26 MB update here). The
 receiver copies a slot's payload out before it answers the call that named it, so the slot is free again as soon as
 that call returns; a call that fails leaves the slot to the receiver, and the sender starts a new one.
+
+An aggregator killed with SIGKILL cannot remove its folder, and /dev/shm is memory until the next boot, so each
+folder's name records its owner: ``fedscale_halor_<pid>-<start>-<pidns>_<random>``, where ``<start>`` is the
+process's start time in clock ticks after boot (/proc/<pid>/stat, field 22: a pid reused by a later process has
+another) and ``<pidns>`` the inode of its pid namespace. Each ``SharedFolder.create`` first sweeps the parent
+folder, removing, of this user's ``fedscale_halor_*`` folders (never a link or a file):
+
+- those whose owner is dead: no process of that pid, a zombie, or a process of that pid that started at another
+  time;
+- those named by an older version, without an owner, last modified more than an hour ago (UNOWNED_MAX_AGE_S):
+  a live job writes and removes payload files in its folder every round, which renews the folder's time.
+
+A folder whose owner lives in another pid namespace (a container sharing /dev/shm) is never removed: its pid means
+nothing here. Each removal is logged with the folder and the dead pid.
 """
 
 from __future__ import annotations
@@ -28,7 +42,9 @@ import shutil
 import stat
 import tempfile
 import threading
+import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from fedscale_halor.transport.framing import Buffer
@@ -37,6 +53,10 @@ from fedscale_halor.transport.receive_buffers import ReceiveBuffers
 _log = logging.getLogger("fedscale_halor.transport")
 
 DEFAULT_PARENT = "/dev/shm"
+PARENT_VARIABLE = "FEDSCALE_HALOR_SHM_PARENT"  # moves the folders elsewhere (tests; a host without /dev/shm)
+FOLDER_PREFIX = "fedscale_halor_"
+UNOWNED_MAX_AGE_S = 3600.0
+_OWNED_NAME = re.compile(r"^fedscale_halor_(\d+)-(\d+)-(\d+)_[A-Za-z0-9_]+$")
 NONCE_FILE = "nonce"
 SHARED_MIN_BYTES = 256 * 1024  # smaller payloads are cheaper to stream than to pass as files
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,128}\.(bin|slot)$")
@@ -64,7 +84,11 @@ class SharedFolder:
         """A new private folder under ``parent``, or None when there is no usable shared-memory file system."""
         if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
             return None
-        path = Path(tempfile.mkdtemp(prefix="fedscale_halor_", dir=parent))  # mode 0700
+        try:
+            sweep_stale_folders(parent)
+        except OSError as error:  # a parent that cannot be listed still takes a new folder
+            _log.warning("could not look for stale shared-memory folders in %s: %s", parent, error)
+        path = Path(tempfile.mkdtemp(prefix=FolderOwner.of_this_process().prefix(), dir=parent))  # mode 0700
         nonce = secrets.token_hex(16)
         (path / NONCE_FILE).write_text(nonce)
         return cls(path, nonce, owner=True)
@@ -199,6 +223,115 @@ class SharedFolder:
         """Delete the folder and any payload no one collected (the aggregator's side only)."""
         if self._owner:
             shutil.rmtree(self.path, ignore_errors=True)
+
+
+def default_parent() -> str:
+    """Where aggregators make their folders: $FEDSCALE_HALOR_SHM_PARENT, else /dev/shm. Read at each call, not at
+    import, so that one job (or test) can move it."""
+    return os.environ.get(PARENT_VARIABLE) or DEFAULT_PARENT
+
+
+@dataclass(frozen=True)
+class FolderOwner:
+    """The process that made a folder, as its name records it."""
+
+    pid: int
+    start_time: int  # clock ticks after boot; 0 where /proc cannot tell
+    pid_namespace: int  # inode of the owner's pid namespace; 0 where /proc cannot tell
+
+    @classmethod
+    def of_this_process(cls) -> FolderOwner:
+        pid = os.getpid()
+        try:
+            start_time = _start_time(pid) or 0
+        except OSError:
+            start_time = 0
+        return cls(pid, start_time, _pid_namespace())
+
+    @classmethod
+    def from_name(cls, name: str) -> FolderOwner | None:
+        """The owner a folder's name records; None for a name without one (an older version's folder)."""
+        match = _OWNED_NAME.fullmatch(name)
+        return None if match is None else cls(*(int(group) for group in match.groups()))
+
+    def prefix(self) -> str:
+        # the '-' separators cannot occur in the random part mkdtemp appends, so no old name parses as owned
+        return f"{FOLDER_PREFIX}{self.pid}-{self.start_time}-{self.pid_namespace}_"
+
+    def is_alive(self) -> bool | None:
+        """False when the owner is dead, None when this process cannot tell (another pid namespace)."""
+        if self.pid_namespace != _pid_namespace():
+            return None
+        if self.start_time == 0:  # no /proc when the folder was made: the pid is all there is
+            return _pid_exists(self.pid)
+        try:
+            return _start_time(self.pid) == self.start_time
+        except OSError:
+            return None
+
+
+def sweep_stale_folders(parent: str | Path, *, now: float | None = None) -> list[Path]:
+    """Remove the folders under ``parent`` that aggregators left behind when they died (the rules are in the
+    module's docstring); returns the folders removed."""
+    now = time.time() if now is None else now
+    removed = []
+    with os.scandir(parent) as entries:
+        candidates = [entry for entry in entries if entry.name.startswith(FOLDER_PREFIX)]
+    for entry in candidates:
+        try:
+            status = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue  # removed meanwhile
+        if not stat.S_ISDIR(status.st_mode) or status.st_uid != os.getuid():
+            continue
+        owner = FolderOwner.from_name(entry.name)
+        if owner is not None:
+            if owner.is_alive() is not False:
+                continue
+            reason = f"its aggregator, pid {owner.pid}, is dead"
+        else:
+            age_s = now - status.st_mtime
+            if age_s < UNOWNED_MAX_AGE_S:
+                continue
+            reason = f"it records no owner and was last modified {age_s / 3600:.1f} h ago"
+        path = Path(entry.path)
+        shutil.rmtree(path, ignore_errors=True)
+        if os.path.lexists(path):
+            _log.warning("could not remove the stale shared-memory folder %s (%s)", path, reason)
+        else:
+            _log.info("removed the stale shared-memory folder %s: %s", path, reason)
+            removed.append(path)
+    return removed
+
+
+def _start_time(pid: int) -> int | None:
+    """When process ``pid`` started, in clock ticks after boot; None when there is no such process, or only its
+    zombie (dead, waiting for its parent to reap it). Raises OSError when /proc cannot be read."""
+    try:
+        line = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    # after "pid (comm) ": comm may hold spaces and parentheses, so split after the last ')'; field 3 (the state)
+    # comes first, field 22 (the start time) 19 places later
+    fields = line[line.rindex(")") + 2:].split()
+    return None if fields[0] in ("Z", "X") else int(fields[19])
+
+
+def _pid_namespace() -> int:
+    try:
+        return os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return 0
+
+
+def _pid_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def _payload_name(sender: str, suffix: str) -> str:
