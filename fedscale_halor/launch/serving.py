@@ -6,7 +6,9 @@ Shared by `start` (which also spawns the executors here) and by the aggregator e
 
 from __future__ import annotations
 
+import errno
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -16,6 +18,7 @@ import torch
 
 from fedscale_halor.config.schema import ExperimentConfig
 from fedscale_halor.launch.assembly import build_aggregator, new_board
+from fedscale_halor.launch.errors import LaunchError
 from fedscale_halor.launch.hosts import executor_slots
 from fedscale_halor.launch.inprocess import JobOutcome
 from fedscale_halor.launch.process_tuning import flush_denormals
@@ -32,6 +35,7 @@ _log = logging.getLogger("fedscale_halor.aggregator")
 # how long a finished job keeps serving so that every live executor hears "shutdown" rather than finding the
 # aggregator gone (which it would only conclude after its reconnect window)
 FAREWELL_TIMEOUT_S = 10.0
+SERVE_HOST = "0.0.0.0"
 
 
 class _FarewellTracker(AggregatorService):
@@ -78,19 +82,41 @@ class _FarewellTracker(AggregatorService):
         _log.warning("executors %s did not collect the shutdown within %g s", ", ".join(sorted(waiting)), timeout_s)
 
 
+def check_port_free(host: str, port: int) -> None:
+    """Raise LaunchError, naming the port and what to do, when this process cannot listen on ``host:port``."""
+    if port == 0:
+        return
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # as gRPC does: connections of an earlier job in TIME_WAIT do not hold the port, a listener does
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                raise LaunchError(
+                    f"port {port} on {host} is already in use (by another job or program): stop it (see "
+                    "`fedscale-halor status`, then `fedscale-halor stop <job_name> <timestamp>` or "
+                    "`bash kill_exps.sh <dataset> <timestamp>`) or set ps_port to a free port (0 picks one)") from None
+            raise LaunchError(f"cannot listen on port {port} on {host}: {error.strerror}; set ps_port to a port this "
+                              "user may open (above 1023, or 0 to pick a free one)") from None
+
+
 def serve_aggregator(cfg: ExperimentConfig, run_dir: Path, token: str, *,
                      on_listening: Callable[[int, WorkBoard], None] | None = None, resume: bool = False) -> JobOutcome:
     """Serve gRPC on 0.0.0.0:ps_port, run the job's rounds with the executors of every worker_ips slot, and return
     once each live executor has been told to shut down. ``on_listening(port, board)`` runs once the server
-    accepts calls and before the wait for executors (`start` spawns them there)."""
+    accepts calls and before the wait for executors (`start` spawns them there). A port that cannot be opened is
+    a LaunchError, raised before anything else is done."""
     job, deployment = cfg.job, cfg.deployment
+    # before the data is prepared, and before gRPC prints its own error lines for a port it cannot bind
+    check_port_free(SERVE_HOST, deployment.ps_port)
     # the aggregator's math is memory-bound; a second thread would only take a core from a local executor
     torch.set_num_threads(1)
     flush_denormals()
     board = new_board(job)
     tracker = _FarewellTracker(BoardService(board, token))
     tls = server_tls_from_settings(job.tls_cert_file, job.tls_key_file)
-    server = GrpcAggregatorServer(tracker, "0.0.0.0", deployment.ps_port,
+    server = GrpcAggregatorServer(tracker, SERVE_HOST, deployment.ps_port,
                                   chunk_bytes=int(job.message_chunk_mb * 2**20), tls=tls,
                                   shared_memory_parent=default_parent() if job.shared_memory else None)
     executor_count = len(executor_slots(deployment.worker_ips))
@@ -98,7 +124,10 @@ def serve_aggregator(cfg: ExperimentConfig, run_dir: Path, token: str, *,
         _log.info("job %s: logs in %s", job.job_name, run_dir)
         # prepares the data once, before executors open it
         aggregator = build_aggregator(job, board, run_dir, resume=resume)
-        port = server.start()
+        try:
+            port = server.start()
+        except OSError as error:  # taken between the check and now
+            raise LaunchError(f"{error}; set ps_port to a free port (0 picks one)") from error
         _log.info("aggregator serving gRPC on port %d; waiting for %d executors", port, executor_count)
         if on_listening is not None:
             on_listening(port, board)
