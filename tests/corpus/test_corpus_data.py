@@ -121,6 +121,14 @@ class Workspace:
         return path
 
 
+class _RunsAShellCommand:
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        return os.system, (f"touch {shlex.quote(str(self.marker))}",)
+
+
 # ---------- the job file and its overrides ----------
 
 def _yaml_syntax_error(space: Workspace) -> Case:
@@ -141,38 +149,10 @@ def _unknown_key_in_file(space: Workspace) -> Case:
     return Case((), f"{config}: job_conf.learnig_rate: unknown key; did you mean 'learning_rate'?", config)
 
 
-def _unknown_key_override(space: Workspace) -> Case:
-    return Case(("num_particpants=3",), f"{DIGITS_CONF}: override num_particpants: unknown key; did you mean "
-                                        "'num_participants'?")
-
-
-def _wrong_type(space: Workspace) -> Case:
-    return Case(("rounds=ten",), f"{DIGITS_CONF}: override job_conf.rounds: expected an integer >= 1, got 'ten'")
-
-
-def _more_participants_than_clients(space: Workspace) -> Case:
-    return Case(("num_participants=12",), f"{DIGITS_CONF}: job_conf.num_participants: expected at most "
-                                          "total_clients (10) clients per round, got 12")
-
-
-def _negative_learning_rate(space: Workspace) -> Case:
-    return Case(("learning_rate=-0.05",), f"{DIGITS_CONF}: override job_conf.learning_rate: expected a number >= "
-                                          "0.0, got '-0.05'")
-
-
-def _quorum_above_one(space: Workspace) -> Case:
-    return Case(("quorum=1.5",), f"{DIGITS_CONF}: override job_conf.quorum: expected a number in [0.0, 1.0], got "
-                                 "'1.5'")
-
-
-def _quorum_zero(space: Workspace) -> Case:
-    return Case(("quorum=0",), f"{DIGITS_CONF}: job_conf.quorum: expected a number in (0.0, 1.0]: a quorum of 0 "
-                               "commits a round in which every client failed, got 0.0")
-
-
-def _nan_override(space: Workspace) -> Case:
-    return Case(("learning_rate=nan",), f"{DIGITS_CONF}: override job_conf.learning_rate: expected a number >= 0.0, "
-                                        "got 'nan'")
+def _override(setting: str, message: str, *, before_the_run_folder: bool = True) -> Callable[[Workspace], Case]:
+    """A case of one --set argument; a message that starts with ':' follows the job file's name."""
+    text = f"{DIGITS_CONF}{message}" if message.startswith(":") else message
+    return lambda space: Case((setting,), text, checked_before_the_run_folder=before_the_run_folder)
 
 
 # ---------- the prepared data folder ----------
@@ -197,8 +177,9 @@ def _empty_array(space: Workspace) -> Case:
 
 
 def _object_array(space: Workspace) -> Case:
+    # loading it would unpickle its second element, which runs a shell command
     path = space.prepared("train_y.npy")
-    np.save(path, np.array([1, "two"], dtype=object), allow_pickle=True)
+    np.save(path, np.array([1, _RunsAShellCommand(space.tmp_path / "pwned")], dtype=object), allow_pickle=True)
     return Case((), f"{path}: holds Python objects (dtype object), not numbers; it is refused unread; "
                     f"{space.remedy()}", checked_before_the_run_folder=False)
 
@@ -248,83 +229,30 @@ def _label_out_of_range(space: Workspace) -> Case:
 
 # ---------- trace files ----------
 
-class _RunsAShellCommand:
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self) -> tuple[Any, tuple[str]]:
-        return os.system, (f"touch {shlex.quote(str(self.marker))}",)
+RUNS_CODE = (f"refused to load the global {os.system.__module__}.system: trace files may hold only dicts, lists, "
+             "numbers and strings")
 
 
-def _capacity_missing(space: Workspace) -> Case:
-    path = space.tmp_path / "client_device_capacity"
-    return Case((f"device_conf_file={path}",),
-                f"{path}: cannot read the trace file (No such file or directory); {CAPACITY_REMEDY}")
+def _trace(availability: bool, content: Callable[[Workspace], bytes] | None, problem: str
+           ) -> Callable[[Workspace], Case]:
+    """A case of one trace file (``content`` None: absent); an availability trace comes with a valid capacity one."""
+    def build(space: Workspace) -> Case:
+        path = space.tmp_path / ("client_behave_trace" if availability else "client_device_capacity")
+        if content is not None:
+            path.write_bytes(content(space))
+        if availability:
+            return Case((f"device_conf_file={space.shared.capacity}", f"device_avail_file={path}"),
+                        f"{path}: {problem}; {BEHAVIOR_REMEDY}")
+        return Case((f"device_conf_file={path}",), f"{path}: {problem}; {CAPACITY_REMEDY}")
+
+    return build
 
 
-def _availability_missing(space: Workspace) -> Case:
-    path = space.tmp_path / "client_behave_trace"
-    return Case((f"device_conf_file={space.shared.capacity}", f"device_avail_file={path}"),
-                f"{path}: cannot read the trace file (No such file or directory); {BEHAVIOR_REMEDY}")
-
-
-def _capacity_truncated(space: Workspace) -> Case:
-    path = space.file("client_device_capacity", space.shared.capacity.read_bytes()[:40])
-    return Case((f"device_conf_file={path}",), f"{path}: neither JSON nor a readable pickle (UnpicklingError: pickle "
-                                               f"data was truncated); {CAPACITY_REMEDY}")
-
-
-def _capacity_runs_code(space: Workspace) -> Case:
-    path = space.file("client_device_capacity", pickle.dumps({1: _RunsAShellCommand(space.tmp_path / "pwned")}))
-    return Case((f"device_conf_file={path}",),
-                f"{path}: refused to load the global {os.system.__module__}.system: trace files may hold only dicts, "
-                f"lists, numbers and strings; {CAPACITY_REMEDY}")
-
-
-def _availability_runs_code(space: Workspace) -> Case:
-    path = space.file("client_behave_trace", pickle.dumps({1: _RunsAShellCommand(space.tmp_path / "pwned")}))
-    return Case((f"device_conf_file={space.shared.capacity}", f"device_avail_file={path}"),
-                f"{path}: refused to load the global {os.system.__module__}.system: trace files may hold only dicts, "
-                f"lists, numbers and strings; {BEHAVIOR_REMEDY}")
-
-
-def _capacity_a_list(space: Workspace) -> Case:
-    path = space.file("client_device_capacity", pickle.dumps([{"computation": 3.0, "communication": 900.0}]))
-    return Case((f"device_conf_file={path}",),
-                f"{path}: expected a mapping from client id to entry, found a list; {CAPACITY_REMEDY}")
-
-
-def _capacity_entry_without_keys(space: Workspace) -> Case:
-    path = space.file("client_device_capacity", pickle.dumps({1: {"computation": 3.0, "communication": 900.0},
-                                                              2: {"computation": 3.0}}))
-    return Case((f"device_conf_file={path}",),
-                f"{path}: client 2: missing key(s) 'communication'; {CAPACITY_REMEDY}")
-
-
-def _availability_entry_without_keys(space: Workspace) -> Case:
-    path = space.file("client_behave_trace", pickle.dumps({1: {"active": [0.0], "model": "Pixel"}}))
-    return Case((f"device_conf_file={space.shared.capacity}", f"device_avail_file={path}"),
-                f"{path}: client 1: missing key(s) 'duration', 'inactive', 'finish_time'; {BEHAVIOR_REMEDY}")
-
-
-def _capacity_json_corrupt(space: Workspace) -> Case:
-    path = space.file("client_device_capacity.json", '{"1": {"computation": 3.0, ')
-    return Case((f"device_conf_file={path}",),
-                f"{path}: not valid JSON (Expecting property name enclosed in double quotes: line 1 column 28 (char "
-                f"27)); {CAPACITY_REMEDY}")
+def _hostile_pickle(space: Workspace) -> bytes:
+    return pickle.dumps({1: _RunsAShellCommand(space.tmp_path / "pwned")})
 
 
 # ---------- the model against the data, and the partition's filters ----------
-
-def _unknown_model(space: Workspace) -> Case:
-    return Case(("model=resnet1",), f"{DIGITS_CONF}: job_conf.model: unknown model 'resnet1' (known models: "
-                                    f"{MODELS}); did you mean 'resnet18'?")
-
-
-def _fewer_classes_than_the_data(space: Workspace) -> Case:
-    return Case(("num_classes=5",), "num_classes 5 is smaller than the 10 classes of digits; set it to 0 to take the "
-                                    "data set's own", checked_before_the_run_folder=False)
-
 
 def _synthetic(space: Workspace, shape: list[int]) -> Path:
     folder = space.tmp_path / "synthetic"
@@ -349,35 +277,24 @@ def _model_for_larger_images(space: Workspace) -> Case:
                 "data_set", checked_before_the_run_folder=False)
 
 
-def _filter_less_keeps_no_client(space: Workspace) -> Case:
-    return Case(("filter_less=100000",), "filter_less=100000 leaves no client of digits: the largest of its 10 "
-                                         "clients holds 262 samples, the smallest 41; lower filter_less to at most 262",
-                checked_before_the_run_folder=False)
-
-
-def _real_clients_of_a_data_set_without_them(space: Workspace) -> Case:
-    return Case(("partitioning=0",), "partitioning 0 uses the real clients of a data set, and digits has none; "
-                                     "choose a generated partition (-1 IID, 1 non-IID uniform, 2 Zipf, 3 balanced, "
-                                     "8 Halor's Dirichlet, 9 Dirichlet label split)",
-                checked_before_the_run_folder=False)
-
-
-def _class_filter_removes_every_class(space: Workspace) -> Case:
-    return Case(("filter_class=10",), "filter_class 10 removes 10 of the 10 classes from every client, which leaves "
-                                      "a client no class; keep at least one", checked_before_the_run_folder=False)
-
-
 CASES: dict[str, Callable[[Workspace], Case]] = {
     "yaml-syntax-error": _yaml_syntax_error,
     "yaml-top-level-a-list": _yaml_not_a_mapping,
     "unknown-key-in-the-file": _unknown_key_in_file,
-    "unknown-key-overridden": _unknown_key_override,
-    "wrong-type": _wrong_type,
-    "more-participants-than-clients": _more_participants_than_clients,
-    "negative-learning-rate": _negative_learning_rate,
-    "quorum-above-one": _quorum_above_one,
-    "quorum-zero": _quorum_zero,
-    "nan-override": _nan_override,
+    "unknown-key-overridden": _override(
+        "num_particpants=3", ": override num_particpants: unknown key; did you mean 'num_participants'?"),
+    "wrong-type": _override("rounds=ten", ": override job_conf.rounds: expected an integer >= 1, got 'ten'"),
+    "more-participants-than-clients": _override(
+        "num_participants=12", ": job_conf.num_participants: expected at most total_clients (10) clients per round, "
+                               "got 12"),
+    "negative-learning-rate": _override(
+        "learning_rate=-0.05", ": override job_conf.learning_rate: expected a number >= 0.0, got '-0.05'"),
+    "quorum-above-one": _override("quorum=1.5", ": override job_conf.quorum: expected a number in [0.0, 1.0], got "
+                                                "'1.5'"),
+    "quorum-zero": _override("quorum=0", ": job_conf.quorum: expected a number in (0.0, 1.0]: a quorum of 0 commits a "
+                                         "round in which every client failed, got 0.0"),
+    "nan-override": _override(
+        "learning_rate=nan", ": override job_conf.learning_rate: expected a number >= 0.0, got 'nan'"),
     "array-missing": _missing_array,
     "array-truncated": _truncated_array,
     "array-empty": _empty_array,
@@ -387,22 +304,44 @@ CASES: dict[str, Callable[[Workspace], Case]] = {
     "meta-json-corrupt": _corrupt_meta,
     "meta-json-without-num-classes": _meta_without_classes,
     "labels-out-of-range": _label_out_of_range,
-    "capacity-trace-missing": _capacity_missing,
-    "availability-trace-missing": _availability_missing,
-    "capacity-trace-truncated": _capacity_truncated,
-    "capacity-trace-runs-code": _capacity_runs_code,
-    "availability-trace-runs-code": _availability_runs_code,
-    "capacity-trace-a-list": _capacity_a_list,
-    "capacity-entry-without-keys": _capacity_entry_without_keys,
-    "availability-entry-without-keys": _availability_entry_without_keys,
-    "capacity-trace-json-corrupt": _capacity_json_corrupt,
-    "model-unknown": _unknown_model,
-    "num-classes-below-the-data": _fewer_classes_than_the_data,
+    "capacity-trace-missing": _trace(False, None, "cannot read the trace file (No such file or directory)"),
+    "availability-trace-missing": _trace(True, None, "cannot read the trace file (No such file or directory)"),
+    "capacity-trace-truncated": _trace(
+        False, lambda space: space.shared.capacity.read_bytes()[:40],
+        "neither JSON nor a readable pickle (UnpicklingError: pickle data was truncated)"),
+    "capacity-trace-runs-code": _trace(False, _hostile_pickle, RUNS_CODE),
+    "availability-trace-runs-code": _trace(True, _hostile_pickle, RUNS_CODE),
+    "capacity-trace-a-list": _trace(
+        False, lambda space: pickle.dumps([{"computation": 3.0, "communication": 900.0}]),
+        "expected a mapping from client id to entry, found a list"),
+    "capacity-entry-without-keys": _trace(
+        False, lambda space: pickle.dumps({1: {"computation": 3.0, "communication": 900.0}, 2: {"computation": 3.0}}),
+        "client 2: missing key(s) 'communication'"),
+    "availability-entry-without-keys": _trace(
+        True, lambda space: pickle.dumps({1: {"active": [0.0], "model": "Pixel"}}),
+        "client 1: missing key(s) 'duration', 'inactive', 'finish_time'"),
+    "capacity-trace-json-corrupt": _trace(
+        False, lambda space: b'{"1": {"computation": 3.0, ',
+        "not valid JSON (Expecting property name enclosed in double quotes: line 1 column 28 (char 27))"),
+    "model-unknown": _override(
+        "model=resnet1", f": job_conf.model: unknown model 'resnet1' (known models: {MODELS}); did you mean "
+                         "'resnet18'?"),
+    "num-classes-below-the-data": _override(
+        "num_classes=5", "num_classes 5 is smaller than the 10 classes of digits; set it to 0 to take the data set's "
+                         "own", before_the_run_folder=False),
     "image-model-on-feature-vectors": _image_model_on_feature_vectors,
     "model-for-larger-images": _model_for_larger_images,
-    "filter-less-keeps-no-client": _filter_less_keeps_no_client,
-    "real-clients-of-digits": _real_clients_of_a_data_set_without_them,
-    "class-filter-removes-every-class": _class_filter_removes_every_class,
+    "filter-less-keeps-no-client": _override(
+        "filter_less=100000", "filter_less=100000 leaves no client of digits: the largest of its 10 clients holds 262 "
+                              "samples, the smallest 41; lower filter_less to at most 262",
+        before_the_run_folder=False),
+    "real-clients-of-digits": _override(
+        "partitioning=0", "partitioning 0 uses the real clients of a data set, and digits has none; choose a "
+                          "generated partition (-1 IID, 1 non-IID uniform, 2 Zipf, 3 balanced, 8 Halor's Dirichlet, 9 "
+                          "Dirichlet label split)", before_the_run_folder=False),
+    "class-filter-removes-every-class": _override(
+        "filter_class=10", "filter_class 10 removes 10 of the 10 classes from every client, which leaves a client no "
+                           "class; keep at least one", before_the_run_folder=False),
 }
 
 
