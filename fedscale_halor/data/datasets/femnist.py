@@ -5,16 +5,20 @@ FedScale opens each image at ``data_dir/<sample_path>`` and its sample paths sta
 ``data/raw_data/by_write/hsf_0/f0388_26/u0388_26/u0388_26_00004.png``); paths written relative to ``data_dir/data``
 are accepted too. Clients are the writers of train.csv, numbered 0..K-1 in order of first appearance, as FedScale
 numbers them.
+
+Every row of a mapping is checked as it is read; a bad one is named by its file and line (the header is line 1).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from fedscale_halor.data.datasets.base import MissingRawFileError, RawDataset, dense_ids
+from fedscale_halor.errors import InputFileError
 
 if TYPE_CHECKING:  # pandas and Pillow are imported where used: executors only read prepared arrays
     import pandas as pd
@@ -22,40 +26,101 @@ if TYPE_CHECKING:  # pandas and Pillow are imported where used: executors only r
 NAME = "femnist"
 MAPPING_FOLDER = "client_data_mapping"
 IMAGE_FOLDER = "data"
+COLUMNS = ("client_id", "sample_path", "label_name", "label_id")
 REQUIRED_COLUMNS = ("client_id", "sample_path", "label_id")
 NUM_CLASSES = 62
 IMAGE_SIDE = 28
 # LEAF's label order: digits, then upper case, then lower case letters.
 CLASS_NAMES = tuple("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+ROW_REMEDY = "fix or remove that row, or download the mapping files again (see dataset/README.md)"
+FILE_REMEDY = "download the mapping files again (see dataset/README.md)"
+IMAGE_REMEDY = "download the images again, or remove that row (see dataset/README.md)"
 
 
-def read_mapping(path: Path) -> pd.DataFrame:
-    """The mapping CSV with its columns checked; client ids and paths stay strings."""
-    if not path.is_file():
-        raise MissingRawFileError(NAME, path, what="client mapping file")
+@dataclass(frozen=True)
+class MappingRows:
+    """The rows of one mapping CSV, column by column; ``lines`` holds each row's line in the file."""
+
+    path: Path
+    client_ids: tuple[str, ...]
+    sample_paths: tuple[str, ...]
+    label_names: tuple[str, ...]  # "" where the file has no label_name column
+    label_ids: np.ndarray
+    lines: tuple[int, ...]
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+
+def _table(path: Path) -> pd.DataFrame:
+    """Every cell as a string; a row with more fields than the header is refused by pandas with its line."""
     import pandas as pd
 
-    table = pd.read_csv(path, dtype={"client_id": str, "sample_path": str, "label_name": str})
-    table.columns = [str(column).strip() for column in table.columns]
+    try:
+        # skip_blank_lines=False keeps a data row's line number at its index + 2
+        # header=None: the header line fixes the field count, so pandas refuses any longer row by its line
+        # instead of taking an extra first field as an index
+        table = pd.read_csv(path, header=None, dtype=str, keep_default_na=False, skip_blank_lines=False,
+                            encoding="utf-8")
+    except pd.errors.EmptyDataError:
+        raise InputFileError(path, f"empty: expected a header line {','.join(COLUMNS)}", FILE_REMEDY) from None
+    except pd.errors.ParserError as error:
+        detail = str(error).strip().removeprefix("Error tokenizing data. C error: ")
+        raise InputFileError(path, f"not a readable CSV file ({detail})", ROW_REMEDY) from None
+    except UnicodeDecodeError as error:
+        raise InputFileError(path, f"not a readable CSV file ({error})", FILE_REMEDY) from None
+    table.columns = [str(column).strip() for column in table.iloc[0]]
+    table = table.iloc[1:].reset_index(drop=True)
     for column in REQUIRED_COLUMNS:
         if column not in table.columns:
-            raise ValueError(f"{path}: missing column {column!r} (expected client_id, sample_path, label_name, "
-                             f"label_id)")
+            raise InputFileError(path, f"line 1: the header has no column {column!r} (expected "
+                                       f"{', '.join(COLUMNS)})", FILE_REMEDY)
+    table = table.apply(lambda cells: cells.str.strip())
+    table["line"] = np.arange(len(table)) + 2
+    return table[(table[list(table.columns[:-1])] != "").any(axis=1)]  # blank lines, as pandas would skip them
+
+
+def _check_labels(path: Path, table: pd.DataFrame) -> np.ndarray:
+    import pandas as pd
+
     labels = pd.to_numeric(table["label_id"], errors="coerce")
-    bad_rows = np.flatnonzero(labels.isna().to_numpy() | (labels < 0).to_numpy() | (labels >= NUM_CLASSES).to_numpy())
-    if len(bad_rows):
-        raise ValueError(f"{path}: label_id of data row {bad_rows[0] + 1} is {table['label_id'].iloc[bad_rows[0]]!s}, "
-                         f"expected an integer in [0, {NUM_CLASSES})")
-    table["label_id"] = labels.astype(np.int64)
-    return table
+    integral = labels.notna() & (labels == labels.round())
+    bad = np.flatnonzero(~integral.to_numpy())
+    if len(bad):
+        line, text = table["line"].iloc[bad[0]], table["label_id"].iloc[bad[0]]
+        raise InputFileError(path, f"line {line}: label_id {text!r} is not an integer in [0, {NUM_CLASSES})",
+                             ROW_REMEDY)
+    outside = np.flatnonzero(((labels < 0) | (labels >= NUM_CLASSES)).to_numpy())
+    if len(outside):
+        line, label = table["line"].iloc[outside[0]], int(labels.iloc[outside[0]])
+        raise InputFileError(path, f"line {line}: label_id {label} is outside [0, {NUM_CLASSES}) for the "
+                                   f"{NUM_CLASSES} FEMNIST classes", ROW_REMEDY)
+    return labels.to_numpy(dtype=np.int64)
 
 
-def image_root(data_dir: Path, first_sample_path: str) -> Path:
+def read_mapping(path: Path) -> MappingRows:
+    """The mapping CSV, every row checked; client ids and paths stay strings."""
+    if not path.is_file():
+        raise MissingRawFileError(NAME, path, what="client mapping file")
+    table = _table(path)
+    for column in ("client_id", "sample_path"):
+        empty = np.flatnonzero((table[column] == "").to_numpy())
+        if len(empty):
+            raise InputFileError(path, f"line {table['line'].iloc[empty[0]]}: empty {column}", ROW_REMEDY)
+    labels = _check_labels(path, table)
+    names = table["label_name"].tolist() if "label_name" in table.columns else [""] * len(table)
+    return MappingRows(path, tuple(table["client_id"].tolist()), tuple(table["sample_path"].tolist()), tuple(names),
+                       labels, tuple(int(line) for line in table["line"]))
+
+
+def image_root(data_dir: Path, mapping: MappingRows) -> Path:
     """The folder sample paths are relative to, decided on the first sample: data_dir (FedScale) or data_dir/data."""
+    first = mapping.sample_paths[0]
     for root in (data_dir, data_dir / IMAGE_FOLDER):
-        if (root / first_sample_path).is_file():
+        if (root / first).is_file():
             return root
-    raise MissingRawFileError(NAME, data_dir / first_sample_path, what="image")
+    raise InputFileError(mapping.path, f"line {mapping.lines[0]}: sample_path {first!r} is an image neither under "
+                                       f"{data_dir} nor under {data_dir / IMAGE_FOLDER}", IMAGE_REMEDY)
 
 
 def read_image(path: Path) -> np.ndarray:
@@ -71,21 +136,30 @@ def read_image(path: Path) -> np.ndarray:
         return np.asarray(grey, dtype=np.uint8)
 
 
-def read_images(root: Path, sample_paths: list[str]) -> np.ndarray:
-    images = np.empty((len(sample_paths), 1, IMAGE_SIDE, IMAGE_SIDE), dtype=np.uint8)
-    for row, sample_path in enumerate(sample_paths):
-        images[row, 0] = read_image(root / sample_path)
+def read_images(root: Path, mapping: MappingRows) -> np.ndarray:
+    images = np.empty((len(mapping), 1, IMAGE_SIDE, IMAGE_SIDE), dtype=np.uint8)
+    for row, (sample_path, line) in enumerate(zip(mapping.sample_paths, mapping.lines, strict=True)):
+        path = root / sample_path
+        if not path.is_file():
+            raise InputFileError(mapping.path, f"line {line}: sample_path {sample_path!r}: no image at {path}",
+                                 IMAGE_REMEDY)
+        try:
+            images[row, 0] = read_image(path)
+        except OSError as error:  # Pillow's UnidentifiedImageError and truncated files are OSErrors
+            raise InputFileError(path, f"not a readable image ({error}); it is listed at line {line} of "
+                                       f"{mapping.path}", IMAGE_REMEDY) from None
     return images
 
 
-def _class_names(tables: list[pd.DataFrame]) -> tuple[str, ...]:
+def _class_names(mappings: list[MappingRows]) -> tuple[str, ...]:
     names = list(CLASS_NAMES)
-    for table in tables:
-        if "label_name" not in table.columns:
-            continue
-        for label, name in table[["label_id", "label_name"]].drop_duplicates("label_id").itertuples(index=False):
-            if isinstance(name, str) and name:
-                names[int(label)] = name
+    seen: set[int] = set()
+    for mapping in mappings:
+        for label, name in zip(mapping.label_ids.tolist(), mapping.label_names, strict=True):
+            if label not in seen:
+                seen.add(label)
+                if name:
+                    names[label] = name
     return tuple(names)
 
 
@@ -93,15 +167,15 @@ def load(data_dir: Path) -> RawDataset:
     mapping_folder = data_dir / MAPPING_FOLDER
     train = read_mapping(mapping_folder / "train.csv")
     test = read_mapping(mapping_folder / "test.csv")
-    if train.empty:
-        raise ValueError(f"{mapping_folder / 'train.csv'}: no samples")
-    root = image_root(data_dir, str(train["sample_path"].iloc[0]))
-    owners, _ = dense_ids(train["client_id"].tolist())
+    if not len(train):
+        raise InputFileError(train.path, "no samples: only a header line", FILE_REMEDY)
+    root = image_root(data_dir, train)
+    owners, _ = dense_ids(list(train.client_ids))
     return RawDataset(
-        train_features=read_images(root, train["sample_path"].tolist()),
-        train_labels=train["label_id"].to_numpy(dtype=np.int64),
-        test_features=read_images(root, test["sample_path"].tolist()),
-        test_labels=test["label_id"].to_numpy(dtype=np.int64),
+        train_features=read_images(root, train),
+        train_labels=train.label_ids,
+        test_features=read_images(root, test),
+        test_labels=test.label_ids,
         num_classes=NUM_CLASSES,
         class_names=_class_names([train, test]),
         feature_scale=1.0 / 255.0,
