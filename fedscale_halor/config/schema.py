@@ -236,7 +236,8 @@ class JobConfig:
                                    range=(1.0, None))
     quorum: float = knob(0.5, "share of a round's selected clients that must report (clients that failed do not "
                               "count; the virtual clock's stragglers and dropouts do) for the round to be "
-                              "committed; a round short of it is retried with fresh participants", range=(0.0, 1.0))
+                              "committed; a round short of it is retried with fresh participants. 0 is refused: it "
+                              "would commit a round in which every client failed", range=(0.0, 1.0))
     round_retries: int = knob(2, "times a round short of its quorum is run again with fresh participants before the "
                                  "job stops with the failing clients and their first error", range=(0, None))
     executor_restarts: int = knob(0, "times a dead executor forked by `start` is started again (per slot)",
