@@ -19,6 +19,8 @@ from types import FrameType
 from fedscale_halor.config.errors import ConfigError
 from fedscale_halor.config.loader import load_config
 from fedscale_halor.config.schema import JobConfig
+from fedscale_halor.errors import InputFileError
+from fedscale_halor.launch.errors import LaunchError
 from fedscale_halor.launch.executor_main import TOKEN_VARIABLE, read_token
 from fedscale_halor.launch.rundir import attach_log_file, detach_log_file
 from fedscale_halor.launch.serving import serve_aggregator
@@ -51,6 +53,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except JobFailedError as error:
         _log.error("job %s failed: %s", cfg.job.job_name, error)
         return 1
+    except (LaunchError, InputFileError, ConfigError) as error:
+        # a user's mistake gets its message in the log, not a traceback
+        _log.error("job %s cannot run: %s", cfg.job.job_name, error)
+        return 2
     except SystemExit as stop:
         _log.warning("job %s stopped by a signal", cfg.job.job_name)
         return int(stop.code or 1)

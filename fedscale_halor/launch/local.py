@@ -28,7 +28,7 @@ from fedscale_halor.launch.hosts import ExecutorSlot, executor_slots, is_local_h
 from fedscale_halor.launch.inprocess import JobOutcome
 from fedscale_halor.launch.records import JobRecord, ProcessRecord, forget_record, save_record
 from fedscale_halor.launch.rundir import attach_log_file, detach_log_file, open_run_dir
-from fedscale_halor.launch.serving import serve_aggregator
+from fedscale_halor.launch.serving import SERVE_HOST, check_port_free, serve_aggregator
 from fedscale_halor.launch.stop import process_command_line
 from fedscale_halor.server.board import WorkBoard
 
@@ -44,6 +44,7 @@ def run_local(cfg: ExperimentConfig, *, timestamp: str | None = None, echo: bool
     thread, gRPC object or parallel torch work yet (a fresh `start`); otherwise they are new interpreters.
     ``resume``: continue the run of ``timestamp`` from its last checkpoint."""
     job, deployment = cfg.job, cfg.deployment
+    check_port_free(SERVE_HOST, deployment.ps_port)  # before a run folder exists that would hold only the failure
     run_dir = open_run_dir(job.log_path, job.job_name, timestamp, resume=resume)
     config_path = dump_config(cfg, run_dir / "config.yml")
     handler = attach_log_file("fedscale_halor", run_dir / "aggregator.log", echo=echo)
