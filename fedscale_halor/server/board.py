@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 
 from fedscale_halor.server.errors import JobFailedError
 from fedscale_halor.server.exchange import Exchange, ExchangeOutcome
+from fedscale_halor.server.update_check import update_mismatch
 from fedscale_halor.transport.messages import (
     ClientFailure,
     ClientTrain,
@@ -170,7 +171,10 @@ class WorkBoard:
             if isinstance(completion, ClientUpdate):
                 result = completion.result
                 state.clients.pop(result.client_id, None)
-                if result.round == self._round and result.client_id in self._awaited_clients:
+                problem = self._unusable(executor_id, result)
+                if problem is not None:
+                    self._record_failure(ClientFailure(result.round, result.client_id, problem))
+                elif result.round == self._round and result.client_id in self._awaited_clients:
                     self._awaited_clients.discard(result.client_id)
                     self._note_round_trip(executor_id, result.client_id)
                     if self._arrived is None:
@@ -190,6 +194,16 @@ class WorkBoard:
             elif not isinstance(completion, Heartbeat):
                 raise TypeError(f"unknown completion {type(completion).__name__}")
             self._changed.notify_all()
+
+    def _unusable(self, executor_id: str, result: TrainResult) -> str | None:
+        """Why an awaited client's update cannot be folded; the client then counts as failed."""
+        if result.round != self._round or result.client_id not in self._awaited_clients:
+            return None
+        problem = update_mismatch(result, self._model, self._model_version)
+        if problem is not None:
+            problem = f"its update from {executor_id} does not fit the global model: {problem}"
+            _log.warning("round %d: client %d: %s; counted as failed", result.round, result.client_id, problem)
+        return problem
 
     def _note_round_trip(self, executor_id: str, client_id: int) -> None:
         now = time.monotonic()

@@ -124,7 +124,7 @@ def test_an_executor_with_a_wrong_token_is_refused_and_the_refusal_logged(tmp_pa
 
 
 def test_executors_exit_cleanly_when_the_aggregator_goes_away(tmp_path: Path, digits_data_dir: Path) -> None:
-    cfg = _digits(tmp_path, digits_data_dir)
+    cfg = _digits(tmp_path, digits_data_dir, reconnect_timeout=2)  # the executor's wait for it to come back
     config_path = tmp_path / "conf.yml"
     dump_config(cfg, config_path)
     board = WorkBoard()
