@@ -279,11 +279,32 @@ def _behavior_entry(value: object) -> Availability:
                         finish_time=entry["finish_time"])
 
 
+# `start` reads a trace to check it before it launches anything and again to build the clock; a FedScale-sized
+# trace takes seconds to parse, so the parsed entries (frozen values) are kept for a file whose size and mtime
+# have not changed
+_PARSED: dict[tuple[str, str, int, int], dict[int, Any]] = {}
+_PARSED_LIMIT = 4
+
+
+def _parse_entries_once(path: Path | str, parse_entry: Callable[[Any], Entry], remedy: str) -> dict[int, Entry]:
+    source = Path(path)
+    try:
+        status = source.stat()
+    except OSError:
+        return _parse_entries(source, parse_entry, remedy)  # its error message comes from the read
+    key = (parse_entry.__name__, str(source.resolve()), status.st_size, status.st_mtime_ns)
+    if key not in _PARSED:
+        if len(_PARSED) >= _PARSED_LIMIT:
+            _PARSED.pop(next(iter(_PARSED)))
+        _PARSED[key] = _parse_entries(source, parse_entry, remedy)
+    return dict(_PARSED[key])
+
+
 def read_device_capacity(path: Path | str) -> dict[int, DeviceCapacity]:
     """FedScale's ``client_device_capacity`` (pickle or JSON), every entry checked; raises ``TraceError``."""
-    return _parse_entries(path, _capacity_entry, CAPACITY_REMEDY)
+    return _parse_entries_once(path, _capacity_entry, CAPACITY_REMEDY)
 
 
 def read_behavior_trace(path: Path | str) -> dict[int, Availability]:
     """FedScale's ``client_behave_trace`` (pickle or JSON), every entry checked; raises ``TraceError``."""
-    return _parse_entries(path, _behavior_entry, BEHAVIOR_REMEDY)
+    return _parse_entries_once(path, _behavior_entry, BEHAVIOR_REMEDY)

@@ -3,6 +3,7 @@ is wrong and the config key whose value it is."""
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 
 from fedscale_halor.errors import InputFileError
+from fedscale_halor.simulation import traces
 from fedscale_halor.simulation.traces import (
     BEHAVIOR_REMEDY,
     CAPACITY_REMEDY,
@@ -63,3 +65,25 @@ def test_a_missing_trace_names_the_file_and_the_key(tmp_path: Path) -> None:
 
     assert str(missing.value) == (f"{tmp_path / 'absent'}: cannot read the trace file (No such file or directory); "
                                   f"{CAPACITY_REMEDY}")
+
+
+def test_a_trace_read_again_unchanged_is_not_parsed_again_and_a_changed_one_is(tmp_path: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    # Prepare: a JSON capacity trace and a count of the file's parses
+    trace = tmp_path / "capacity.json"
+    trace.write_text(json.dumps({"1": {"computation": 10.0, "communication": 500.0}}))
+    parses: list[Path] = []
+    parse = traces._parse_entries
+    monkeypatch.setattr(traces, "_parse_entries", lambda path, *rest: parses.append(Path(path)) or parse(path, *rest))
+
+    # Execute
+    first = traces.read_device_capacity(trace)
+    again = traces.read_device_capacity(trace)
+    trace.write_text(json.dumps({"1": {"computation": 20.0, "communication": 500.0}}))
+    os.utime(trace, ns=(1, 1))  # a changed mtime, whatever the clock's resolution
+    changed = traces.read_device_capacity(trace)
+
+    # Assert
+    assert first == again and first is not again
+    assert changed[1].compute_ms_per_sample == 20.0
+    assert parses == [trace, trace]
