@@ -275,7 +275,7 @@ def _seconds(values: Sequence[float]) -> str:
 def detection_row(label: str, detections: Sequence[Detection]) -> str:
     arrived = [d.arrival_s for d in detections if d.arrival_s is not None]
     logged = [d.logged_s for d in detections if d.logged_s is not None]
-    reasons = sorted({re.sub(r"pid \d+", "pid N", d.reason) for d in detections})
+    reasons = sorted({re.sub(r"\d+\.\d+ s", "N s", re.sub(r"pid \d+", "pid N", d.reason)) for d in detections})
     return (f"| {label} | {len(arrived)}/{len(detections)} | {_seconds(arrived)} | {_seconds(logged)} | "
             f"{'; '.join(reasons)} |")
 

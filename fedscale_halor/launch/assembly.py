@@ -73,7 +73,13 @@ def new_board(job: JobConfig) -> WorkBoard:
         executor_timeout_s=job.executor_timeout,
         reassign_dead_clients=job.dead_executor_clients == "reassign",
         orphan_timeout_s=job.register_timeout,
+        hang_up_grace_s=heartbeat_interval_s(job),
     ))
+
+
+def heartbeat_interval_s(job: JobConfig) -> float:
+    """Four heartbeats per executor timeout: one lost heartbeat never gets a live executor declared dead."""
+    return max(0.5, job.executor_timeout / 4)
 
 
 def build_aggregator(job: JobConfig, board: WorkBoard, run_dir: Path,
@@ -151,7 +157,7 @@ def build_executor(cfg: ExperimentConfig, slot: ExecutorSlot, transport: Transpo
     parts = ExecutorParts(
         model=model, lane_models=tuple(new_model() for _ in range(lanes - 1)),
         dataset=dataset, trainer=build_trainer(job, device), test_batch_size=job.test_bsz, device=device,
-        heartbeat_s=max(0.5, job.executor_timeout / 4), job_seed=job.sample_seed,
+        heartbeat_s=heartbeat_interval_s(job), job_seed=job.sample_seed,
         halor_noise_variance=_halor_noise_variance(job),
     )
     return Executor(f"executor_{slot.rank}", transport, parts)

@@ -68,6 +68,15 @@ class _FarewellTracker(AggregatorService):
         self._service.submit(token, executor_id, completion)
         self._seen(executor_id)
 
+    def attend(self, token: str, executor_id: str) -> None:
+        self._service.attend(token, executor_id)
+        self._seen(executor_id)
+
+    def hung_up(self, executor_id: str) -> None:
+        self._service.hung_up(executor_id)
+        with self._lock:  # a farewell is not waited for from an executor that hung up, unless it calls again
+            self._last_seen.pop(executor_id, None)
+
     def wait_for_farewells(self, silent_after_s: float, timeout_s: float) -> None:
         """Wait until every executor heard from within ``silent_after_s`` has been told to stop."""
         deadline = time.monotonic() + timeout_s
@@ -101,6 +110,11 @@ def check_port_free(host: str, port: int) -> None:
                               "user may open (above 1023, or 0 to pick a free one)") from None
 
 
+def server_threads(executor_count: int) -> int:
+    """Each executor holds a thread for its attendance and at times one for a poll and one for a submission."""
+    return max(32, 3 * executor_count + 8)
+
+
 def serve_aggregator(cfg: ExperimentConfig, run_dir: Path, token: str, *,
                      on_listening: Callable[[int, WorkBoard], None] | None = None, resume: bool = False) -> JobOutcome:
     """Serve gRPC on 0.0.0.0:ps_port, run the job's rounds with the executors of every worker_ips slot, and return
@@ -116,10 +130,11 @@ def serve_aggregator(cfg: ExperimentConfig, run_dir: Path, token: str, *,
     board = new_board(job)
     tracker = _FarewellTracker(BoardService(board, token))
     tls = server_tls_from_settings(job.tls_cert_file, job.tls_key_file)
+    executor_count = len(executor_slots(deployment.worker_ips))
     server = GrpcAggregatorServer(tracker, SERVE_HOST, deployment.ps_port,
                                   chunk_bytes=int(job.message_chunk_mb * 2**20), tls=tls,
+                                  max_workers=server_threads(executor_count),
                                   shared_memory_parent=default_parent() if job.shared_memory else None)
-    executor_count = len(executor_slots(deployment.worker_ips))
     try:
         _log.info("job %s: logs in %s", job.job_name, run_dir)
         # prepares the data once, before executors open it

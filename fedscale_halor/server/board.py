@@ -4,7 +4,8 @@ Thread-safe. Executors pull (long-poll) their next event; the round loop publish
 Clients are handed out dynamically (guided self-scheduling: an asking executor takes ceil(pending / live executors)),
 so fast executors take more and the load balances without the aggregator knowing their speeds. An executor silent
 for longer than the executor timeout is declared dead: its unfinished clients go back to the queue (or are counted
-as dropped) and its test shards go back to the queue, so every round still ends.
+as dropped) and its test shards go back to the queue, so every round still ends. One whose held connection broke
+(``executor_hung_up``) is declared dead sooner, once the hang-up grace passes without a call of its own.
 
 Halor's pre-round step runs as exchanges (``exchange``): per-client questions handed out like tasks, or to the one
 executor that must answer them, with answers collected until all came or the step's timeout passed.
@@ -48,6 +49,7 @@ class _ExecutorState:
     last_seen: float = field(default_factory=time.monotonic)
     clients: dict[int, TrainTask] = field(default_factory=dict)
     shards: set[int] = field(default_factory=set)
+    hung_up_at: float | None = None  # when its held connection broke, until a call of its own shows it is alive
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,8 @@ class LivenessPolicy:
     executor_timeout_s: float = 60.0
     reassign_dead_clients: bool = True
     orphan_timeout_s: float = 120.0  # how long work may wait with no executor at all before the job fails
+    # how long an executor whose connection broke has to make a call again before it is declared dead
+    hang_up_grace_s: float = 2.5
 
 
 class WorkBoard:
@@ -119,6 +123,7 @@ class WorkBoard:
         deadline = time.monotonic() + self._long_poll_s
         with self._changed:
             state = self._state_of(executor_id)
+            state.hung_up_at = None
             while True:
                 state.last_seen = time.monotonic()
                 event = self._take_event(executor_id, state)
@@ -167,7 +172,7 @@ class WorkBoard:
     def submit(self, executor_id: str, completion: Completion) -> None:
         with self._changed:
             state = self._state_of(executor_id)
-            state.last_seen = time.monotonic()
+            state.last_seen, state.hung_up_at = time.monotonic(), None
             if isinstance(completion, ClientUpdate):
                 result = completion.result
                 state.clients.pop(result.client_id, None)
@@ -236,7 +241,27 @@ class WorkBoard:
             silent_s = now - state.last_seen
             if silent_s > self._liveness.executor_timeout_s:
                 self._declare_dead(executor_id, f"silent for {silent_s:.0f} s")
+            elif state.hung_up_at is not None and now - state.hung_up_at > self._liveness.hang_up_grace_s:
+                self._declare_dead(executor_id, f"hung up {now - state.hung_up_at:.1f} s ago and did not call again")
         self._note_orphans(now)
+
+    def attend(self, executor_id: str) -> None:
+        """The executor (re)opened the connection it holds while it runs."""
+        with self._changed:
+            state = self._state_of(executor_id)
+            state.last_seen, state.hung_up_at = time.monotonic(), None
+
+    def executor_hung_up(self, executor_id: str) -> None:
+        """The executor's held connection broke: unless it calls again within the hang-up grace, it is declared
+        dead then, not after the executor timeout. Ignored once the job is shutting down."""
+        with self._changed:
+            state = self._executors.get(executor_id)
+            if state is None or self._shutdown_reason is not None:
+                return
+            state.hung_up_at = time.monotonic()
+            _log.info("executor %s hung up; it is declared dead unless it calls again within %g s", executor_id,
+                      self._liveness.hang_up_grace_s)
+            self._changed.notify_all()
 
     def executor_lost(self, executor_id: str, reason: str) -> None:
         """An executor is known to be gone (its process exited): declared dead now, not after the executor

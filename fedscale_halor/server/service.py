@@ -37,3 +37,10 @@ class BoardService(AggregatorService):
     def submit(self, token: str, executor_id: str, completion: Completion) -> None:
         self._authenticate(token, f"executor {executor_id}")
         self._board.submit(executor_id, completion)
+
+    def attend(self, token: str, executor_id: str) -> None:
+        self._authenticate(token, f"executor {executor_id}")
+        self._board.attend(executor_id)
+
+    def hung_up(self, executor_id: str) -> None:
+        self._board.executor_hung_up(executor_id)

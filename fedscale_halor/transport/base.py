@@ -32,6 +32,16 @@ class AggregatorService(ABC):
     @abstractmethod
     def submit(self, token: str, executor_id: str, completion: Completion) -> None: ...
 
+    @abstractmethod
+    def attend(self, token: str, executor_id: str) -> None:
+        """A registered executor opens the connection it holds for as long as it runs (raises as ``next_event``
+        does for a wrong token or an unknown executor)."""
+
+    @abstractmethod
+    def hung_up(self, executor_id: str) -> None:
+        """The connection that ``attend`` opened has broken: the executor was killed, or its host or its network
+        went away, unless it attends again soon."""
+
 
 class Transport(ABC):
     """An executor's channel to the aggregator."""

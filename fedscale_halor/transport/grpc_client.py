@@ -45,6 +45,8 @@ _PROBE_METHOD = f"/{SERVICE_NAME}/Probe"  # deliberately served by no one (see _
 _PAUSE_BEFORE_WAITING_S = 0.1
 # a server that stops cancels the calls it is serving; to the executor that is the same as a server that went away
 _LOST_CODES = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED)
+# a broken or refused attendance is opened again after this pause (a refused one: until the executor has registered)
+_ATTEND_AGAIN_AFTER_S = 0.2
 
 
 class AggregatorUnreachableError(ConnectionError):
@@ -132,6 +134,10 @@ class GrpcTransport(Transport):
         self._shared: SharedFolder | None = None
         self._shared_confirmed = True  # False from a loss until the aggregator shows it still knows this executor
         self._receive_buffers = ReceiveBuffers()
+        self._closing = threading.Event()
+        self._attendance: grpc.Call | None = None
+        self._attendance_lock = threading.Lock()
+        self._attendant: threading.Thread | None = None
 
     def register(self, info: ExecutorInfo) -> RegisterReply:
         request = serde.info_to_proto(info)
@@ -144,7 +150,31 @@ class GrpcTransport(Transport):
             if self._shared is not None:
                 _log.info("executor %s passes payloads through %s (on the aggregator's host)", info.executor_id,
                           self._shared.path)
-        return serde.register_reply_from_proto(reply)
+        answer = serde.register_reply_from_proto(reply)
+        if answer.accepted and self._attendant is None:
+            self._attendant = threading.Thread(target=self._attend, args=(info.executor_id,), daemon=True,
+                                               name=f"{info.executor_id}-attendance")
+            self._attendant.start()
+        return answer
+
+    def _attend(self, executor_id: str) -> None:
+        """Hold an Attend call open for as long as this transport is open, opening it again whenever it ends, so
+        the aggregator learns at once when this process or its connection is gone."""
+        request = pb.EventRequest(executor_id=executor_id)
+        while not self._closing.is_set():
+            with self._attendance_lock:
+                if self._closing.is_set():
+                    return
+                call = self._stub.Attend(request, metadata=self._metadata, wait_for_ready=True)
+                self._attendance = call
+            try:
+                for _ in call:
+                    pass
+            except grpc.RpcError as error:
+                if not self._closing.is_set():
+                    _log.debug("executor %s: attendance ended: %s %s", executor_id, error.code().name,
+                               error.details())
+            self._closing.wait(_ATTEND_AGAIN_AFTER_S)
 
     def next_event(self, executor_id: str) -> Event:
         def receive() -> Buffer:
@@ -177,6 +207,12 @@ class GrpcTransport(Transport):
         self._shared_confirmed = True
 
     def close(self) -> None:
+        with self._attendance_lock:
+            self._closing.set()
+            if self._attendance is not None:
+                self._attendance.cancel()
+        if self._attendant is not None:
+            self._attendant.join(timeout=5.0)
         if self._shared is not None:
             self._shared.detach()
         self._channel.close()

@@ -105,6 +105,9 @@ class _AggregatorServicer:
         self.traffic = Traffic()
         self.shared: SharedFolder | None = None
         self._receive_buffers = ReceiveBuffers()
+        self._attendance_lock = threading.Lock()
+        self._attending: set[threading.Event] = set()
+        self._stopping = False
 
     def _count(self, sent: int = 0, received: int = 0) -> None:
         with self._traffic_lock:
@@ -151,6 +154,41 @@ class _AggregatorServicer:
         _answer(context, "Submit", receive_and_submit)
         return pb.Ack()
 
+    def Attend(self, request: bytes, context: grpc.ServicerContext) -> Iterator[pb.Ack]:  # noqa: N802
+        """Held, with nothing sent, until the executor or the network ends it (a hang-up, reported to the service)
+        or the server stops (not a hang-up). Each attending executor holds one worker thread."""
+        token = _token(context)
+
+        def attend() -> str:
+            message = _parse(pb.EventRequest, request)
+            self._service.attend(token, message.executor_id)
+            return message.executor_id
+
+        executor_id = _answer(context, "Attend", attend)
+        ended = threading.Event()
+        with self._attendance_lock:
+            if self._stopping:
+                return
+            self._attending.add(ended)
+        try:
+            if context.add_callback(ended.set):  # False: the call is already over
+                ended.wait()
+        finally:
+            with self._attendance_lock:
+                self._attending.discard(ended)
+                stopping = self._stopping
+        if not stopping:
+            _log.info("executor %s hung up (%s)", executor_id, context.peer())
+            self._service.hung_up(executor_id)
+        yield from ()
+
+    def end_attendance(self) -> None:
+        """Release every held Attend call, as the server stops, without reporting hang-ups."""
+        with self._attendance_lock:
+            self._stopping = True
+            for ended in self._attending:
+                ended.set()
+
     def handlers(self) -> dict[str, grpc.RpcMethodHandler]:
         """The methods with no request deserializer: each parses its own bytes (see the module's docstring)."""
         return {
@@ -160,6 +198,8 @@ class _AggregatorServicer:
                 self.NextEvent, response_serializer=pb.Chunk.SerializeToString),
             "Submit": grpc.stream_unary_rpc_method_handler(
                 self.Submit, response_serializer=pb.Ack.SerializeToString),
+            "Attend": grpc.unary_stream_rpc_method_handler(
+                self.Attend, response_serializer=pb.Ack.SerializeToString),
         }
 
 
@@ -176,7 +216,8 @@ class GrpcAggregatorServer:
         if chunk_bytes <= 0:
             raise ValueError(f"chunk_bytes must be positive, got {chunk_bytes}")
         if max_workers < 2:
-            # executors hold a worker each for up to a long poll; one worker would serialize them all
+            # executors hold a worker each for their attendance and one for up to a long poll; one worker would
+            # serialize them all
             raise ValueError(f"max_workers must be at least 2, got {max_workers}")
         self._servicer = _AggregatorServicer(service, chunk_bytes, max_message_bytes)
         self._address = f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
@@ -231,6 +272,7 @@ class GrpcAggregatorServer:
         """Stop accepting calls and end running ones after ``grace_s``; safe to call twice."""
         server, self._server = self._server, None
         if server is not None:
+            self._servicer.end_attendance()  # held calls would otherwise last the whole grace period
             server.stop(grace_s).wait()
         shared, self._servicer.shared = self._servicer.shared, None
         if shared is not None:

@@ -5,7 +5,7 @@ import warnings
 
 from . import aggregator_pb2 as aggregator__pb2
 
-GRPC_GENERATED_VERSION = '1.85.1'
+GRPC_GENERATED_VERSION = '1.85.4'
 GRPC_VERSION = grpc.__version__
 _version_not_supported = False
 
@@ -50,6 +50,11 @@ class AggregatorStub:
                 request_serializer=aggregator__pb2.Chunk.SerializeToString,
                 response_deserializer=aggregator__pb2.Ack.FromString,
                 _registered_method=True)
+        self.Attend = channel.unary_stream(
+                '/fedscale_halor.Aggregator/Attend',
+                request_serializer=aggregator__pb2.EventRequest.SerializeToString,
+                response_deserializer=aggregator__pb2.Ack.FromString,
+                _registered_method=True)
 
 
 class AggregatorServicer:
@@ -77,6 +82,14 @@ class AggregatorServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Attend(self, request, context):
+        """Held open by an executor for as long as it runs; nothing is sent on it. When it breaks (the executor was killed,
+        its host or its network went away), the aggregator learns of it at once instead of after the executor timeout.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AggregatorServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -93,6 +106,11 @@ def add_AggregatorServicer_to_server(servicer, server):
             'Submit': grpc.stream_unary_rpc_method_handler(
                     servicer.Submit,
                     request_deserializer=aggregator__pb2.Chunk.FromString,
+                    response_serializer=aggregator__pb2.Ack.SerializeToString,
+            ),
+            'Attend': grpc.unary_stream_rpc_method_handler(
+                    servicer.Attend,
+                    request_deserializer=aggregator__pb2.EventRequest.FromString,
                     response_serializer=aggregator__pb2.Ack.SerializeToString,
             ),
     }
@@ -177,6 +195,33 @@ class Aggregator:
             target,
             '/fedscale_halor.Aggregator/Submit',
             aggregator__pb2.Chunk.SerializeToString,
+            aggregator__pb2.Ack.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Attend(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/fedscale_halor.Aggregator/Attend',
+            aggregator__pb2.EventRequest.SerializeToString,
             aggregator__pb2.Ack.FromString,
             options,
             channel_credentials,

@@ -22,6 +22,7 @@ from fedscale_halor.transport.messages import (
     Completion,
     Event,
     ExecutorInfo,
+    Heartbeat,
     Idle,
     RegisterReply,
     Shutdown,
@@ -57,6 +58,12 @@ class Aggregator(AggregatorService):
         with self._lock:
             if executor_id not in self.known:
                 raise KeyError(f"executor {executor_id!r} has not registered")
+
+    def attend(self, token: str, executor_id: str) -> None:
+        self.submit(token, executor_id, Heartbeat())
+
+    def hung_up(self, executor_id: str) -> None:
+        pass  # a restarted aggregator forgets its executors anyway
 
 
 def _parts() -> ExecutorParts:

@@ -1,4 +1,5 @@
 import threading
+import time
 
 import pytest
 import torch
@@ -333,3 +334,66 @@ def test_an_exception_while_results_are_handed_over_leaves_the_board_unlocked() 
 
     assert len(errors) == 1 and isinstance(errors[0], SystemExit)
     assert not other.is_alive()  # the lock was released, not left held
+
+
+def _hang_up_board(grace_s: float) -> WorkBoard:
+    # an executor timeout far beyond the test's length: only the hang-up can get an executor declared dead
+    board = WorkBoard(long_poll_s=0.01, liveness=LivenessPolicy(executor_timeout_s=600.0, hang_up_grace_s=grace_s))
+    board.add_executor("a")
+    board.add_executor("b")
+    board.set_model(0, {"w": torch.zeros(1)})
+    return board
+
+
+def _serve_as_b_until_done(board: WorkBoard, thread: threading.Thread, timeout_s: float) -> list[int]:
+    trained: list[int] = []
+    deadline = time.monotonic() + timeout_s
+    while thread.is_alive() and time.monotonic() < deadline:
+        event = board.next_event("b")
+        if isinstance(event, ClientTrain):
+            for task in event.tasks:
+                trained.append(task.client_id)
+                board.submit("b", ClientUpdate(_result(task.client_id)))
+    thread.join(timeout=5)
+    return trained
+
+
+def test_an_executor_that_hung_up_and_stays_away_is_declared_dead_after_the_grace(
+        caplog: pytest.LogCaptureFixture) -> None:
+    # Prepare: "a" takes client 0, then its held connection breaks
+    board = _hang_up_board(grace_s=0.3)
+    thread, outcome = _run_round_in_background(board, [_task(0), _task(1)])
+    _wait_until_published(board, "a")
+    taken = board.next_event("a")
+    assert isinstance(taken, ClientTrain) and [t.client_id for t in taken.tasks] == [0]
+    board.executor_hung_up("a")
+
+    # Execute: "b" serves until the round ends (it would wait ten minutes for the executor timeout)
+    with caplog.at_level("WARNING", logger="fedscale_halor.aggregator"):
+        trained = _serve_as_b_until_done(board, thread, timeout_s=30.0)
+
+    # Assert: a's client went to b, the round has both, and the log says why a was dropped
+    assert not thread.is_alive()
+    assert sorted(trained) == [0, 1]
+    assert sorted(r.client_id for r in outcome[0].results) == [0, 1]
+    assert board.executor_count == 1
+    assert any("executor a hung up" in r.message and "declared dead" in r.message for r in caplog.records)
+
+
+def test_an_executor_that_hung_up_but_calls_again_within_the_grace_keeps_its_clients() -> None:
+    board = _hang_up_board(grace_s=0.3)
+    thread, outcome = _run_round_in_background(board, [_task(0), _task(1)])
+    _wait_until_published(board, "a")
+    taken = board.next_event("a")
+    assert isinstance(taken, ClientTrain)
+    board.executor_hung_up("a")
+    board.attend("a")  # its connection is open again: a passing network fault, not a death
+
+    time.sleep(1.5)  # long past the grace, while the round loop keeps checking its executors
+    board.submit("a", ClientUpdate(_result(0)))
+    trained = _serve_as_b_until_done(board, thread, timeout_s=30.0)
+
+    assert trained == [1]
+    assert sorted(r.client_id for r in outcome[0].results) == [0, 1]
+    assert board.executor_count == 2
+

@@ -33,6 +33,9 @@ class ScriptedService(AggregatorService):
         self.registered: list[ExecutorInfo] = []
         self.polled_by: list[str] = []
         self.submitted: list[tuple[str, Completion]] = []
+        self.attended_by: list[str] = []
+        self.hung_up_by: list[str] = []
+        self.hang_up = threading.Event()
         self._lock = threading.Lock()
 
     def _check(self, token: str) -> None:
@@ -57,6 +60,16 @@ class ScriptedService(AggregatorService):
         self._check(token)
         with self._lock:
             self.submitted.append((executor_id, completion))
+
+    def attend(self, token: str, executor_id: str) -> None:
+        self._check(token)
+        with self._lock:
+            self.attended_by.append(executor_id)
+
+    def hung_up(self, executor_id: str) -> None:
+        with self._lock:
+            self.hung_up_by.append(executor_id)
+        self.hang_up.set()
 
 
 @dataclass(frozen=True)
