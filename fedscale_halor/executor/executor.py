@@ -17,28 +17,29 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import get_args
 
+import numpy as np
 import torch
 
 from fedscale_halor.client.base import Trainer
 from fedscale_halor.client.evaluation import evaluate
 from fedscale_halor.data.federated import FederatedDataset
-from fedscale_halor.executor.halor_clients import HalorClients, training_data
 from fedscale_halor.executor.lanes import TrainingLanes
 from fedscale_halor.executor.outbox import Outbox
+from fedscale_halor.executor.plugin import ExecutorPlugin
+from fedscale_halor.plugin.payloads import PayloadRegistry
 from fedscale_halor.transport.base import AggregatorGoneError, Transport
 from fedscale_halor.transport.messages import (
     ClientFailure,
     ClientTrain,
     ClientUpdate,
     Completion,
+    Envelope,
     EvalOutcome,
     Event,
     ExecutorInfo,
-    HalorQuestion,
     Heartbeat,
     Idle,
     ModelTest,
@@ -46,7 +47,7 @@ from fedscale_halor.transport.messages import (
     Shutdown,
     UpdateModel,
 )
-from fedscale_halor.types import ResampleTarget, TrainTask, Weights
+from fedscale_halor.types import TrainTask, Weights
 
 _log = logging.getLogger("fedscale_halor.executor")
 
@@ -86,8 +87,9 @@ class ExecutorParts:
     test_batch_size: int
     device: str = "cpu"
     heartbeat_s: float = 10.0
-    job_seed: int = 0  # Halor: the simulated clients' key pairs derive from it
-    halor_noise_variance: float = 0.0  # Halor: Skellam noise per class of a round's sum (halor_noise); 0: none
+    # the job's plug-ins' executor sides, and the codecs of their messages
+    plugins: tuple[ExecutorPlugin, ...] = ()
+    payloads: PayloadRegistry | None = None
     # replicas of ``model``: with them the executor trains 1 + len(lane_models) clients at once (see lanes.py)
     lane_models: tuple[torch.nn.Module, ...] = ()
 
@@ -105,9 +107,15 @@ class Executor:
             ModelTest: self._on_model_test,
             Idle: self._on_idle,
             Shutdown: self._on_shutdown,
-            **{question: self._on_halor_question for question in get_args(HalorQuestion)},
+            Envelope: self._on_plugin_event,
         }
-        self._halor = HalorClients(executor_id, parts.job_seed, parts.dataset, parts.halor_noise_variance)
+        self._payloads = parts.payloads or PayloadRegistry()
+        self._answerers: dict[type, ExecutorPlugin] = {}
+        for plugin in parts.plugins:
+            for question in plugin.questions:
+                if question in self._answerers:
+                    raise ValueError(f"two plug-ins answer {question.__name__}")
+                self._answerers[question] = plugin
         self.clients_trained = 0
         self._count_lock = threading.Lock()
         self._outbox: Outbox  # one per run(), where its thread lives
@@ -182,16 +190,17 @@ class Executor:
         if event.model_version != self._version:
             raise RuntimeError(f"executor {self._id}: asked to train on model version {event.model_version} "
                                f"but holds version {self._version}")
+        hints = tuple(self._payloads.unwrap(hint) for hint in event.hints)
         if self._lanes is not None:
-            self._lanes.submit([(task, event.resample) for task in event.tasks])
+            self._lanes.submit([(task, hints) for task in event.tasks])
             return True
         for task in event.tasks:
-            self._train_one(self._parts.model, task, event.resample)
+            self._train_one(self._parts.model, task, hints)
         return True
 
-    def _train_one(self, model: torch.nn.Module, task: TrainTask, resample: ResampleTarget | None) -> None:
+    def _train_one(self, model: torch.nn.Module, task: TrainTask, hints: Sequence[object]) -> None:
         try:
-            data = training_data(self._parts.dataset, task, resample)
+            data = self._parts.dataset.client_data(task.client_id, self._training_positions(task, hints))
             result = self._parts.trainer.train(model, self._weights, data, task)
         except Exception as error:  # one broken client must not take the executor's other clients down
             _log.exception("executor %s: client %d failed in round %d", self._id, task.client_id, task.round)
@@ -223,9 +232,21 @@ class Executor:
         finally:
             torch.set_num_threads(1)
 
-    def _on_halor_question(self, event: Event) -> bool:
-        assert isinstance(event, HalorQuestion)
-        self._outbox.send(self._halor.answer(event))
+    def _training_positions(self, task: TrainTask, hints: Sequence[object]) -> np.ndarray | None:
+        chosen = [positions for plugin in self._parts.plugins
+                  if (positions := plugin.training_positions(task, hints)) is not None]
+        if len(chosen) > 1:
+            raise RuntimeError(f"{len(chosen)} plug-ins choose the samples of client {task.client_id}")
+        return chosen[0] if chosen else None
+
+    def _on_plugin_event(self, event: Event) -> bool:
+        assert isinstance(event, Envelope)
+        question = self._payloads.unwrap(event)
+        plugin = self._answerers.get(type(question))
+        if plugin is None:
+            raise RuntimeError(f"executor {self._id}: no plug-in answers {type(question).__name__} "
+                               f"(payload kind {event.kind!r})")
+        self._outbox.send(self._payloads.wrap(plugin.answer(question)))
         return True
 
     def _on_idle(self, event: Event) -> bool:

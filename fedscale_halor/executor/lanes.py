@@ -18,12 +18,12 @@ from collections.abc import Callable, Sequence
 
 from torch import nn
 
-from fedscale_halor.types import ResampleTarget, TrainTask
+from fedscale_halor.types import TrainTask
 
-# one client's task, and what its round resamples toward
-LaneWork = tuple[TrainTask, ResampleTarget | None]
+# one client's task, and the plug-ins' hints of its round
+LaneWork = tuple[TrainTask, Sequence[object]]
 # (the lane's model, the work) -> None; raising ends the executor (per-client failures are the callback's to report)
-TrainOne = Callable[[nn.Module, TrainTask, ResampleTarget | None], None]
+TrainOne = Callable[[nn.Module, TrainTask, Sequence[object]], None]
 
 
 class TrainingLanes:
@@ -79,11 +79,11 @@ class TrainingLanes:
                 self._changed.wait_for(lambda: self._queue or self._closing)
                 if self._closing:
                     return
-                task, resample = self._queue.popleft()
+                task, hints = self._queue.popleft()
                 self._busy += 1
                 self._changed.notify_all()  # room for more: the executor's thread may ask for the next clients
             try:
-                self._train_one(model, task, resample)
+                self._train_one(model, task, hints)
             except BaseException as error:  # handed to the executor's thread, which ends the executor
                 with self._changed:
                     self._error = error

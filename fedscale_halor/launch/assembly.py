@@ -15,6 +15,7 @@ from fedscale_halor.data.federated import FederatedDataset
 from fedscale_halor.executor.executor import Executor, ExecutorParts
 from fedscale_halor.halor.settings import halor_choices, job_noise
 from fedscale_halor.launch.hosts import ExecutorSlot
+from fedscale_halor.launch.plugins import executor_plugins, payload_registry
 from fedscale_halor.logging.base import FanOutSink
 from fedscale_halor.logging.factory import job_sinks
 from fedscale_halor.models import build_model
@@ -69,7 +70,7 @@ CHUNKS_PER_EXECUTOR = 4
 
 
 def new_board(job: JobConfig) -> WorkBoard:
-    return WorkBoard(chunks_per_executor=CHUNKS_PER_EXECUTOR, liveness=LivenessPolicy(
+    return WorkBoard(chunks_per_executor=CHUNKS_PER_EXECUTOR, payloads=payload_registry(job), liveness=LivenessPolicy(
         executor_timeout_s=job.executor_timeout,
         reassign_dead_clients=job.dead_executor_clients == "reassign",
         orphan_timeout_s=job.register_timeout,
@@ -154,16 +155,11 @@ def build_executor(cfg: ExperimentConfig, slot: ExecutorSlot, transport: Transpo
     model = new_model()
     lanes = training_lanes(threads, device, model)
     torch.set_num_threads(1 if lanes > 1 else max(1, threads))
+    executor_id = f"executor_{slot.rank}"
     parts = ExecutorParts(
         model=model, lane_models=tuple(new_model() for _ in range(lanes - 1)),
         dataset=dataset, trainer=build_trainer(job, device), test_batch_size=job.test_bsz, device=device,
-        heartbeat_s=heartbeat_interval_s(job), job_seed=job.sample_seed,
-        halor_noise_variance=_halor_noise_variance(job),
+        heartbeat_s=heartbeat_interval_s(job), payloads=payload_registry(job),
+        plugins=executor_plugins(job, executor_id, dataset),
     )
-    return Executor(f"executor_{slot.rank}", transport, parts)
-
-
-def _halor_noise_variance(job: JobConfig) -> float:
-    """The noise the executor's clients add, derived from the job as the aggregator derives it (no wire field)."""
-    noise = job_noise(job)
-    return 0.0 if noise is None else noise.variance
+    return Executor(executor_id, transport, parts)

@@ -159,7 +159,8 @@ class Aggregator:
             else:
                 fold.add(result)
 
-        outcome = parts.board.run_round(round_index, tasks, on_result=take, resample=target)
+        hints = () if target is None else (target,)
+        outcome = parts.board.run_round(round_index, tasks, on_result=take, hints=hints)
         return _Attempt(choice, tuple(participants), tuple(sampled), fold, outcome, tuple(late_results))
 
     def _commit(self, round_index: int, attempt: _Attempt, learning_rate: float, executor_count: int,

@@ -7,8 +7,9 @@ for longer than the executor timeout is declared dead: its unfinished clients go
 as dropped) and its test shards go back to the queue, so every round still ends. One whose held connection broke
 (``executor_hung_up``) is declared dead sooner, once the hang-up grace passes without a call of its own.
 
-Halor's pre-round step runs as exchanges (``exchange``): per-client questions handed out like tasks, or to the one
-executor that must answer them, with answers collected until all came or the step's timeout passed.
+Pre-round protocols (Halor's) run as exchanges (``exchange``): per-client questions handed out like tasks, or to the
+one executor that must answer them, with answers collected until all came or the step's timeout passed. Questions,
+answers and task hints are plug-ins' payloads, wrapped in envelopes by the job's payload registry.
 """
 
 from __future__ import annotations
@@ -17,28 +18,30 @@ import logging
 import math
 import threading
 import time
+import typing
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
+from fedscale_halor.plugin.payloads import PayloadRegistry
 from fedscale_halor.server.errors import JobFailedError
-from fedscale_halor.server.exchange import Exchange, ExchangeOutcome
+from fedscale_halor.server.exchange import Answer, Exchange, ExchangeOutcome
 from fedscale_halor.server.update_check import update_mismatch
 from fedscale_halor.transport.messages import (
     ClientFailure,
     ClientTrain,
     ClientUpdate,
     Completion,
+    Envelope,
     EvalOutcome,
     Event,
-    HalorAnswer,
     Heartbeat,
     Idle,
     ModelTest,
     Shutdown,
     UpdateModel,
 )
-from fedscale_halor.types import EvalResult, ResampleTarget, TrainResult, TrainTask, Weights
+from fedscale_halor.types import EvalResult, TrainResult, TrainTask, Weights
 
 _log = logging.getLogger("fedscale_halor.aggregator")
 
@@ -73,15 +76,17 @@ class LivenessPolicy:
 
 class WorkBoard:
     def __init__(self, long_poll_s: float = 0.5, liveness: LivenessPolicy | None = None,
-                 chunks_per_executor: int = 1) -> None:
+                 chunks_per_executor: int = 1, payloads: PayloadRegistry | None = None) -> None:
         """``chunks_per_executor``: an asking executor takes ceil(pending / (live executors x this)) clients; 1 is
         plain guided self-scheduling, more keeps the order in which updates arrive closer to client-id order (so
-        fewer wait for the in-order fold) at the cost of more polls."""
+        fewer wait for the in-order fold) at the cost of more polls. ``payloads``: the codecs of the job's plug-ins'
+        messages (exchanges' questions and answers, task hints)."""
         if chunks_per_executor < 1:
             raise ValueError(f"chunks_per_executor must be at least 1, got {chunks_per_executor}")
         self._chunks_per_executor = chunks_per_executor
         self._long_poll_s = long_poll_s
         self._liveness = liveness or LivenessPolicy()
+        self._payloads = payloads or PayloadRegistry()
         self._changed = threading.Condition()
         self._executors: dict[str, _ExecutorState] = {}
         self._reaped: set[str] = set()
@@ -89,7 +94,7 @@ class WorkBoard:
         self._model_version = -1
         self._model: Weights = {}
         self._round = -1
-        self._resample: ResampleTarget | None = None
+        self._hints: tuple[Envelope, ...] = ()
         self._exchange: Exchange | None = None
         self._pending_tasks: deque[TrainTask] = deque()
         self._awaited_clients: set[int] = set()
@@ -148,9 +153,9 @@ class WorkBoard:
         if self._shutdown_reason is not None:
             return Shutdown(self._shutdown_reason)
         if self._exchange is not None:
-            event = self._exchange.take(executor_id, len(self._executors))
-            if event is not None:
-                return event
+            question = self._exchange.take(executor_id, len(self._executors))
+            if question is not None:
+                return self._payloads.wrap(question)
         has_work = bool(self._pending_tasks or self._pending_shards)
         if has_work and state.known_version < self._model_version:
             state.known_version = self._model_version
@@ -162,7 +167,7 @@ class WorkBoard:
             now = time.monotonic()
             self._handed_out_at.update((task.client_id, now) for task in tasks)
             self._executor_first_task_at.setdefault(executor_id, now)
-            return ClientTrain(self._round, self._model_version, tasks, self._resample)
+            return ClientTrain(self._round, self._model_version, tasks, self._hints)
         if self._pending_shards:
             shard = self._pending_shards.popleft()
             state.shards.add(shard)
@@ -190,8 +195,8 @@ class WorkBoard:
             elif isinstance(completion, ClientFailure):
                 state.clients.pop(completion.client_id, None)
                 self._record_failure(completion)
-            elif isinstance(completion, HalorAnswer):
-                self._take_answer(executor_id, completion)
+            elif isinstance(completion, Envelope):
+                self._take_answer(executor_id, self._payloads.unwrap(completion))
             elif isinstance(completion, EvalOutcome):
                 state.shards.discard(completion.shard_index)
                 if completion.round == self._test_round:
@@ -219,12 +224,13 @@ class WorkBoard:
         if first is not None:
             self._executor_round_trip_s[executor_id] = now - first
 
-    def _take_answer(self, executor_id: str, answer: HalorAnswer) -> None:
+    def _take_answer(self, executor_id: str, payload: object) -> None:
         exchange = self._exchange
-        if exchange is None or not exchange.expects(answer):
-            _log.info("a %s of round %d from %s came after its step ended; discarded", type(answer).__name__,
-                      answer.round, executor_id)
+        if exchange is None or not exchange.expects(payload):
+            _log.info("a %s of round %s from %s came after its step ended; discarded", type(payload).__name__,
+                      getattr(payload, "round", "?"), executor_id)
             return
+        answer = typing.cast(Answer, payload)
         for client in exchange.accept(executor_id, answer):
             _log.warning("round %d: %s answered for client %d, which it was not asked about; ignored", answer.round,
                          executor_id, client)
@@ -328,13 +334,13 @@ class WorkBoard:
 
     def run_round(self, round_index: int, tasks: list[TrainTask],
                   on_result: Callable[[TrainResult], None] | None = None,
-                  resample: ResampleTarget | None = None) -> RoundOutcome:
+                  hints: Sequence[object] = ()) -> RoundOutcome:
         """Publish the round's tasks and wait until every client has reported or failed. With ``on_result``, each
         result is handed to it as soon as it arrives (on this thread, outside the board's lock), and the outcome's
-        results carry no weights. ``resample`` travels with every task (Halor)."""
+        results carry no weights. ``hints`` (plug-ins' payloads) travel with every task."""
         with self._changed:
             self._round = round_index
-            self._resample = resample
+            self._hints = tuple(self._payloads.wrap(hint) for hint in hints)
             self._pending_tasks = deque(tasks)
             self._awaited_clients = {task.client_id for task in tasks}
             self._results, self._failures = {}, {}

@@ -1,9 +1,10 @@
-"""One question-and-answer step with the executors about some clients, as Halor's pre-round step needs.
+"""One question-and-answer step with the executors about some clients, as a pre-round protocol needs (Halor's).
 
 Each question concerns one client (send its public key, mask its histogram for this seat, reveal this mask). An
 undirected question goes to whichever executor asks, in shares like training tasks; a routed one goes only to the
 executor named for its client, because the answer needs state that executor holds (the client's masks of the round).
 The work board owns an Exchange while it runs and calls it under its lock; the Exchange itself is not thread-safe.
+Questions and answers are a plug-in's payloads; the board wraps and unwraps them with the job's payload registry.
 """
 
 from __future__ import annotations
@@ -12,12 +13,22 @@ import math
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from fedscale_halor.transport.messages import Event, HalorAnswer
+# (round, questions) -> the payload that asks them
+MakeQuestion = Callable[[int, tuple[Any, ...]], object]
 
-# (round, questions) -> the event that asks them
-MakeEvent = Callable[[int, tuple[Any, ...]], Event]
+
+class Answer(Protocol):
+    """What an executor sends back: an entry per client it answers for, and the clients it declines."""
+
+    @property
+    def round(self) -> int: ...
+
+    @property
+    def declined(self) -> tuple[int, ...]: ...
+
+    def by_client(self) -> Mapping[int, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -29,8 +40,8 @@ class ExchangeOutcome:
 
 
 class Exchange:
-    def __init__(self, answer_type: type[HalorAnswer], round_index: int, questions: Mapping[int, Any],
-                 make_event: MakeEvent, route: Mapping[int, str] | None = None) -> None:
+    def __init__(self, answer_type: type, round_index: int, questions: Mapping[int, Any],
+                 make_event: MakeQuestion, route: Mapping[int, str] | None = None) -> None:
         """``route``: client id -> the only executor that may answer for it; clients not in it go to any executor."""
         self.answer_type = answer_type
         self.round = round_index
@@ -51,7 +62,7 @@ class Exchange:
     def is_settled(self) -> bool:
         return len(self._answers) + len(self._declined) == len(self._questions)
 
-    def take(self, executor_id: str, live_executors: int) -> Event | None:
+    def take(self, executor_id: str, live_executors: int) -> object | None:
         """The next questions for ``executor_id``: all routed to it, else its share of the undirected ones."""
         clients = self._directed.pop(executor_id, [])
         if not clients and self._pending:
@@ -62,10 +73,10 @@ class Exchange:
         self._held.setdefault(executor_id, set()).update(clients)
         return self._make_event(self.round, tuple(self._questions[client] for client in clients))
 
-    def expects(self, answer: HalorAnswer) -> bool:
-        return isinstance(answer, self.answer_type) and answer.round == self.round
+    def expects(self, answer: object) -> bool:
+        return isinstance(answer, self.answer_type) and getattr(answer, "round", None) == self.round
 
-    def accept(self, executor_id: str, answer: HalorAnswer) -> list[int]:
+    def accept(self, executor_id: str, answer: Answer) -> list[int]:
         """Records the answers to questions this executor holds; returns the clients it had not been asked about."""
         held = self._held.get(executor_id, set())
         strays: list[int] = []

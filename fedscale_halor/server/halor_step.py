@@ -24,14 +24,7 @@ import numpy as np
 
 from fedscale_halor.halor.distribution import GlobalDistribution, protocol_groups
 from fedscale_halor.halor.guard import ResampledSizeGuard
-from fedscale_halor.halor.privacy import NoiseSettings
-from fedscale_halor.halor.ring import MINIMUM_RING_SIZE
-from fedscale_halor.halor.session import HalorSessionError, ServerMaskingRound
-from fedscale_halor.server.board import WorkBoard
-from fedscale_halor.server.errors import NoEligibleClientsError
-from fedscale_halor.server.exchange import Exchange
-from fedscale_halor.server.halor_privacy import PrivacyLedger, PrivacySpent
-from fedscale_halor.transport.messages import (
+from fedscale_halor.halor.messages import (
     HalorKeys,
     HalorSizes,
     LabelStats,
@@ -41,6 +34,13 @@ from fedscale_halor.transport.messages import (
     RevealedMasks,
     RevealMasks,
 )
+from fedscale_halor.halor.privacy import NoiseSettings
+from fedscale_halor.halor.ring import MINIMUM_RING_SIZE
+from fedscale_halor.halor.session import HalorSessionError, ServerMaskingRound
+from fedscale_halor.server.board import WorkBoard
+from fedscale_halor.server.errors import NoEligibleClientsError
+from fedscale_halor.server.exchange import Exchange
+from fedscale_halor.server.halor_privacy import PrivacyLedger, PrivacySpent
 from fedscale_halor.types import ResampleTarget, TrainResult
 
 _log = logging.getLogger("fedscale_halor.aggregator")

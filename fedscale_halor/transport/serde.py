@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from google.protobuf.message import DecodeError
 
-from fedscale_halor.transport import halor_serde, tensor_codec
+from fedscale_halor.transport import tensor_codec
 
 # the chunking names are re-exported: the transports reach chunking through this module
 from fedscale_halor.transport.chunks import POOLED_MIN_BYTES as POOLED_MIN_BYTES
@@ -28,11 +28,10 @@ from fedscale_halor.transport.messages import (
     ClientTrain,
     ClientUpdate,
     Completion,
+    Envelope,
     EvalOutcome,
     Event,
     ExecutorInfo,
-    HalorAnswer,
-    HalorQuestion,
     Heartbeat,
     Idle,
     ModelTest,
@@ -121,6 +120,16 @@ def _eval_result_from_proto(message: pb.EvalResult) -> EvalResult:
                       top1_correct=message.top1_correct, top5_correct=message.top5_correct)
 
 
+def _envelope_to_proto(envelope: Envelope) -> pb.Envelope:
+    return pb.Envelope(kind=envelope.kind, body=envelope.body)
+
+
+def _envelope_from_proto(message: pb.Envelope, _: Sequence[memoryview] = ()) -> Envelope:
+    if not message.kind:
+        raise MalformedMessageError("Envelope carries no kind")
+    return Envelope(kind=message.kind, body=message.body)
+
+
 def _require(message: Any, field: str, where: str) -> None:
     if not message.HasField(field):
         raise MalformedMessageError(f"{where} carries no {field}")
@@ -134,7 +143,7 @@ def event_to_proto(event: Event, blobs: list[tuple[Buffer, ...]]) -> pb.Event:
     if isinstance(event, ClientTrain):
         tasks = [_task_to_proto(task, blobs) for task in event.tasks]
         return pb.Event(client_train=pb.ClientTrain(round=event.round, model_version=event.model_version, tasks=tasks,
-                                                    resample=halor_serde.resample_to_proto(event.resample)))
+                                                    hints=[_envelope_to_proto(hint) for hint in event.hints]))
     if isinstance(event, ModelTest):
         return pb.Event(model_test=pb.ModelTest(round=event.round, model_version=event.model_version,
                                                 shard_index=event.shard_index, shard_count=event.shard_count))
@@ -142,8 +151,8 @@ def event_to_proto(event: Event, blobs: list[tuple[Buffer, ...]]) -> pb.Event:
         return pb.Event(idle=pb.Idle(wait_s=event.wait_s))
     if isinstance(event, Shutdown):
         return pb.Event(shutdown=pb.Shutdown(reason=event.reason))
-    if isinstance(event, HalorQuestion):
-        return halor_serde.halor_event_to_proto(event)
+    if isinstance(event, Envelope):
+        return pb.Event(plugin=_envelope_to_proto(event))
     raise TypeError(f"not a protocol event: {type(event).__name__}")
 
 
@@ -158,15 +167,12 @@ _EVENT_DECODERS: dict[str, Callable[[Any, Sequence[memoryview]], Event]] = {
     "client_train": lambda message, blobs: ClientTrain(
         round=message.round, model_version=message.model_version,
         tasks=tuple(_task_from_proto(task, blobs) for task in message.tasks),
-        resample=halor_serde.resample_from_proto(message)),
+        hints=tuple(_envelope_from_proto(hint) for hint in message.hints)),
     "model_test": lambda message, _: ModelTest(round=message.round, model_version=message.model_version,
                                                shard_index=message.shard_index, shard_count=message.shard_count),
     "idle": lambda message, _: Idle(wait_s=message.wait_s),
     "shutdown": lambda message, _: Shutdown(reason=message.reason),
-    "halor_keys": lambda message, _: halor_serde.halor_keys_from_proto(message),
-    "label_stats": lambda message, _: halor_serde.label_stats_from_proto(message),
-    "reveal_masks": lambda message, _: halor_serde.reveal_masks_from_proto(message),
-    "halor_sizes": lambda message, _: halor_serde.halor_sizes_from_proto(message),
+    "plugin": _envelope_from_proto,
 }
 
 
@@ -210,8 +216,8 @@ def completion_to_proto(completion: Completion, blobs: list[tuple[Buffer, ...]])
             result=_eval_result_to_proto(completion.result)))
     if isinstance(completion, Heartbeat):
         return pb.Completion(heartbeat=pb.Heartbeat())
-    if isinstance(completion, HalorAnswer):
-        return halor_serde.halor_answer_to_proto(completion)
+    if isinstance(completion, Envelope):
+        return pb.Completion(plugin=_envelope_to_proto(completion))
     raise TypeError(f"not a protocol completion: {type(completion).__name__}")
 
 
@@ -240,10 +246,7 @@ _COMPLETION_DECODERS: dict[str, Callable[[Any, Sequence[memoryview]], Completion
                                                        error=message.error),
     "eval_outcome": _eval_outcome_from_proto,
     "heartbeat": lambda message, _: Heartbeat(),
-    "public_keys": lambda message, _: halor_serde.public_keys_from_proto(message),
-    "masked_histograms": lambda message, _: halor_serde.masked_histograms_from_proto(message),
-    "revealed_masks": lambda message, _: halor_serde.revealed_masks_from_proto(message),
-    "resampled_sizes": lambda message, _: halor_serde.resampled_sizes_from_proto(message),
+    "plugin": _envelope_from_proto,
 }
 
 

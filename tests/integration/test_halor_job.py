@@ -9,12 +9,14 @@ import pytest
 from fedscale_halor.cli import main
 from fedscale_halor.config.loader import load_config
 from fedscale_halor.data.federated import FederatedDataset
+from fedscale_halor.halor.messages import HALOR_CODECS, MaskedHistograms, RevealedMasks
 from fedscale_halor.halor.resampling import target_counts
 from fedscale_halor.launch.inprocess import run_in_process
 from fedscale_halor.launch.local import run_local
+from fedscale_halor.plugin.payloads import PayloadRegistry
 from fedscale_halor.server.board import WorkBoard
 from fedscale_halor.server.checkpoint import load_halor_sizes, load_halor_window
-from fedscale_halor.transport.messages import ClientUpdate, Completion, MaskedHistograms, RevealedMasks
+from fedscale_halor.transport.messages import ClientUpdate, Completion, Envelope
 
 ROOT = Path(__file__).resolve().parents[2]
 DIGITS_CONF = ROOT / "benchmark" / "configs" / "digits" / "conf.yml"
@@ -59,10 +61,10 @@ def test_over_grpc_the_aggregator_gets_exact_sums_and_never_a_histogram(tmp_path
         expected = np.sum([histograms[client] for client in metrics.participants], axis=0)
         assert metrics.class_distribution == pytest.approx(tuple(expected / expected.sum()))
     # ... and no masked word vector it received equals any client's histogram
-    vectors = [upload.words for completion in received if isinstance(completion, MaskedHistograms)
-               for upload in completion.uploads]
-    vectors += [mask.words for completion in received if isinstance(completion, RevealedMasks)
-                for mask in completion.masks]
+    payloads = PayloadRegistry(HALOR_CODECS)
+    answers = [payloads.unwrap(completion) for completion in received if isinstance(completion, Envelope)]
+    vectors = [upload.words for answer in answers if isinstance(answer, MaskedHistograms) for upload in answer.uploads]
+    vectors += [mask.words for answer in answers if isinstance(answer, RevealedMasks) for mask in answer.masks]
     assert len(vectors) >= 18  # 6 uploads in each of 3 rounds
     clear = {tuple(int(count) for count in histogram) for histogram in histograms.values()}
     assert not clear & set(vectors)

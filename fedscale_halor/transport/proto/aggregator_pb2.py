@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x10\x61ggregator.proto\x12\x0e\x66\x65\x64scale_halor\"A\n\x0c\x45xecutorInfo\x12\x13\n\x0b\x65xecutor_id\x18\x01 \x01(\t\x12\x0c\n\x04host\x18\x02 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x03 \x01(\t\"^\n\rRegisterReply\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x08\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x15\n\rshared_folder\x18\x03 \x01(\t\x12\x14\n\x0cshared_nonce\x18\x04 \x01(\t\":\n\x0c\x45ventRequest\x12\x13\n\x0b\x65xecutor_id\x18\x01 \x01(\t\x12\x15\n\rshared_memory\x18\x02 \x01(\x08\"T\n\x05\x43hunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x13\n\x0btotal_bytes\x18\x02 \x01(\x04\x12\x13\n\x0b\x65xecutor_id\x18\x03 \x01(\t\x12\x13\n\x0bshared_file\x18\x04 \x01(\t\"\x05\n\x03\x41\x63k\"2\n\x07Tensors\x12\r\n\x05names\x18\x02 \x03(\t\x12\x12\n\nblob_index\x18\x03 \x01(\rJ\x04\x08\x01\x10\x02\"\xc1\x01\n\tTrainTask\x12\r\n\x05round\x18\x01 \x01(\x03\x12\x11\n\tclient_id\x18\x02 \x01(\x03\x12\x15\n\rmodel_version\x18\x03 \x01(\x03\x12\x15\n\rlearning_rate\x18\x04 \x01(\x01\x12\x13\n\x0blocal_steps\x18\x05 \x01(\x03\x12\x12\n\nbatch_size\x18\x06 \x01(\x03\x12\x0c\n\x04seed\x18\x07 \x01(\x03\x12-\n\x0c\x63lient_state\x18\x08 \x01(\x0b\x32\x17.fedscale_halor.Tensors\"\x89\x02\n\x0bTrainResult\x12\x11\n\tclient_id\x18\x01 \x01(\x03\x12\r\n\x05round\x18\x02 \x01(\x03\x12\x15\n\rmodel_version\x18\x03 \x01(\x03\x12(\n\x07weights\x18\x04 \x01(\x0b\x32\x17.fedscale_halor.Tensors\x12\x13\n\x0bnum_samples\x18\x05 \x01(\x03\x12\x11\n\tnum_steps\x18\x06 \x01(\x03\x12\x11\n\tloss_mean\x18\x07 \x01(\x01\x12\x18\n\x10loss_square_mean\x18\x08 \x01(\x01\x12\x13\n\x0bwall_time_s\x18\t \x01(\x01\x12-\n\x0c\x63lient_state\x18\n \x01(\x0b\x32\x17.fedscale_halor.Tensors\"_\n\nEvalResult\x12\x13\n\x0bnum_samples\x18\x01 \x01(\x03\x12\x10\n\x08loss_sum\x18\x02 \x01(\x01\x12\x14\n\x0ctop1_correct\x18\x03 \x01(\x03\x12\x14\n\x0ctop5_correct\x18\x04 \x01(\x03\"H\n\x0bUpdateModel\x12\x0f\n\x07version\x18\x01 \x01(\x03\x12(\n\x07weights\x18\x02 \x01(\x0b\x32\x17.fedscale_halor.Tensors\"\x8f\x01\n\x0b\x43lientTrain\x12\r\n\x05round\x18\x01 \x01(\x03\x12\x15\n\rmodel_version\x18\x02 \x01(\x03\x12(\n\x05tasks\x18\x03 \x03(\x0b\x32\x19.fedscale_halor.TrainTask\x12\x30\n\x08resample\x18\x04 \x01(\x0b\x32\x1e.fedscale_halor.ResampleTarget\"4\n\x0eResampleTarget\x12\x14\n\x0c\x64istribution\x18\x01 \x03(\x01\x12\x0c\n\x04mode\x18\x02 \x01(\t\"\xaa\x01\n\x08RingSeat\x12\r\n\x05round\x18\x01 \x01(\x03\x12\x11\n\tclient_id\x18\x02 \x01(\x03\x12\x10\n\x08position\x18\x03 \x01(\r\x12\x11\n\tring_size\x18\x04 \x01(\r\x12\x1a\n\x12predecessor_public\x18\x05 \x01(\x0c\x12\x18\n\x10successor_public\x18\x06 \x01(\x0c\x12\x0c\n\x04\x62its\x18\x07 \x01(\r\x12\x13\n\x0bnum_classes\x18\x08 \x01(\r\".\n\tHalorKeys\x12\r\n\x05round\x18\x01 \x01(\x03\x12\x12\n\nclient_ids\x18\x02 \x03(\x03\"D\n\nLabelStats\x12\r\n\x05round\x18\x01 \x01(\x03\x12\'\n\x05seats\x18\x02 \x03(\x0b\x32\x18.fedscale_halor.RingSeat\"4\n\x0bMaskRequest\x12\x11\n\tclient_id\x18\x01 \x01(\x03\x12\x12\n\nlink_index\x18\x02 \x01(\r\"K\n\x0bRevealMasks\x12\r\n\x05round\x18\x01 \x01(\x03\x12-\n\x08requests\x18\x02 \x03(\x0b\x32\x1b.fedscale_halor.MaskRequest\"_\n\nHalorSizes\x12\r\n\x05round\x18\x01 \x01(\x03\x12.\n\x06target\x18\x02 \x01(\x0b\x32\x1e.fedscale_halor.ResampleTarget\x12\x12\n\nclient_ids\x18\x03 \x03(\x03\"[\n\tModelTest\x12\r\n\x05round\x18\x01 \x01(\x03\x12\x15\n\rmodel_version\x18\x02 \x01(\x03\x12\x13\n\x0bshard_index\x18\x03 \x01(\x03\x12\x13\n\x0bshard_count\x18\x04 \x01(\x03\"\x16\n\x04Idle\x12\x0e\n\x06wait_s\x18\x01 \x01(\x01\"\x1a\n\x08Shutdown\x12\x0e\n\x06reason\x18\x01 \x01(\t\"\xca\x03\n\x05\x45vent\x12\x33\n\x0cupdate_model\x18\x01 \x01(\x0b\x32\x1b.fedscale_halor.UpdateModelH\x00\x12\x33\n\x0c\x63lient_train\x18\x02 \x01(\x0b\x32\x1b.fedscale_halor.ClientTrainH\x00\x12/\n\nmodel_test\x18\x03 \x01(\x0b\x32\x19.fedscale_halor.ModelTestH\x00\x12$\n\x04idle\x18\x04 \x01(\x0b\x32\x14.fedscale_halor.IdleH\x00\x12,\n\x08shutdown\x18\x05 \x01(\x0b\x32\x18.fedscale_halor.ShutdownH\x00\x12/\n\nhalor_keys\x18\x06 \x01(\x0b\x32\x19.fedscale_halor.HalorKeysH\x00\x12\x31\n\x0blabel_stats\x18\x07 \x01(\x0b\x32\x1a.fedscale_halor.LabelStatsH\x00\x12\x33\n\x0creveal_masks\x18\x08 \x01(\x0b\x32\x1b.fedscale_halor.RevealMasksH\x00\x12\x31\n\x0bhalor_sizes\x18\t \x01(\x0b\x32\x1a.fedscale_halor.HalorSizesH\x00\x42\x06\n\x04kind\";\n\x0c\x43lientUpdate\x12+\n\x06result\x18\x01 \x01(\x0b\x32\x1b.fedscale_halor.TrainResult\"@\n\rClientFailure\x12\r\n\x05round\x18\x01 \x01(\x03\x12\x11\n\tclient_id\x18\x02 \x01(\x03\x12\r\n\x05\x65rror\x18\x03 \x01(\t\"t\n\x0b\x45valOutcome\x12\r\n\x05round\x18\x01 \x01(\x03\x12\x15\n\rmodel_version\x18\x02 \x01(\x03\x12\x13\n\x0bshard_index\x18\x03 \x01(\x03\x12*\n\x06result\x18\x04 \x01(\x0b\x32\x1a.fedscale_halor.EvalResult\"\xcf\x03\n\nCompletion\x12\x35\n\rclient_update\x18\x01 \x01(\x0b\x32\x1c.fedscale_halor.ClientUpdateH\x00\x12\x37\n\x0e\x63lient_failure\x18\x02 \x01(\x0b\x32\x1d.fedscale_halor.ClientFailureH\x00\x12\x33\n\x0c\x65val_outcome\x18\x03 \x01(\x0b\x32\x1b.fedscale_halor.EvalOutcomeH\x00\x12.\n\theartbeat\x18\x04 \x01(\x0b\x32\x19.fedscale_halor.HeartbeatH\x00\x12\x31\n\x0bpublic_keys\x18\x05 \x01(\x0b\x32\x1a.fedscale_halor.PublicKeysH\x00\x12=\n\x11masked_histograms\x18\x06 \x01(\x0b\x32 .fedscale_halor.MaskedHistogramsH\x00\x12\x37\n\x0erevealed_masks\x18\x07 \x01(\x0b\x32\x1d.fedscale_halor.RevealedMasksH\x00\x12\x39\n\x0fresampled_sizes\x18\x08 \x01(\x0b\x32\x1e.fedscale_halor.ResampledSizesH\x00\x42\x06\n\x04kind\"2\n\tClientKey\x12\x11\n\tclient_id\x18\x01 \x01(\x03\x12\x12\n\npublic_key\x18\x02 \x01(\x0c\"V\n\nPublicKeys\x12\r\n\x05round\x18\x01 \x01(\x03\x12\'\n\x04keys\x18\x02 \x03(\x0b\x32\x19.fedscale_halor.ClientKey\x12\x10\n\x08\x64\x65\x63lined\x18\x03 \x03(\x03\"?\n\x0cMaskedUpload\x12\r\n\x05round\x18\x01 \x01(\x03\x12\x11\n\tclient_id\x18\x02 \x01(\x03\x12\r\n\x05words\x18\x03 \x03(\x04\"b\n\x10MaskedHistograms\x12\r\n\x05round\x18\x01 \x01(\x03\x12-\n\x07uploads\x18\x02 \x03(\x0b\x32\x1c.fedscale_halor.MaskedUpload\x12\x10\n\x08\x64\x65\x63lined\x18\x03 \x03(\x03\"S\n\x0cRevealedMask\x12\r\n\x05round\x18\x01 \x01(\x03\x12\x11\n\tclient_id\x18\x02 \x01(\x03\x12\x12\n\nlink_index\x18\x03 \x01(\r\x12\r\n\x05words\x18\x04 \x03(\x04\"]\n\rRevealedMasks\x12\r\n\x05round\x18\x01 \x01(\x03\x12+\n\x05masks\x18\x02 \x03(\x0b\x32\x1c.fedscale_halor.RevealedMask\x12\x10\n\x08\x64\x65\x63lined\x18\x03 \x03(\x03\"-\n\nClientSize\x12\x11\n\tclient_id\x18\x01 \x01(\x03\x12\x0c\n\x04size\x18\x02 \x01(\x03\"\\\n\x0eResampledSizes\x12\r\n\x05round\x18\x01 \x01(\x03\x12)\n\x05sizes\x18\x02 \x03(\x0b\x32\x1a.fedscale_halor.ClientSize\x12\x10\n\x08\x64\x65\x63lined\x18\x03 \x03(\x03\"\x0b\n\tHeartbeat2\x90\x02\n\nAggregator\x12G\n\x08Register\x12\x1c.fedscale_halor.ExecutorInfo\x1a\x1d.fedscale_halor.RegisterReply\x12\x42\n\tNextEvent\x12\x1c.fedscale_halor.EventRequest\x1a\x15.fedscale_halor.Chunk0\x01\x12\x36\n\x06Submit\x12\x15.fedscale_halor.Chunk\x1a\x13.fedscale_halor.Ack(\x01\x12=\n\x06\x41ttend\x12\x1c.fedscale_halor.EventRequest\x1a\x13.fedscale_halor.Ack0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x10\x61ggregator.proto\x12\x0e\x66\x65\x64scale_halor\"A\n\x0c\x45xecutorInfo\x12\x13\n\x0b\x65xecutor_id\x18\x01 \x01(\t\x12\x0c\n\x04host\x18\x02 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x03 \x01(\t\"^\n\rRegisterReply\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x08\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x15\n\rshared_folder\x18\x03 \x01(\t\x12\x14\n\x0cshared_nonce\x18\x04 \x01(\t\":\n\x0c\x45ventRequest\x12\x13\n\x0b\x65xecutor_id\x18\x01 \x01(\t\x12\x15\n\rshared_memory\x18\x02 \x01(\x08\"T\n\x05\x43hunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x13\n\x0btotal_bytes\x18\x02 \x01(\x04\x12\x13\n\x0b\x65xecutor_id\x18\x03 \x01(\t\x12\x13\n\x0bshared_file\x18\x04 \x01(\t\"\x05\n\x03\x41\x63k\"2\n\x07Tensors\x12\r\n\x05names\x18\x02 \x03(\t\x12\x12\n\nblob_index\x18\x03 \x01(\rJ\x04\x08\x01\x10\x02\"\xc1\x01\n\tTrainTask\x12\r\n\x05round\x18\x01 \x01(\x03\x12\x11\n\tclient_id\x18\x02 \x01(\x03\x12\x15\n\rmodel_version\x18\x03 \x01(\x03\x12\x15\n\rlearning_rate\x18\x04 \x01(\x01\x12\x13\n\x0blocal_steps\x18\x05 \x01(\x03\x12\x12\n\nbatch_size\x18\x06 \x01(\x03\x12\x0c\n\x04seed\x18\x07 \x01(\x03\x12-\n\x0c\x63lient_state\x18\x08 \x01(\x0b\x32\x17.fedscale_halor.Tensors\"\x89\x02\n\x0bTrainResult\x12\x11\n\tclient_id\x18\x01 \x01(\x03\x12\r\n\x05round\x18\x02 \x01(\x03\x12\x15\n\rmodel_version\x18\x03 \x01(\x03\x12(\n\x07weights\x18\x04 \x01(\x0b\x32\x17.fedscale_halor.Tensors\x12\x13\n\x0bnum_samples\x18\x05 \x01(\x03\x12\x11\n\tnum_steps\x18\x06 \x01(\x03\x12\x11\n\tloss_mean\x18\x07 \x01(\x01\x12\x18\n\x10loss_square_mean\x18\x08 \x01(\x01\x12\x13\n\x0bwall_time_s\x18\t \x01(\x01\x12-\n\x0c\x63lient_state\x18\n \x01(\x0b\x32\x17.fedscale_halor.Tensors\"_\n\nEvalResult\x12\x13\n\x0bnum_samples\x18\x01 \x01(\x03\x12\x10\n\x08loss_sum\x18\x02 \x01(\x01\x12\x14\n\x0ctop1_correct\x18\x03 \x01(\x03\x12\x14\n\x0ctop5_correct\x18\x04 \x01(\x03\"H\n\x0bUpdateModel\x12\x0f\n\x07version\x18\x01 \x01(\x03\x12(\n\x07weights\x18\x02 \x01(\x0b\x32\x17.fedscale_halor.Tensors\"\x8c\x01\n\x0b\x43lientTrain\x12\r\n\x05round\x18\x01 \x01(\x03\x12\x15\n\rmodel_version\x18\x02 \x01(\x03\x12(\n\x05tasks\x18\x03 \x03(\x0b\x32\x19.fedscale_halor.TrainTask\x12\'\n\x05hints\x18\x05 \x03(\x0b\x32\x18.fedscale_halor.EnvelopeJ\x04\x08\x04\x10\x05\"&\n\x08\x45nvelope\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0c\n\x04\x62ody\x18\x02 \x01(\x0c\"[\n\tModelTest\x12\r\n\x05round\x18\x01 \x01(\x03\x12\x15\n\rmodel_version\x18\x02 \x01(\x03\x12\x13\n\x0bshard_index\x18\x03 \x01(\x03\x12\x13\n\x0bshard_count\x18\x04 \x01(\x03\"\x16\n\x04Idle\x12\x0e\n\x06wait_s\x18\x01 \x01(\x01\"\x1a\n\x08Shutdown\x12\x0e\n\x06reason\x18\x01 \x01(\t\"\xb0\x02\n\x05\x45vent\x12\x33\n\x0cupdate_model\x18\x01 \x01(\x0b\x32\x1b.fedscale_halor.UpdateModelH\x00\x12\x33\n\x0c\x63lient_train\x18\x02 \x01(\x0b\x32\x1b.fedscale_halor.ClientTrainH\x00\x12/\n\nmodel_test\x18\x03 \x01(\x0b\x32\x19.fedscale_halor.ModelTestH\x00\x12$\n\x04idle\x18\x04 \x01(\x0b\x32\x14.fedscale_halor.IdleH\x00\x12,\n\x08shutdown\x18\x05 \x01(\x0b\x32\x18.fedscale_halor.ShutdownH\x00\x12*\n\x06plugin\x18\n \x01(\x0b\x32\x18.fedscale_halor.EnvelopeH\x00\x42\x06\n\x04kindJ\x04\x08\x06\x10\n\";\n\x0c\x43lientUpdate\x12+\n\x06result\x18\x01 \x01(\x0b\x32\x1b.fedscale_halor.TrainResult\"@\n\rClientFailure\x12\r\n\x05round\x18\x01 \x01(\x03\x12\x11\n\tclient_id\x18\x02 \x01(\x03\x12\r\n\x05\x65rror\x18\x03 \x01(\t\"t\n\x0b\x45valOutcome\x12\r\n\x05round\x18\x01 \x01(\x03\x12\x15\n\rmodel_version\x18\x02 \x01(\x03\x12\x13\n\x0bshard_index\x18\x03 \x01(\x03\x12*\n\x06result\x18\x04 \x01(\x0b\x32\x1a.fedscale_halor.EvalResult\"\x9b\x02\n\nCompletion\x12\x35\n\rclient_update\x18\x01 \x01(\x0b\x32\x1c.fedscale_halor.ClientUpdateH\x00\x12\x37\n\x0e\x63lient_failure\x18\x02 \x01(\x0b\x32\x1d.fedscale_halor.ClientFailureH\x00\x12\x33\n\x0c\x65val_outcome\x18\x03 \x01(\x0b\x32\x1b.fedscale_halor.EvalOutcomeH\x00\x12.\n\theartbeat\x18\x04 \x01(\x0b\x32\x19.fedscale_halor.HeartbeatH\x00\x12*\n\x06plugin\x18\t \x01(\x0b\x32\x18.fedscale_halor.EnvelopeH\x00\x42\x06\n\x04kindJ\x04\x08\x05\x10\t\"\x0b\n\tHeartbeat2\x90\x02\n\nAggregator\x12G\n\x08Register\x12\x1c.fedscale_halor.ExecutorInfo\x1a\x1d.fedscale_halor.RegisterReply\x12\x42\n\tNextEvent\x12\x1c.fedscale_halor.EventRequest\x1a\x15.fedscale_halor.Chunk0\x01\x12\x36\n\x06Submit\x12\x15.fedscale_halor.Chunk\x1a\x13.fedscale_halor.Ack(\x01\x12=\n\x06\x41ttend\x12\x1c.fedscale_halor.EventRequest\x1a\x13.fedscale_halor.Ack0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -52,55 +52,27 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_UPDATEMODEL']._serialized_start=965
   _globals['_UPDATEMODEL']._serialized_end=1037
   _globals['_CLIENTTRAIN']._serialized_start=1040
-  _globals['_CLIENTTRAIN']._serialized_end=1183
-  _globals['_RESAMPLETARGET']._serialized_start=1185
-  _globals['_RESAMPLETARGET']._serialized_end=1237
-  _globals['_RINGSEAT']._serialized_start=1240
-  _globals['_RINGSEAT']._serialized_end=1410
-  _globals['_HALORKEYS']._serialized_start=1412
-  _globals['_HALORKEYS']._serialized_end=1458
-  _globals['_LABELSTATS']._serialized_start=1460
-  _globals['_LABELSTATS']._serialized_end=1528
-  _globals['_MASKREQUEST']._serialized_start=1530
-  _globals['_MASKREQUEST']._serialized_end=1582
-  _globals['_REVEALMASKS']._serialized_start=1584
-  _globals['_REVEALMASKS']._serialized_end=1659
-  _globals['_HALORSIZES']._serialized_start=1661
-  _globals['_HALORSIZES']._serialized_end=1756
-  _globals['_MODELTEST']._serialized_start=1758
-  _globals['_MODELTEST']._serialized_end=1849
-  _globals['_IDLE']._serialized_start=1851
-  _globals['_IDLE']._serialized_end=1873
-  _globals['_SHUTDOWN']._serialized_start=1875
-  _globals['_SHUTDOWN']._serialized_end=1901
-  _globals['_EVENT']._serialized_start=1904
-  _globals['_EVENT']._serialized_end=2362
-  _globals['_CLIENTUPDATE']._serialized_start=2364
-  _globals['_CLIENTUPDATE']._serialized_end=2423
-  _globals['_CLIENTFAILURE']._serialized_start=2425
-  _globals['_CLIENTFAILURE']._serialized_end=2489
-  _globals['_EVALOUTCOME']._serialized_start=2491
-  _globals['_EVALOUTCOME']._serialized_end=2607
-  _globals['_COMPLETION']._serialized_start=2610
-  _globals['_COMPLETION']._serialized_end=3073
-  _globals['_CLIENTKEY']._serialized_start=3075
-  _globals['_CLIENTKEY']._serialized_end=3125
-  _globals['_PUBLICKEYS']._serialized_start=3127
-  _globals['_PUBLICKEYS']._serialized_end=3213
-  _globals['_MASKEDUPLOAD']._serialized_start=3215
-  _globals['_MASKEDUPLOAD']._serialized_end=3278
-  _globals['_MASKEDHISTOGRAMS']._serialized_start=3280
-  _globals['_MASKEDHISTOGRAMS']._serialized_end=3378
-  _globals['_REVEALEDMASK']._serialized_start=3380
-  _globals['_REVEALEDMASK']._serialized_end=3463
-  _globals['_REVEALEDMASKS']._serialized_start=3465
-  _globals['_REVEALEDMASKS']._serialized_end=3558
-  _globals['_CLIENTSIZE']._serialized_start=3560
-  _globals['_CLIENTSIZE']._serialized_end=3605
-  _globals['_RESAMPLEDSIZES']._serialized_start=3607
-  _globals['_RESAMPLEDSIZES']._serialized_end=3699
-  _globals['_HEARTBEAT']._serialized_start=3701
-  _globals['_HEARTBEAT']._serialized_end=3712
-  _globals['_AGGREGATOR']._serialized_start=3715
-  _globals['_AGGREGATOR']._serialized_end=3987
+  _globals['_CLIENTTRAIN']._serialized_end=1180
+  _globals['_ENVELOPE']._serialized_start=1182
+  _globals['_ENVELOPE']._serialized_end=1220
+  _globals['_MODELTEST']._serialized_start=1222
+  _globals['_MODELTEST']._serialized_end=1313
+  _globals['_IDLE']._serialized_start=1315
+  _globals['_IDLE']._serialized_end=1337
+  _globals['_SHUTDOWN']._serialized_start=1339
+  _globals['_SHUTDOWN']._serialized_end=1365
+  _globals['_EVENT']._serialized_start=1368
+  _globals['_EVENT']._serialized_end=1672
+  _globals['_CLIENTUPDATE']._serialized_start=1674
+  _globals['_CLIENTUPDATE']._serialized_end=1733
+  _globals['_CLIENTFAILURE']._serialized_start=1735
+  _globals['_CLIENTFAILURE']._serialized_end=1799
+  _globals['_EVALOUTCOME']._serialized_start=1801
+  _globals['_EVALOUTCOME']._serialized_end=1917
+  _globals['_COMPLETION']._serialized_start=1920
+  _globals['_COMPLETION']._serialized_end=2203
+  _globals['_HEARTBEAT']._serialized_start=2205
+  _globals['_HEARTBEAT']._serialized_end=2216
+  _globals['_AGGREGATOR']._serialized_start=2219
+  _globals['_AGGREGATOR']._serialized_end=2491
 # @@protoc_insertion_point(module_scope)

@@ -125,86 +125,24 @@ class UpdateModel(_message.Message):
     def __init__(self, version: _Optional[int] = ..., weights: _Optional[_Union[Tensors, _Mapping]] = ...) -> None: ...
 
 class ClientTrain(_message.Message):
-    __slots__ = ("round", "model_version", "tasks", "resample")
+    __slots__ = ("round", "model_version", "tasks", "hints")
     ROUND_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     TASKS_FIELD_NUMBER: _ClassVar[int]
-    RESAMPLE_FIELD_NUMBER: _ClassVar[int]
+    HINTS_FIELD_NUMBER: _ClassVar[int]
     round: int
     model_version: int
     tasks: _containers.RepeatedCompositeFieldContainer[TrainTask]
-    resample: ResampleTarget
-    def __init__(self, round: _Optional[int] = ..., model_version: _Optional[int] = ..., tasks: _Optional[_Iterable[_Union[TrainTask, _Mapping]]] = ..., resample: _Optional[_Union[ResampleTarget, _Mapping]] = ...) -> None: ...
+    hints: _containers.RepeatedCompositeFieldContainer[Envelope]
+    def __init__(self, round: _Optional[int] = ..., model_version: _Optional[int] = ..., tasks: _Optional[_Iterable[_Union[TrainTask, _Mapping]]] = ..., hints: _Optional[_Iterable[_Union[Envelope, _Mapping]]] = ...) -> None: ...
 
-class ResampleTarget(_message.Message):
-    __slots__ = ("distribution", "mode")
-    DISTRIBUTION_FIELD_NUMBER: _ClassVar[int]
-    MODE_FIELD_NUMBER: _ClassVar[int]
-    distribution: _containers.RepeatedScalarFieldContainer[float]
-    mode: str
-    def __init__(self, distribution: _Optional[_Iterable[float]] = ..., mode: _Optional[str] = ...) -> None: ...
-
-class RingSeat(_message.Message):
-    __slots__ = ("round", "client_id", "position", "ring_size", "predecessor_public", "successor_public", "bits", "num_classes")
-    ROUND_FIELD_NUMBER: _ClassVar[int]
-    CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
-    POSITION_FIELD_NUMBER: _ClassVar[int]
-    RING_SIZE_FIELD_NUMBER: _ClassVar[int]
-    PREDECESSOR_PUBLIC_FIELD_NUMBER: _ClassVar[int]
-    SUCCESSOR_PUBLIC_FIELD_NUMBER: _ClassVar[int]
-    BITS_FIELD_NUMBER: _ClassVar[int]
-    NUM_CLASSES_FIELD_NUMBER: _ClassVar[int]
-    round: int
-    client_id: int
-    position: int
-    ring_size: int
-    predecessor_public: bytes
-    successor_public: bytes
-    bits: int
-    num_classes: int
-    def __init__(self, round: _Optional[int] = ..., client_id: _Optional[int] = ..., position: _Optional[int] = ..., ring_size: _Optional[int] = ..., predecessor_public: _Optional[bytes] = ..., successor_public: _Optional[bytes] = ..., bits: _Optional[int] = ..., num_classes: _Optional[int] = ...) -> None: ...
-
-class HalorKeys(_message.Message):
-    __slots__ = ("round", "client_ids")
-    ROUND_FIELD_NUMBER: _ClassVar[int]
-    CLIENT_IDS_FIELD_NUMBER: _ClassVar[int]
-    round: int
-    client_ids: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, round: _Optional[int] = ..., client_ids: _Optional[_Iterable[int]] = ...) -> None: ...
-
-class LabelStats(_message.Message):
-    __slots__ = ("round", "seats")
-    ROUND_FIELD_NUMBER: _ClassVar[int]
-    SEATS_FIELD_NUMBER: _ClassVar[int]
-    round: int
-    seats: _containers.RepeatedCompositeFieldContainer[RingSeat]
-    def __init__(self, round: _Optional[int] = ..., seats: _Optional[_Iterable[_Union[RingSeat, _Mapping]]] = ...) -> None: ...
-
-class MaskRequest(_message.Message):
-    __slots__ = ("client_id", "link_index")
-    CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
-    LINK_INDEX_FIELD_NUMBER: _ClassVar[int]
-    client_id: int
-    link_index: int
-    def __init__(self, client_id: _Optional[int] = ..., link_index: _Optional[int] = ...) -> None: ...
-
-class RevealMasks(_message.Message):
-    __slots__ = ("round", "requests")
-    ROUND_FIELD_NUMBER: _ClassVar[int]
-    REQUESTS_FIELD_NUMBER: _ClassVar[int]
-    round: int
-    requests: _containers.RepeatedCompositeFieldContainer[MaskRequest]
-    def __init__(self, round: _Optional[int] = ..., requests: _Optional[_Iterable[_Union[MaskRequest, _Mapping]]] = ...) -> None: ...
-
-class HalorSizes(_message.Message):
-    __slots__ = ("round", "target", "client_ids")
-    ROUND_FIELD_NUMBER: _ClassVar[int]
-    TARGET_FIELD_NUMBER: _ClassVar[int]
-    CLIENT_IDS_FIELD_NUMBER: _ClassVar[int]
-    round: int
-    target: ResampleTarget
-    client_ids: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, round: _Optional[int] = ..., target: _Optional[_Union[ResampleTarget, _Mapping]] = ..., client_ids: _Optional[_Iterable[int]] = ...) -> None: ...
+class Envelope(_message.Message):
+    __slots__ = ("kind", "body")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    BODY_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    body: bytes
+    def __init__(self, kind: _Optional[str] = ..., body: _Optional[bytes] = ...) -> None: ...
 
 class ModelTest(_message.Message):
     __slots__ = ("round", "model_version", "shard_index", "shard_count")
@@ -231,26 +169,20 @@ class Shutdown(_message.Message):
     def __init__(self, reason: _Optional[str] = ...) -> None: ...
 
 class Event(_message.Message):
-    __slots__ = ("update_model", "client_train", "model_test", "idle", "shutdown", "halor_keys", "label_stats", "reveal_masks", "halor_sizes")
+    __slots__ = ("update_model", "client_train", "model_test", "idle", "shutdown", "plugin")
     UPDATE_MODEL_FIELD_NUMBER: _ClassVar[int]
     CLIENT_TRAIN_FIELD_NUMBER: _ClassVar[int]
     MODEL_TEST_FIELD_NUMBER: _ClassVar[int]
     IDLE_FIELD_NUMBER: _ClassVar[int]
     SHUTDOWN_FIELD_NUMBER: _ClassVar[int]
-    HALOR_KEYS_FIELD_NUMBER: _ClassVar[int]
-    LABEL_STATS_FIELD_NUMBER: _ClassVar[int]
-    REVEAL_MASKS_FIELD_NUMBER: _ClassVar[int]
-    HALOR_SIZES_FIELD_NUMBER: _ClassVar[int]
+    PLUGIN_FIELD_NUMBER: _ClassVar[int]
     update_model: UpdateModel
     client_train: ClientTrain
     model_test: ModelTest
     idle: Idle
     shutdown: Shutdown
-    halor_keys: HalorKeys
-    label_stats: LabelStats
-    reveal_masks: RevealMasks
-    halor_sizes: HalorSizes
-    def __init__(self, update_model: _Optional[_Union[UpdateModel, _Mapping]] = ..., client_train: _Optional[_Union[ClientTrain, _Mapping]] = ..., model_test: _Optional[_Union[ModelTest, _Mapping]] = ..., idle: _Optional[_Union[Idle, _Mapping]] = ..., shutdown: _Optional[_Union[Shutdown, _Mapping]] = ..., halor_keys: _Optional[_Union[HalorKeys, _Mapping]] = ..., label_stats: _Optional[_Union[LabelStats, _Mapping]] = ..., reveal_masks: _Optional[_Union[RevealMasks, _Mapping]] = ..., halor_sizes: _Optional[_Union[HalorSizes, _Mapping]] = ...) -> None: ...
+    plugin: Envelope
+    def __init__(self, update_model: _Optional[_Union[UpdateModel, _Mapping]] = ..., client_train: _Optional[_Union[ClientTrain, _Mapping]] = ..., model_test: _Optional[_Union[ModelTest, _Mapping]] = ..., idle: _Optional[_Union[Idle, _Mapping]] = ..., shutdown: _Optional[_Union[Shutdown, _Mapping]] = ..., plugin: _Optional[_Union[Envelope, _Mapping]] = ...) -> None: ...
 
 class ClientUpdate(_message.Message):
     __slots__ = ("result",)
@@ -281,102 +213,18 @@ class EvalOutcome(_message.Message):
     def __init__(self, round: _Optional[int] = ..., model_version: _Optional[int] = ..., shard_index: _Optional[int] = ..., result: _Optional[_Union[EvalResult, _Mapping]] = ...) -> None: ...
 
 class Completion(_message.Message):
-    __slots__ = ("client_update", "client_failure", "eval_outcome", "heartbeat", "public_keys", "masked_histograms", "revealed_masks", "resampled_sizes")
+    __slots__ = ("client_update", "client_failure", "eval_outcome", "heartbeat", "plugin")
     CLIENT_UPDATE_FIELD_NUMBER: _ClassVar[int]
     CLIENT_FAILURE_FIELD_NUMBER: _ClassVar[int]
     EVAL_OUTCOME_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
-    PUBLIC_KEYS_FIELD_NUMBER: _ClassVar[int]
-    MASKED_HISTOGRAMS_FIELD_NUMBER: _ClassVar[int]
-    REVEALED_MASKS_FIELD_NUMBER: _ClassVar[int]
-    RESAMPLED_SIZES_FIELD_NUMBER: _ClassVar[int]
+    PLUGIN_FIELD_NUMBER: _ClassVar[int]
     client_update: ClientUpdate
     client_failure: ClientFailure
     eval_outcome: EvalOutcome
     heartbeat: Heartbeat
-    public_keys: PublicKeys
-    masked_histograms: MaskedHistograms
-    revealed_masks: RevealedMasks
-    resampled_sizes: ResampledSizes
-    def __init__(self, client_update: _Optional[_Union[ClientUpdate, _Mapping]] = ..., client_failure: _Optional[_Union[ClientFailure, _Mapping]] = ..., eval_outcome: _Optional[_Union[EvalOutcome, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., public_keys: _Optional[_Union[PublicKeys, _Mapping]] = ..., masked_histograms: _Optional[_Union[MaskedHistograms, _Mapping]] = ..., revealed_masks: _Optional[_Union[RevealedMasks, _Mapping]] = ..., resampled_sizes: _Optional[_Union[ResampledSizes, _Mapping]] = ...) -> None: ...
-
-class ClientKey(_message.Message):
-    __slots__ = ("client_id", "public_key")
-    CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
-    PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
-    client_id: int
-    public_key: bytes
-    def __init__(self, client_id: _Optional[int] = ..., public_key: _Optional[bytes] = ...) -> None: ...
-
-class PublicKeys(_message.Message):
-    __slots__ = ("round", "keys", "declined")
-    ROUND_FIELD_NUMBER: _ClassVar[int]
-    KEYS_FIELD_NUMBER: _ClassVar[int]
-    DECLINED_FIELD_NUMBER: _ClassVar[int]
-    round: int
-    keys: _containers.RepeatedCompositeFieldContainer[ClientKey]
-    declined: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, round: _Optional[int] = ..., keys: _Optional[_Iterable[_Union[ClientKey, _Mapping]]] = ..., declined: _Optional[_Iterable[int]] = ...) -> None: ...
-
-class MaskedUpload(_message.Message):
-    __slots__ = ("round", "client_id", "words")
-    ROUND_FIELD_NUMBER: _ClassVar[int]
-    CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
-    WORDS_FIELD_NUMBER: _ClassVar[int]
-    round: int
-    client_id: int
-    words: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, round: _Optional[int] = ..., client_id: _Optional[int] = ..., words: _Optional[_Iterable[int]] = ...) -> None: ...
-
-class MaskedHistograms(_message.Message):
-    __slots__ = ("round", "uploads", "declined")
-    ROUND_FIELD_NUMBER: _ClassVar[int]
-    UPLOADS_FIELD_NUMBER: _ClassVar[int]
-    DECLINED_FIELD_NUMBER: _ClassVar[int]
-    round: int
-    uploads: _containers.RepeatedCompositeFieldContainer[MaskedUpload]
-    declined: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, round: _Optional[int] = ..., uploads: _Optional[_Iterable[_Union[MaskedUpload, _Mapping]]] = ..., declined: _Optional[_Iterable[int]] = ...) -> None: ...
-
-class RevealedMask(_message.Message):
-    __slots__ = ("round", "client_id", "link_index", "words")
-    ROUND_FIELD_NUMBER: _ClassVar[int]
-    CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
-    LINK_INDEX_FIELD_NUMBER: _ClassVar[int]
-    WORDS_FIELD_NUMBER: _ClassVar[int]
-    round: int
-    client_id: int
-    link_index: int
-    words: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, round: _Optional[int] = ..., client_id: _Optional[int] = ..., link_index: _Optional[int] = ..., words: _Optional[_Iterable[int]] = ...) -> None: ...
-
-class RevealedMasks(_message.Message):
-    __slots__ = ("round", "masks", "declined")
-    ROUND_FIELD_NUMBER: _ClassVar[int]
-    MASKS_FIELD_NUMBER: _ClassVar[int]
-    DECLINED_FIELD_NUMBER: _ClassVar[int]
-    round: int
-    masks: _containers.RepeatedCompositeFieldContainer[RevealedMask]
-    declined: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, round: _Optional[int] = ..., masks: _Optional[_Iterable[_Union[RevealedMask, _Mapping]]] = ..., declined: _Optional[_Iterable[int]] = ...) -> None: ...
-
-class ClientSize(_message.Message):
-    __slots__ = ("client_id", "size")
-    CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
-    SIZE_FIELD_NUMBER: _ClassVar[int]
-    client_id: int
-    size: int
-    def __init__(self, client_id: _Optional[int] = ..., size: _Optional[int] = ...) -> None: ...
-
-class ResampledSizes(_message.Message):
-    __slots__ = ("round", "sizes", "declined")
-    ROUND_FIELD_NUMBER: _ClassVar[int]
-    SIZES_FIELD_NUMBER: _ClassVar[int]
-    DECLINED_FIELD_NUMBER: _ClassVar[int]
-    round: int
-    sizes: _containers.RepeatedCompositeFieldContainer[ClientSize]
-    declined: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, round: _Optional[int] = ..., sizes: _Optional[_Iterable[_Union[ClientSize, _Mapping]]] = ..., declined: _Optional[_Iterable[int]] = ...) -> None: ...
+    plugin: Envelope
+    def __init__(self, client_update: _Optional[_Union[ClientUpdate, _Mapping]] = ..., client_failure: _Optional[_Union[ClientFailure, _Mapping]] = ..., eval_outcome: _Optional[_Union[EvalOutcome, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., plugin: _Optional[_Union[Envelope, _Mapping]] = ...) -> None: ...
 
 class Heartbeat(_message.Message):
     __slots__ = ()

@@ -3,10 +3,10 @@
 import numpy as np
 import torch
 
-from fedscale_halor.executor.halor_clients import HalorClients, training_data
+from fedscale_halor.halor.executor_plugin import HalorClients, training_data
+from fedscale_halor.halor.messages import HalorKeys, HalorSizes, LabelStats, ResampledSizes, RevealMasks
 from fedscale_halor.halor.ring import MaskRequest
 from fedscale_halor.halor.session import RingSeat
-from fedscale_halor.transport.messages import HalorKeys, HalorSizes, LabelStats, ResampledSizes, RevealMasks
 from fedscale_halor.types import ClientData, ResampleTarget, TrainTask
 
 # client 0 holds classes 0,0,0,0,1,1,2: counts [4, 2, 1]

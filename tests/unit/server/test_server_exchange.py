@@ -1,9 +1,9 @@
 """The question-and-answer steps of Halor's pre-round protocol: who gets which question, and what counts as settled."""
 
+from fedscale_halor.halor.messages import HalorKeys, PublicKeys, RevealedMasks, RevealMasks
 from fedscale_halor.halor.ring import MaskRequest
 from fedscale_halor.halor.session import RevealedMask
 from fedscale_halor.server.exchange import Exchange
-from fedscale_halor.transport.messages import HalorKeys, PublicKeys, RevealedMasks, RevealMasks
 
 KEY = b"k" * 32
 

@@ -15,13 +15,13 @@ import numpy as np
 import pytest
 import torch
 
-from fedscale_halor.executor.halor_clients import HalorClients
 from fedscale_halor.halor.distribution import protocol_groups
+from fedscale_halor.halor.executor_plugin import HalorClients
+from fedscale_halor.halor.messages import HalorKeys, HalorSizes, LabelStats, RevealMasks
 from fedscale_halor.server.checkpoint import CheckpointState, load_halor_sizes, load_halor_window, save_checkpoint
 from fedscale_halor.server.errors import NoEligibleClientsError
 from fedscale_halor.server.exchange import Exchange, ExchangeOutcome
 from fedscale_halor.server.halor_step import HalorCoordinator, HalorSettings
-from fedscale_halor.transport.messages import Event, HalorKeys, HalorSizes, LabelStats, RevealMasks
 from fedscale_halor.types import ResampleTarget
 
 HISTOGRAMS = {0: [8, 0, 0], 1: [0, 8, 0], 2: [0, 0, 8], 3: [6, 1, 1], 4: [1, 6, 1], 5: [1, 1, 6], 6: [4, 4, 0]}
@@ -42,7 +42,7 @@ class AnsweringBoard:
     """One executor that answers each question as soon as the exchange is handed out, except for silent clients."""
 
     def __init__(self, silent: frozenset[int] = frozenset()) -> None:
-        self.asked: list[Event] = []
+        self.asked: list[object] = []
         self._clients = HalorClients("executor_0", job_seed=5, dataset=FakeLabels())  # type: ignore[arg-type]
         self._silent = silent
 

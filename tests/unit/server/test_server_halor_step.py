@@ -7,22 +7,24 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from fedscale_halor.executor.halor_clients import HalorClients
-from fedscale_halor.halor.ring import ring_order
-from fedscale_halor.halor.session import MaskedUpload
-from fedscale_halor.server.board import WorkBoard
-from fedscale_halor.server.halor_step import HalorCoordinator, HalorSettings
-from fedscale_halor.transport.messages import (
-    Completion,
-    Event,
+from fedscale_halor.halor.executor_plugin import HalorClients
+from fedscale_halor.halor.messages import (
+    HALOR_CODECS,
     HalorKeys,
     LabelStats,
     MaskedHistograms,
     RevealedMasks,
     RevealMasks,
-    Shutdown,
 )
+from fedscale_halor.halor.ring import ring_order
+from fedscale_halor.halor.session import MaskedUpload
+from fedscale_halor.plugin.payloads import PayloadRegistry
+from fedscale_halor.server.board import WorkBoard
+from fedscale_halor.server.halor_step import HalorCoordinator, HalorSettings
+from fedscale_halor.transport.messages import Envelope, Shutdown
 from fedscale_halor.types import ResampleTarget
+
+HALOR_PAYLOADS = PayloadRegistry(HALOR_CODECS)
 
 
 class FakeLabels:
@@ -41,8 +43,8 @@ class FakeExecutor:
     def __init__(self, executor_id: str, board: WorkBoard, histograms: dict[int, list[int]], *,
                  silent_uploads: frozenset[int] = frozenset(), silent_reveals: bool = False) -> None:
         self.executor_id = executor_id
-        self.events: list[Event] = []
-        self.sent: list[Completion] = []
+        self.events: list[object] = []
+        self.sent: list[object] = []
         self._board = board
         self._clients = HalorClients(executor_id, job_seed=5, dataset=FakeLabels(histograms))  # type: ignore[arg-type]
         self._silent_uploads = silent_uploads
@@ -53,10 +55,11 @@ class FakeExecutor:
 
     def _serve(self) -> None:
         while True:
-            event = self._board.next_event(self.executor_id)
-            if isinstance(event, Shutdown):
+            polled = self._board.next_event(self.executor_id)
+            if isinstance(polled, Shutdown):
                 return
-            answer: Completion | None = None
+            event = HALOR_PAYLOADS.unwrap(polled) if isinstance(polled, Envelope) else polled
+            answer: object | None = None
             if isinstance(event, HalorKeys):
                 answer = self._clients.public_keys(event)
             elif isinstance(event, LabelStats):
@@ -67,7 +70,7 @@ class FakeExecutor:
             if answer is not None:
                 self.events.append(event)
                 self.sent.append(answer)
-                self._board.submit(self.executor_id, answer)
+                self._board.submit(self.executor_id, HALOR_PAYLOADS.wrap(answer))
 
     def join(self) -> None:
         self._thread.join(timeout=5)
@@ -76,7 +79,7 @@ class FakeExecutor:
 def _run(histograms: dict[int, list[int]], sampled: list[int], make_executors: Callable[[WorkBoard], list],
          *, resample: str = "under", rounds: int = 1, num_classes: int | None = None,
          ) -> tuple[HalorCoordinator, list[ResampleTarget | None], list[FakeExecutor]]:
-    board = WorkBoard(long_poll_s=0.05)
+    board = WorkBoard(long_poll_s=0.05, payloads=HALOR_PAYLOADS)
     executors = make_executors(board)
     classes = num_classes or len(next(iter(histograms.values())))
     coordinator = HalorCoordinator(board, HalorSettings(num_classes=classes, history=5, mask_bits=16,

@@ -15,6 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from transport_fakes import CHUNK_BYTES, ScriptedService
 
+from fedscale_halor.halor.messages import HALOR_CODECS, MaskedHistograms, PublicKeys
+from fedscale_halor.plugin.payloads import PayloadRegistry
 from fedscale_halor.server.board import WorkBoard
 from fedscale_halor.server.service import BoardService
 from fedscale_halor.transport import serde
@@ -29,8 +31,6 @@ from fedscale_halor.transport.messages import (
     ExecutorInfo,
     Heartbeat,
     Idle,
-    MaskedHistograms,
-    PublicKeys,
 )
 from fedscale_halor.transport.proto import aggregator_pb2 as pb
 from fedscale_halor.types import EvalResult, TrainResult
@@ -56,7 +56,7 @@ def scripted_address() -> Iterator[str]:
 @pytest.fixture(scope="module")
 def board_address() -> Iterator[str]:
     """A server in front of a real work board on which executor_0 is registered and no round is running."""
-    board = WorkBoard(long_poll_s=0.0)
+    board = WorkBoard(long_poll_s=0.0, payloads=HALOR_PAYLOADS)
     with GrpcAggregatorServer(BoardService(board, TOKEN), "127.0.0.1", 0, chunk_bytes=CHUNK_BYTES,
                               max_workers=4) as server:
         board.add_executor("executor_0")
@@ -73,6 +73,9 @@ def channel(scripted_address: str) -> Iterator[grpc.Channel]:
 def board_channel(board_address: str) -> Iterator[grpc.Channel]:
     with grpc.insecure_channel(board_address) as opened:
         yield opened
+
+
+HALOR_PAYLOADS = PayloadRegistry(HALOR_CODECS)
 
 
 def _method(name: str) -> str:
@@ -162,8 +165,8 @@ _COMPLETIONS: st.SearchStrategy[Completion] = st.one_of(
                                                                    4, 1, 0.5, 0.3, 0.1)), _INT64, _INT64),
     st.builds(ClientFailure, _INT64, _INT64, st.text(max_size=10)),
     st.builds(EvalOutcome, _INT64, _INT64, _INT64, st.just(EvalResult(3, 1.0, 2, 3))),
-    st.builds(lambda round_index: PublicKeys(round_index, ((1, bytes(32)),)), _INT64),
-    st.builds(lambda round_index: MaskedHistograms(round_index, ()), _INT64),
+    st.builds(lambda round_index: HALOR_PAYLOADS.wrap(PublicKeys(round_index, ((1, bytes(32)),))), _INT64),
+    st.builds(lambda round_index: HALOR_PAYLOADS.wrap(MaskedHistograms(round_index, ())), _INT64),
 )
 
 

@@ -23,13 +23,12 @@ from fedscale_halor.transport.messages import (
     ClientTrain,
     ClientUpdate,
     Completion,
+    Envelope,
     EvalOutcome,
     Event,
-    HalorKeys,
     Heartbeat,
     Idle,
     ModelTest,
-    PublicKeys,
     Shutdown,
     UpdateModel,
 )
@@ -67,7 +66,7 @@ _EVENTS: st.SearchStrategy[Event] = st.one_of(
     st.builds(ModelTest, _INT64, _INT64, _INT64, _INT64),
     st.builds(Idle, st.floats(allow_nan=False)),
     st.builds(Shutdown, st.text(max_size=20)),
-    st.builds(HalorKeys, _INT64, st.lists(_INT64, max_size=4).map(tuple)),
+    st.builds(Envelope, st.text(min_size=1, max_size=20), st.binary(max_size=64)),
 )
 _COMPLETIONS: st.SearchStrategy[Completion] = st.one_of(
     st.builds(lambda weights, client: ClientUpdate(TrainResult(client, 1, 1, weights, 4, 2, 0.5, 0.3, 0.1)),
@@ -75,8 +74,7 @@ _COMPLETIONS: st.SearchStrategy[Completion] = st.one_of(
     st.builds(ClientFailure, _INT64, _INT64, st.text(max_size=20)),
     st.builds(EvalOutcome, _INT64, _INT64, _INT64, st.just(EvalResult(3, 1.0, 2, 3))),
     st.just(Heartbeat()),
-    st.builds(lambda round_index, keys: PublicKeys(round_index, tuple((c, bytes(32)) for c in keys)),
-              _INT64, st.lists(_INT64, max_size=3)),
+    st.builds(Envelope, st.text(min_size=1, max_size=20), st.binary(max_size=64)),
 )
 
 
@@ -136,7 +134,7 @@ def test_a_truncated_or_extended_completion_is_refused_as_malformed(completion: 
 def test_flipped_bytes_in_a_valid_payload_decode_or_are_refused(message: Event | Completion,
                                                                 data: st.DataObject) -> None:
     # Prepare: the same payload with a few bytes replaced anywhere (prefix, header, safetensors header, tensor data)
-    is_event = not isinstance(message, ClientUpdate | ClientFailure | EvalOutcome | Heartbeat | PublicKeys)
+    is_event = not isinstance(message, ClientUpdate | ClientFailure | EvalOutcome | Heartbeat)
     whole = bytearray(serde.event_to_bytes(message) if is_event else serde.completion_to_bytes(message))
     for _ in range(data.draw(st.integers(1, 4))):
         whole[data.draw(st.integers(0, len(whole) - 1))] = data.draw(st.integers(0, 255))

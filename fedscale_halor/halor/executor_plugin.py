@@ -1,4 +1,5 @@
-"""The simulated clients' side of Halor on an executor: key pairs, masked histograms, recovery masks, resampling.
+"""Halor's plug-in on an executor: the simulated clients' key pairs, masked histograms, recovery masks and
+resampling.
 
 Each client's key pair is derived inside the executor from the job seed and the client id (simulation only), so any
 executor can play any client in the key and upload steps. A round's reveal request goes back to the executor that
@@ -9,15 +10,14 @@ sizes, for Halor's guard, come from a client's labels alone, by the same rule it
 from __future__ import annotations
 
 import logging
+import typing
+from collections.abc import Sequence
 
 import numpy as np
 
 from fedscale_halor.data.federated import FederatedDataset
-from fedscale_halor.halor.resampling import resample_positions, target_counts
-from fedscale_halor.halor.ring import HalorProtocolError
-from fedscale_halor.halor.session import ClientMaskingSession, HalorSessionError, MaskedUpload, RevealedMask
-from fedscale_halor.seeding import numpy_rng
-from fedscale_halor.transport.messages import (
+from fedscale_halor.executor.plugin import ExecutorPlugin
+from fedscale_halor.halor.messages import (
     HalorAnswer,
     HalorKeys,
     HalorQuestion,
@@ -29,14 +29,20 @@ from fedscale_halor.transport.messages import (
     RevealedMasks,
     RevealMasks,
 )
+from fedscale_halor.halor.resampling import resample_positions, target_counts
+from fedscale_halor.halor.ring import HalorProtocolError
+from fedscale_halor.halor.session import ClientMaskingSession, HalorSessionError, MaskedUpload, RevealedMask
+from fedscale_halor.seeding import numpy_rng
 from fedscale_halor.types import ClientData, ResampleTarget, TrainTask
 
 _log = logging.getLogger("fedscale_halor.executor")
 
 
-class HalorClients:
+class HalorClients(ExecutorPlugin):
     """``noise_variance`` > 0: every client adds its share of Skellam noise of that variance per class of a full
     ring's sum (halor_noise; the aggregator derives the same setting from the job config and accounts for it)."""
+
+    questions = (HalorKeys, LabelStats, RevealMasks, HalorSizes)
 
     def __init__(self, executor_id: str, job_seed: int, dataset: FederatedDataset,
                  noise_variance: float = 0.0) -> None:
@@ -53,8 +59,9 @@ class HalorClients:
                                                                        noise_variance=self._noise_variance)
         return session
 
-    def answer(self, event: HalorQuestion) -> HalorAnswer:
+    def answer(self, question: object) -> HalorAnswer:
         """The answer to one of the pre-round step's questions."""
+        event = typing.cast(HalorQuestion, question)
         if isinstance(event, HalorKeys):
             return self.public_keys(event)
         if isinstance(event, LabelStats):
@@ -62,6 +69,10 @@ class HalorClients:
         if isinstance(event, HalorSizes):
             return self.resampled_sizes(event)
         return self.revealed_masks(event)
+
+    def training_positions(self, task: TrainTask, hints: Sequence[object]) -> np.ndarray | None:
+        targets = [hint for hint in hints if isinstance(hint, ResampleTarget)]
+        return resampled_positions(self._dataset, task, targets[0]) if targets else None
 
     def public_keys(self, event: HalorKeys) -> PublicKeys:
         return PublicKeys(event.round, tuple((client, self._session(client).public_key) for client in event.client_ids))
@@ -113,15 +124,20 @@ def class_targets(class_counts: np.ndarray, target: ResampleTarget) -> np.ndarra
     return target_counts(np.asarray(class_counts), np.asarray(target.distribution), target.mode)
 
 
-def training_data(dataset: FederatedDataset, task: TrainTask, resample: ResampleTarget | None) -> ClientData:
-    """The client's data for the task: resampled toward Halor's distribution when the round carries one.
+def resampled_positions(dataset: FederatedDataset, task: TrainTask, target: ResampleTarget) -> np.ndarray:
+    """The positions of the samples the client trains on when it resamples toward ``target``.
 
     The draw is seeded from the task's seed, so it changes every time the client is selected and is the same on
     whichever executor trains the client.
     """
+    labels = dataset.client_labels(task.client_id)
+    targets = class_targets(np.bincount(labels, minlength=len(target.distribution)), target)
+    rng = numpy_rng(task.seed, task.round, "halor-resample", task.client_id)
+    return resample_positions(labels, targets, target.mode, rng)
+
+
+def training_data(dataset: FederatedDataset, task: TrainTask, resample: ResampleTarget | None) -> ClientData:
+    """The client's data for the task: resampled toward Halor's distribution when the round carries one."""
     if resample is None:
         return dataset.client_data(task.client_id)
-    labels = dataset.client_labels(task.client_id)
-    targets = class_targets(np.bincount(labels, minlength=len(resample.distribution)), resample)
-    rng = numpy_rng(task.seed, task.round, "halor-resample", task.client_id)
-    return dataset.client_data(task.client_id, resample_positions(labels, targets, resample.mode, rng))
+    return dataset.client_data(task.client_id, resampled_positions(dataset, task, resample))
