@@ -6,7 +6,7 @@ from fedscale_halor.aggregation.adaptive import (
     FedYogiOptimizer,
     ServerOptimizerStrategy,
 )
-from fedscale_halor.aggregation.base import ServerOptimizer, Strategy, arrival_independent_order
+from fedscale_halor.aggregation.base import ServerOptimizer, Strategy, fold_results
 from fedscale_halor.aggregation.drift import DriftBook
 from fedscale_halor.aggregation.fedavg import FedAvg, FedProx, average_results
 from fedscale_halor.aggregation.feddc import FedDC, drift_corrected
@@ -27,10 +27,10 @@ __all__ = [
     "ServerOptimizerStrategy",
     "Strategy",
     "StrategyBuilder",
-    "arrival_independent_order",
     "average_results",
     "clone_weights",
     "drift_corrected",
+    "fold_results",
     "require_same_layout",
     "weighted_average",
 ]

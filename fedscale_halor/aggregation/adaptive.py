@@ -21,10 +21,9 @@ from collections.abc import Mapping, Sequence
 import torch
 
 from fedscale_halor.aggregation.base import ServerOptimizer, Strategy
-from fedscale_halor.aggregation.fedavg import fold_all
 from fedscale_halor.aggregation.fold import MeanFold, RoundFold
 from fedscale_halor.aggregation.weighted import require_same_layout
-from fedscale_halor.types import TrainResult, Weights
+from fedscale_halor.types import Weights
 
 FIRST_MOMENT_PREFIX = "first_moment."
 SECOND_MOMENT_PREFIX = "second_moment."
@@ -121,9 +120,6 @@ class ServerOptimizerStrategy(Strategy):
 
     def start_round(self, global_weights: Weights, expected_client_ids: Sequence[int]) -> RoundFold:
         return MeanFold(global_weights, expected_client_ids, weighted=self.weighted, step=self.optimizer.step)
-
-    def combine(self, global_weights: Weights, ordered_results: Sequence[TrainResult]) -> dict[str, torch.Tensor]:
-        return fold_all(self, global_weights, ordered_results)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return self.optimizer.state_dict()

@@ -11,26 +11,13 @@ from fedscale_halor.aggregation.fold import RoundFold
 from fedscale_halor.types import TrainResult, Weights
 
 
-def arrival_independent_order(results: Sequence[TrainResult]) -> list[TrainResult]:
-    """Results sorted by client id (then round and model version, for stale duplicates of one client), so that
-    floating-point sums never depend on the order in which updates arrived."""
-    return sorted(results, key=lambda result: (result.client_id, result.round, result.model_version))
-
-
 class Strategy(ABC):
-    """Turns the global weights and the clients' results of a round into the next global weights."""
-
-    def aggregate(self, global_weights: Weights, results: Sequence[TrainResult]) -> dict[str, torch.Tensor]:
-        return self.combine(global_weights, arrival_independent_order(results))
-
-    def start_round(self, global_weights: Weights, expected_client_ids: Sequence[int]) -> RoundFold:
-        """A fold that takes the round's results as they arrive. By default it keeps them all and aggregates at the
-        end; strategies whose math allows it fold each result in at once."""
-        return _BufferedFold(self, global_weights)
+    """Turns the global weights and the clients' results of a round into the next global weights, by a streaming
+    fold: results are folded in as they arrive (in client-id order, see fold.py), never collected first."""
 
     @abstractmethod
-    def combine(self, global_weights: Weights, ordered_results: Sequence[TrainResult]) -> dict[str, torch.Tensor]:
-        """The new global weights from results already sorted by ``arrival_independent_order``."""
+    def start_round(self, global_weights: Weights, expected_client_ids: Sequence[int]) -> RoundFold:
+        """The round's fold over the results of ``expected_client_ids``."""
 
     def register_clients(self, client_sizes: Mapping[int, int]) -> None:
         """The job's clients and their training-set sizes, once before the first round (after a restore too).
@@ -52,17 +39,13 @@ class Strategy(ABC):
             raise ValueError(f"{type(self).__name__} keeps no state, but the checkpoint has key {next(iter(state))!r}")
 
 
-class _BufferedFold(RoundFold):
-    def __init__(self, strategy: Strategy, global_weights: Weights) -> None:
-        self._strategy = strategy
-        self._global = global_weights
-        self._results: list[TrainResult] = []
-
-    def add(self, result: TrainResult) -> None:
-        self._results.append(result)
-
-    def finish(self) -> dict[str, torch.Tensor]:
-        return self._strategy.aggregate(self._global, self._results)
+def fold_results(strategy: Strategy, global_weights: Weights,
+                 results: Sequence[TrainResult]) -> dict[str, torch.Tensor]:
+    """A strategy's fold run over results at hand (tools and tests): the very same arithmetic as during a round."""
+    fold = strategy.start_round(global_weights, [result.client_id for result in results])
+    for result in results:
+        fold.add(result)
+    return fold.finish()
 
 
 class ServerOptimizer(ABC):

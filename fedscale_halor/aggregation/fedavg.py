@@ -26,15 +26,6 @@ def average_results(global_weights: Weights, ordered_results: Sequence[TrainResu
     return running.mean()
 
 
-def fold_all(strategy: Strategy, global_weights: Weights,
-             ordered_results: Sequence[TrainResult]) -> dict[str, torch.Tensor]:
-    """A strategy's streaming fold run over results at hand: the very same arithmetic as during a round."""
-    fold = strategy.start_round(global_weights, [result.client_id for result in ordered_results])
-    for result in ordered_results:
-        fold.add(result)
-    return fold.finish()
-
-
 class FedAvg(Strategy):
     """The sample-weighted mean of the clients' models; ``weighted=False`` gives Halor's plain mean.
 
@@ -46,9 +37,6 @@ class FedAvg(Strategy):
 
     def start_round(self, global_weights: Weights, expected_client_ids: Sequence[int]) -> RoundFold:
         return MeanFold(global_weights, expected_client_ids, weighted=self.weighted)
-
-    def combine(self, global_weights: Weights, ordered_results: Sequence[TrainResult]) -> dict[str, torch.Tensor]:
-        return fold_all(self, global_weights, ordered_results)
 
 
 class FedProx(FedAvg):

@@ -24,7 +24,6 @@ import torch
 
 from fedscale_halor.aggregation.base import ServerOptimizer, Strategy
 from fedscale_halor.aggregation.drift import DRIFT_PREFIX, DRIFT_SUM_PREFIX, DriftBook
-from fedscale_halor.aggregation.fedavg import fold_all
 from fedscale_halor.aggregation.fold import InClientOrder, RoundFold
 from fedscale_halor.aggregation.weighted import RunningWeightedMean, clone_weights
 from fedscale_halor.types import TrainResult, Weights
@@ -63,9 +62,6 @@ class FedDC(Strategy):
 
     def start_round(self, global_weights: Weights, expected_client_ids: Sequence[int]) -> RoundFold:
         return _DriftFold(self, global_weights, expected_client_ids)
-
-    def combine(self, global_weights: Weights, ordered_results: Sequence[TrainResult]) -> dict[str, torch.Tensor]:
-        return fold_all(self, global_weights, ordered_results)
 
     def next_global(self, global_weights: Weights,
                     model_mean: dict[str, torch.Tensor] | None) -> dict[str, torch.Tensor]:

@@ -28,14 +28,14 @@ class RoundFold(ABC):
     def finish(self) -> dict[str, torch.Tensor]:
         """The new global weights from every result added."""
 
+    @abstractmethod
     def fresh_mean(self) -> dict[str, torch.Tensor] | None:
         """The mean of the round's own updates so far (REFL's scaling measures stale updates against it)."""
-        raise TypeError(f"{type(self).__name__} cannot take stale updates")
 
+    @abstractmethod
     def add_stale(self, result: TrainResult, weight: float) -> None:
         """Fold in a straggler's update from an earlier round, its coefficient multiplied by ``weight``; called
         after the round's own updates, in a fixed order."""
-        raise TypeError(f"{type(self).__name__} cannot take stale updates: use fedavg, fed-prox, fed-yogi or fed-adam")
 
 
 class InClientOrder:

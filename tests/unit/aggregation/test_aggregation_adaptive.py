@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from fedscale_halor.aggregation import FedAdamOptimizer, FedYogiOptimizer, ServerOptimizerStrategy
+from fedscale_halor.aggregation.base import fold_results
 from fedscale_halor.types import TrainResult
 
 
@@ -117,7 +118,7 @@ def test_strategy_averages_first_then_steps() -> None:
     strategy = ServerOptimizerStrategy(FedAdamOptimizer(eta=1.0, tau=1.0, beta1=0.5, beta2=0.5), weighted=True)
 
     # Execute
-    new_global = strategy.aggregate({"w": torch.tensor([0.0])}, [result(2, 2.5, 1), result(1, 0.5, 3)])
+    new_global = fold_results(strategy, {"w": torch.tensor([0.0])}, [result(2, 2.5, 1), result(1, 0.5, 3)])
 
     # Assert
     assert float(new_global["w"]) == pytest.approx(0.25)
@@ -129,7 +130,7 @@ def test_strategy_without_usable_results_keeps_weights_and_state() -> None:
     strategy = ServerOptimizerStrategy(FedYogiOptimizer(eta=1.0, tau=1.0, beta1=0.5, beta2=0.5))
 
     # Execute
-    new_global = strategy.aggregate({"w": torch.tensor([3.0])}, [result(1, 9.0, 0)])
+    new_global = fold_results(strategy, {"w": torch.tensor([3.0])}, [result(1, 9.0, 0)])
 
     # Assert
     assert float(new_global["w"]) == 3.0
@@ -143,7 +144,7 @@ def test_unweighted_strategy_steps_towards_the_plain_mean() -> None:
     strategy = ServerOptimizerStrategy(FedAdamOptimizer(eta=1.0, tau=1.0, beta1=0.5, beta2=0.5), weighted=False)
 
     # Execute
-    new_global = strategy.aggregate({"w": torch.tensor([0.0])}, [result(2, 2.5, 1), result(1, 0.5, 3)])
+    new_global = fold_results(strategy, {"w": torch.tensor([0.0])}, [result(2, 2.5, 1), result(1, 0.5, 3)])
 
     # Assert
     assert float(new_global["w"]) == pytest.approx(0.75 / (math.sqrt(1.625) + 1.0))

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from fedscale_halor.aggregation import FEDDC_BUILDERS, DriftBook, FedDC, FedYogiOptimizer, drift_corrected
+from fedscale_halor.aggregation.base import fold_results
 from fedscale_halor.config.components import build_strategy
 from fedscale_halor.config.schema import JobConfig
 from fedscale_halor.types import TrainResult
@@ -36,8 +37,8 @@ def plain_strategy_after_two_rounds() -> tuple[FedDC, dict[str, torch.Tensor], d
     """
     strategy = FedDC(weighted=False)
     strategy.register_clients({0: 5, 1: 5, 2: 5, 3: 5})
-    w1 = strategy.aggregate(model([1.0, 1.0]), [result(2, [1.5, 0.5], [0.5, -0.5])])
-    w2 = strategy.aggregate(w1, [result(0, [2.625, -0.625], [1.0, -1.0], steps=7, round_index=2),
+    w1 = fold_results(strategy, model([1.0, 1.0]), [result(2, [1.5, 0.5], [0.5, -0.5])])
+    w2 = fold_results(strategy, w1, [result(0, [2.625, -0.625], [1.0, -1.0], steps=7, round_index=2),
                                  result(1, [0.625, 2.375], [-1.0, 2.0], steps=9, round_index=2)])
     return strategy, w1, w2
 
@@ -63,7 +64,7 @@ def test_a_drift_moves_by_each_increment_of_its_client() -> None:
     handed_out = strategy.task_state(2)["w"]
 
     # Execute
-    strategy.aggregate(w2, [result(2, [2.0, 1.25], [0.25, 0.25], round_index=3)])
+    fold_results(strategy, w2, [result(2, [2.0, 1.25], [0.25, 0.25], round_index=3)])
 
     # Assert: the drift is replaced, never modified in place (a task may still hold the old tensor)
     assert torch.equal(strategy.task_state(2)["w"], torch.tensor([0.75, -0.25]))
@@ -82,8 +83,8 @@ def test_weighted_means_count_clients_by_their_samples() -> None:
     plain.register_clients(sizes)
 
     # Execute
-    by_samples = weighted.aggregate(model([0.0, 0.0]), results)
-    by_client = plain.aggregate(model([0.0, 0.0]), results)
+    by_samples = fold_results(weighted, model([0.0, 0.0]), results)
+    by_client = fold_results(plain, model([0.0, 0.0]), results)
 
     # Assert
     assert torch.equal(by_samples["w"], torch.tensor([3.75, 7.5]))
@@ -99,7 +100,7 @@ def test_the_result_does_not_depend_on_the_arrival_order() -> None:
         strategy.register_clients({client: 1 for client in range(9)})
 
     # Execute
-    expected = in_order.aggregate(model([0.0, 0.0]), results)
+    expected = fold_results(in_order, model([0.0, 0.0]), results)
     fold = reversed_order.start_round(model([0.0, 0.0]), list(range(6)))
     for item in reversed(results):
         fold.add(item)
@@ -138,7 +139,7 @@ def test_with_fedyogi_the_server_steps_towards_the_drift_corrected_mean() -> Non
     strategy.register_clients({0: 1, 1: 1})
 
     # Execute
-    new_global = strategy.aggregate(model([0.0, 0.0]), [result(0, [1.0, 2.0], [1.0, 2.0]),
+    new_global = fold_results(strategy, model([0.0, 0.0]), [result(0, [1.0, 2.0], [1.0, 2.0]),
                                                         result(1, [3.0, 6.0], [3.0, 6.0])])
 
     # Assert
@@ -157,8 +158,8 @@ def test_a_restored_strategy_continues_with_the_same_numbers() -> None:
     round_3 = [result(3, [0.5, 0.5], [-1.25, -0.5], round_index=3), result(0, [2.0, 1.5], [0.25, 0.5], round_index=3)]
 
     # Execute
-    expected = original.aggregate(w2, round_3)
-    got = restored.aggregate(w2, round_3)
+    expected = fold_results(original, w2, round_3)
+    got = fold_results(restored, w2, round_3)
 
     # Assert
     assert sorted(original.state_dict()) == ["drift.0.w", "drift.1.w", "drift.2.w", "drift.3.w", "drift_sum.w"]
@@ -174,7 +175,7 @@ def test_a_round_without_usable_results_keeps_the_global_model() -> None:
                         num_steps=0, loss_mean=0.0, loss_square_mean=0.0, wall_time_s=0.0)
 
     # Execute
-    new_global = strategy.aggregate(model([1.0, 2.0]), [empty])
+    new_global = fold_results(strategy, model([1.0, 2.0]), [empty])
 
     # Assert
     assert torch.equal(new_global["w"], torch.tensor([1.0, 2.0]))
@@ -189,9 +190,9 @@ def test_misuse_is_named() -> None:
 
     # Execute / Assert
     with pytest.raises(RuntimeError, match="register_clients"):
-        unregistered.aggregate(model([0.0, 0.0]), [result(0, [1.0, 1.0], [1.0, 1.0])])
+        fold_results(unregistered, model([0.0, 0.0]), [result(0, [1.0, 1.0], [1.0, 1.0])])
     with pytest.raises(ValueError, match="client 7"):
-        outsider.aggregate(model([0.0, 0.0]), [result(7, [1.0, 1.0], [1.0, 1.0])])
+        fold_results(outsider, model([0.0, 0.0]), [result(7, [1.0, 1.0], [1.0, 1.0])])
     with pytest.raises(ValueError, match="'bogus'"):
         FedDC().load_state_dict({"bogus": torch.zeros(1)})
     with pytest.raises(ValueError, match="server optimizer"):

@@ -11,6 +11,7 @@ import torch
 
 from fedscale_halor.aggregation import FedAvg
 from fedscale_halor.aggregation.base import Strategy
+from fedscale_halor.aggregation.fold import RoundFold
 from fedscale_halor.config.schema import JobConfig
 from fedscale_halor.logging.base import MetricsSink
 from fedscale_halor.selection.base import ClientOutcome, ClientSelector
@@ -42,9 +43,29 @@ class FirstClientsSelector(ClientSelector):
         self.outcomes.append([(o.client_id, o.num_samples, o.duration_s) for o in outcomes])
 
 
+class MeanFold(RoundFold):
+    """The plain mean of the round's ``w`` in client-id order; takes no stale updates."""
+
+    def __init__(self) -> None:
+        self._results: dict[int, TrainResult] = {}
+
+    def add(self, result: TrainResult) -> None:
+        self._results[result.client_id] = result
+
+    def finish(self) -> dict[str, torch.Tensor]:
+        ordered = [self._results[client] for client in sorted(self._results)]
+        return {"w": torch.stack([r.weights["w"] for r in ordered]).mean(dim=0)}
+
+    def fresh_mean(self) -> dict[str, torch.Tensor] | None:
+        return None
+
+    def add_stale(self, result: TrainResult, weight: float) -> None:
+        raise AssertionError("these tests run no stale updates")
+
+
 class MeanStrategy(Strategy):
-    def combine(self, global_weights: Weights, ordered_results: Sequence[TrainResult]) -> dict[str, torch.Tensor]:
-        return {"w": torch.stack([r.weights["w"] for r in ordered_results]).mean(dim=0)}
+    def start_round(self, global_weights: Weights, expected_client_ids: Sequence[int]) -> RoundFold:
+        return MeanFold()
 
 
 class ListSink(MetricsSink):

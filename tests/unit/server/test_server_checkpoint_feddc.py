@@ -5,6 +5,7 @@ from pathlib import Path
 import torch
 
 from fedscale_halor.aggregation import FedDC, FedYogiOptimizer
+from fedscale_halor.aggregation.base import fold_results
 from fedscale_halor.server.checkpoint import CheckpointState, load_strategy_state, save_checkpoint
 from fedscale_halor.types import TrainResult
 
@@ -24,7 +25,7 @@ def new_strategy() -> FedDC:
 def test_a_checkpointed_feddc_strategy_resumes_with_the_same_numbers(tmp_path: Path) -> None:
     # Prepare: one round, checkpointed
     original = new_strategy()
-    w1 = original.aggregate({"layer.w": torch.tensor([0.0, 0.0])},
+    w1 = fold_results(original, {"layer.w": torch.tensor([0.0, 0.0])},
                             [result(10, [1.0, 2.0], [1.0, 2.0]), result(11, [0.3, -0.1], [0.3, -0.1])])
     save_checkpoint(tmp_path, CheckpointState(round=1, model_version=1, clock_s=0.0), w1, original.state_dict())
     restored = FedDC(weighted=True, optimizer=FedYogiOptimizer(eta=0.1, tau=0.01, beta1=0.9, beta2=0.99))
@@ -34,7 +35,7 @@ def test_a_checkpointed_feddc_strategy_resumes_with_the_same_numbers(tmp_path: P
     restored.load_state_dict(state)
     restored.register_clients({10: 4, 11: 4, 12: 8})
     round_2 = [result(11, [0.5, 0.5], [0.25, 0.75]), result(12, [-1.0, 0.0], [-1.5, -0.25])]
-    expected, got = original.aggregate(w1, round_2), restored.aggregate(w1, round_2)
+    expected, got = fold_results(original, w1, round_2), fold_results(restored, w1, round_2)
 
     # Assert
     assert sorted(state) == ["drift.10.layer.w", "drift.11.layer.w", "drift_sum.layer.w",

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 import torch
 
 from fedscale_halor.aggregation.base import Strategy
+from fedscale_halor.aggregation.fold import RoundFold
 from fedscale_halor.config.schema import JobConfig
 from fedscale_halor.logging.base import MetricsSink
 from fedscale_halor.selection.base import ClientSelector
@@ -40,9 +41,26 @@ class LowestIds(ClientSelector):
         return sorted(feasible)[:count]
 
 
+class KeepGlobalFold(RoundFold):
+    def __init__(self, global_weights: Weights) -> None:
+        self._global = global_weights
+
+    def add(self, result: TrainResult) -> None:
+        return None
+
+    def finish(self) -> dict[str, torch.Tensor]:
+        return dict(self._global)
+
+    def fresh_mean(self) -> dict[str, torch.Tensor] | None:
+        return None
+
+    def add_stale(self, result: TrainResult, weight: float) -> None:
+        return None
+
+
 class KeepGlobal(Strategy):
-    def combine(self, global_weights: Weights, ordered_results: Sequence[TrainResult]) -> dict[str, torch.Tensor]:
-        return dict(global_weights)
+    def start_round(self, global_weights: Weights, expected_client_ids: Sequence[int]) -> RoundFold:
+        return KeepGlobalFold(global_weights)
 
 
 class NoSink(MetricsSink):
