@@ -9,13 +9,11 @@ import torch
 from torch import nn
 
 from fedscale_halor.config.components import build_selector, build_strategy, build_trainer, executor_device
-from fedscale_halor.config.errors import ConfigError
 from fedscale_halor.config.schema import ExperimentConfig, JobConfig
 from fedscale_halor.data.federated import FederatedDataset
 from fedscale_halor.executor.executor import Executor, ExecutorParts
-from fedscale_halor.halor.settings import halor_choices, job_noise
 from fedscale_halor.launch.hosts import ExecutorSlot
-from fedscale_halor.launch.plugins import executor_plugins, payload_registry
+from fedscale_halor.launch.plugins import executor_plugins, payload_registry, round_plugins
 from fedscale_halor.logging.base import FanOutSink
 from fedscale_halor.logging.factory import job_sinks
 from fedscale_halor.models import build_model
@@ -24,7 +22,6 @@ from fedscale_halor.seeding import derive_seed
 from fedscale_halor.server.aggregator import Aggregator, AggregatorParts
 from fedscale_halor.server.board import LivenessPolicy, WorkBoard
 from fedscale_halor.server.checkpoint import load_checkpoint_state
-from fedscale_halor.server.halor_step import HalorCoordinator, HalorSettings
 from fedscale_halor.simulation.clock import VirtualClock
 from fedscale_halor.transport.base import Transport
 
@@ -103,41 +100,13 @@ def build_aggregator(job: JobConfig, board: WorkBoard, run_dir: Path,
         checkpoint_dir=run_dir / "checkpoint",
         client_sizes=client_sizes,
         clock=VirtualClock.from_job(job, dataset.client_ids, model_bytes),
-        halor=halor_coordinator(job, board, dataset.num_classes, sum(client_sizes.values())),
+        plugins=round_plugins(job, board, dataset.num_classes, sum(client_sizes.values())),
     ))
     if resume:
         aggregator.restore(run_dir / "checkpoint")
     return aggregator
 
 
-def halor_coordinator(job: JobConfig, board: WorkBoard, num_classes: int,
-                      total_samples: int) -> HalorCoordinator | None:
-    """The aggregator's Halor step, as halor_choices derives it from the job (halor: True or data_regulation: 1)."""
-    choices = halor_choices(job)
-    if choices is None:
-        return None
-    if total_samples >= 2**choices.mask_bits:
-        # a histogram sum that reached 2^bits would wrap around and come out wrong, silently
-        raise ConfigError(f"halor_mask_bits {choices.mask_bits} is too small: the clients hold {total_samples} "
-                          f"samples, so a histogram sum may reach 2^{choices.mask_bits}; raise halor_mask_bits")
-    _log.info("Halor (%s): %s", choices.switched_on_by, choices.summary())
-    noise = job_noise(job)
-    if noise is not None:
-        if total_samples + noise.magnitude_bound() >= 2 ** (choices.mask_bits - 1):
-            # noisy sums are signed: they must stay inside the centered range of the words to be lifted exactly
-            raise ConfigError(f"halor_mask_bits {choices.mask_bits} is too small for noisy sums: {total_samples} "
-                              f"samples and noise up to {noise.magnitude_bound()} must stay below "
-                              f"2^{choices.mask_bits - 1}; raise halor_mask_bits")
-        _log.info("Halor noise: Skellam variance %.1f per class in each round's sum (standard deviation %.1f), for "
-                  "ε %g over %d rounds at δ %g; one full round costs ε %.3f", noise.variance,
-                  noise.variance ** 0.5, noise.target_epsilon, noise.rounds, noise.delta, noise.round_epsilon())
-    elif choices.distribution == "window":
-        _log.info("Halor without noise: each round's sum is exact, and over enough rounds their differences reveal "
-                  "every client's histogram (docs/halor.md); halor_noise bounds what they reveal")
-    return HalorCoordinator(board, HalorSettings(
-        num_classes, choices.history, choices.mask_bits, choices.timeout_s, choices.resample,
-        distribution=choices.distribution, group_size=choices.group_size, group_seed=job.sample_seed,
-        guard_floor=choices.guard_floor, noise=noise))
 
 
 def build_executor(cfg: ExperimentConfig, slot: ExecutorSlot, transport: Transport,

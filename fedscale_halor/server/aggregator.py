@@ -17,6 +17,7 @@ from fedscale_halor.aggregation.staleness import StalePolicy
 from fedscale_halor.client.schedule import learning_rate_at
 from fedscale_halor.config.schema import JobConfig
 from fedscale_halor.logging.base import MetricsSink
+from fedscale_halor.plugin.round import RoundPlugin
 from fedscale_halor.seeding import derive_seed
 from fedscale_halor.selection.availability_selector import AdaptiveParticipantTarget
 from fedscale_halor.selection.base import ClientInfo, ClientOutcome, ClientSelector
@@ -24,19 +25,17 @@ from fedscale_halor.server.board import RoundOutcome, WorkBoard
 from fedscale_halor.server.checkpoint import (
     CheckpointState,
     load_checkpoint,
-    load_halor_sizes,
-    load_halor_window,
     load_strategy_state,
     save_checkpoint,
+    saved_files,
 )
 from fedscale_halor.server.errors import NoExecutorsError
-from fedscale_halor.server.halor_step import HalorCoordinator
 from fedscale_halor.server.quorum import QuorumPolicy
 from fedscale_halor.server.stale import StaleUpdates
 from fedscale_halor.simulation.clock import VirtualClock
 from fedscale_halor.simulation.plan import RoundPlan
 from fedscale_halor.transport.messages import ClientFailure
-from fedscale_halor.types import EvalResult, ResampleTarget, RoundMetrics, TrainResult, TrainTask, Weights
+from fedscale_halor.types import EvalResult, RoundMetrics, TrainResult, TrainTask, Weights
 
 _log = logging.getLogger("fedscale_halor.aggregator")
 
@@ -54,7 +53,7 @@ class AggregatorParts:
     checkpoint_dir: Path | None = None
     client_sizes: Mapping[int, int] = field(default_factory=dict)  # training samples per client, for selectors
     clock: VirtualClock | None = None  # None: no device traces, every selected client completes
-    halor: HalorCoordinator | None = None  # None: no pre-round histogram step, clients train on their own data
+    plugins: tuple[RoundPlugin, ...] = ()  # the job's features that hook the round (Halor's pre-round step)
 
 
 class Aggregator:
@@ -69,13 +68,13 @@ class Aggregator:
         self._first_round = 1
 
     def restore(self, checkpoint_dir: Path) -> int:
-        """Continue from a checkpoint: its weights, model version, clock, server optimizer state and Halor's window;
-        returns the round it was taken after. Selectors start afresh (their own state is not saved)."""
+        """Continue from a checkpoint: its weights, model version, clock, server optimizer state and the plug-ins'
+        files; returns the round it was taken after. Selectors start afresh (their own state is not saved)."""
         state, weights = load_checkpoint(checkpoint_dir)
         self._weights, self._version, self._clock_s = weights, state.model_version, state.clock_s
         self._parts.strategy.load_state_dict(load_strategy_state(checkpoint_dir))
-        if self._parts.halor is not None:
-            self._parts.halor.restore(load_halor_window(checkpoint_dir), load_halor_sizes(checkpoint_dir))
+        for plugin in self._parts.plugins:
+            plugin.restore(saved_files(checkpoint_dir))
         if self._parts.clock is not None:
             self._parts.clock.now_s = state.clock_s
         self._first_round = state.round + 1
@@ -104,8 +103,8 @@ class Aggregator:
         self._parts.strategy.register_clients(sizes)
         history: list[RoundMetrics] = []
         try:
-            if self._parts.halor is not None:  # Halor's exact distribution, when the job asks for it
-                self._parts.halor.before_run(self._parts.client_ids)
+            for plugin in self._parts.plugins:
+                plugin.before_run(self._parts.client_ids)
             for round_index in range(self._first_round, self._job.rounds + 1):
                 history.append(self._run_round(round_index, executor_count))
         finally:
@@ -118,11 +117,11 @@ class Aggregator:
         started = time.perf_counter()
         learning_rate = learning_rate_at(round_index - 1, job.learning_rate, job.decay_factor, job.decay_round,
                                          job.min_learning_rate)
-        resample = _OncePerRound(round_index, parts.halor)
+        hints = _OncePerRound(round_index, parts.plugins)
         excluded: set[int] = set()
         short: list[tuple[int, Sequence[ClientFailure]]] = []
         for attempt_number in range(1, job.round_retries + 2):
-            attempt = self._attempt(round_index, learning_rate, excluded, resample)
+            attempt = self._attempt(round_index, learning_rate, excluded, hints)
             if self._quorum.met(len(attempt.sampled), attempt.outcome.failures):
                 break
             self._quorum.note_short(round_index, attempt_number, len(attempt.sampled), attempt.outcome.failures)
@@ -133,16 +132,17 @@ class Aggregator:
         return self._commit(round_index, attempt, learning_rate, executor_count, started, attempts=len(short) + 1)
 
     def _attempt(self, round_index: int, learning_rate: float, excluded: set[int],
-                 resample: _OncePerRound) -> _Attempt:
+                 hints: _OncePerRound) -> _Attempt:
         """Select, train and fold one run of the round; nothing is committed yet."""
         job, parts = self._job, self._parts
         choice = self._choose(round_index, excluded)
         plan, late = choice.plan, choice.late
         participants = sorted([*choice.completing, *late])
-        # Halor's ring holds every selected client: who will straggle or drop out is not known before training
+        # a pre-round protocol hears from every selected client: who will straggle or drop out is not known before
+        # training
         sampled = participants if plan is None else sorted(
             {*plan.completed, *(client for client, _ in plan.stragglers), *plan.dropped})
-        target = resample.target(sampled)
+        round_hints = hints.of(sampled)
         tasks = [
             TrainTask(round=round_index, client_id=client_id, model_version=self._version,
                       learning_rate=learning_rate, local_steps=choice.local_steps.get(client_id, job.local_steps),
@@ -159,8 +159,7 @@ class Aggregator:
             else:
                 fold.add(result)
 
-        hints = () if target is None else (target,)
-        outcome = parts.board.run_round(round_index, tasks, on_result=take, hints=hints)
+        outcome = parts.board.run_round(round_index, tasks, on_result=take, hints=round_hints)
         return _Attempt(choice, tuple(participants), tuple(sampled), fold, outcome, tuple(late_results))
 
     def _commit(self, round_index: int, attempt: _Attempt, learning_rate: float, executor_count: int,
@@ -170,8 +169,8 @@ class Aggregator:
         round_start_s = self._clock_s
         for result in attempt.late_results:
             self._stale.hold(result, round_index, round_start_s + late[result.client_id])
-        if parts.halor is not None:  # the sizes they trained on are their resampled sizes, for Halor's guard
-            parts.halor.after_round(outcome.results)
+        for plugin in parts.plugins:
+            plugin.after_round(round_index, outcome.results)
         for failure in outcome.failures:
             _log.warning("round %d: client %d failed and is dropped: %s", round_index, failure.client_id,
                          failure.error)
@@ -197,10 +196,12 @@ class Aggregator:
             completed=sum(1 for r in outcome.results if r.client_id not in late),
             train_loss=_mean_train_loss(outcome), learning_rate=learning_rate, test=test,
             dropouts=0 if plan is None else len(plan.dropped), stragglers=0 if plan is None else len(plan.stragglers),
-            class_distribution=None if parts.halor is None else parts.halor.distribution(), attempts=attempts,
+            attempts=attempts,
             client_round_trip_s=outcome.client_round_trip_s, executor_round_trip_s=outcome.executor_round_trip_s,
             shortened_local_steps=attempt.choice.local_steps,
         )
+        for plugin in parts.plugins:
+            metrics = plugin.round_metrics(metrics)
         parts.sink.on_round(metrics)
         return metrics
 
@@ -230,10 +231,11 @@ class Aggregator:
         return _Choice(plan, sorted(plan.completed), late, local_steps)
 
     def _guarded(self, round_index: int, candidates: Sequence[int], needed: int) -> Sequence[int]:
-        """Halor's guard: the candidates whose resampled size reaches filter_less (every candidate without Halor)."""
-        if self._parts.halor is None:
-            return candidates
-        return self._parts.halor.eligible(round_index, candidates, needed)
+        """The candidates every plug-in lets selection pick from (Halor's guard: those whose resampled size
+        reaches filter_less)."""
+        for plugin in self._parts.plugins:
+            candidates = plugin.eligible(round_index, candidates, needed)
+        return candidates
 
     def _advance_clock(self, plan: RoundPlan | None, outcome: RoundOutcome) -> None:
         if plan is None or self._parts.clock is None:  # no traces: the round lasts as long as its slowest client
@@ -262,11 +264,9 @@ class Aggregator:
 
     def _save(self, round_index: int) -> None:
         if self._parts.checkpoint_dir is not None and self._job.save_checkpoint:
-            halor = self._parts.halor
+            files = {name: data for plugin in self._parts.plugins for name, data in plugin.save().items()}
             save_checkpoint(self._parts.checkpoint_dir, CheckpointState(round_index, self._version, self._clock_s),
-                            self._weights, self._parts.strategy.state_dict(),
-                            halor_window=None if halor is None else halor.window(),
-                            halor_sizes=None if halor is None else halor.resampled_sizes())
+                            self._weights, self._parts.strategy.state_dict(), plugin_files=files)
 
 
 @dataclass(frozen=True)
@@ -288,20 +288,19 @@ class _Attempt:
 
 
 class _OncePerRound:
-    """Halor's pre-round step runs once per round: a retried attempt resamples toward the same target, and its
-    clients' masks are not derived a second time for the same round."""
+    """Pre-round protocols run once per round: a retried attempt gets the same hints (Halor: its clients resample
+    toward the same target, and their masks are not derived a second time for the same round)."""
 
-    def __init__(self, round_index: int, halor: HalorCoordinator | None) -> None:
+    def __init__(self, round_index: int, plugins: Sequence[RoundPlugin]) -> None:
         self._round_index = round_index
-        self._halor = halor
-        self._ran = False
-        self._target: ResampleTarget | None = None
+        self._plugins = plugins
+        self._hints: tuple[object, ...] | None = None
 
-    def target(self, sampled: Sequence[int]) -> ResampleTarget | None:
-        if self._halor is not None and not self._ran:
-            self._target = self._halor.before_round(self._round_index, sampled)
-            self._ran = True
-        return self._target
+    def of(self, sampled: Sequence[int]) -> tuple[object, ...]:
+        if self._hints is None:
+            self._hints = tuple(hint for plugin in self._plugins
+                                for hint in plugin.before_round(self._round_index, sampled))
+        return self._hints
 
 
 def _without(clients: Sequence[int], excluded: set[int]) -> Sequence[int]:

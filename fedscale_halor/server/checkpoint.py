@@ -10,15 +10,17 @@ from __future__ import annotations
 import json
 import logging
 import shlex
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load, save_file
 
 from fedscale_halor.errors import InputFileError
+from fedscale_halor.plugin.round import SavedFiles
 from fedscale_halor.server.checkpoint_store import (
     INCOMING_DIR,
     PREVIOUS_DIR,
@@ -38,14 +40,13 @@ from fedscale_halor.types import Weights
 
 MODEL_FILE = "model.safetensors"
 STRATEGY_FILE = "strategy.safetensors"
-HALOR_FILE = "halor_window.json"
-HALOR_SIZES_FILE = "halor_sizes.json"  # Halor's guard: the clients' known resampled sizes
-CHECKPOINT_FILES = (MODEL_FILE, STRATEGY_FILE, HALOR_FILE, HALOR_SIZES_FILE)
+CORE_FILES = (MODEL_FILE, STRATEGY_FILE)
+# a checkpoint from before digests lists no files: these are the ones such a checkpoint could hold
+_UNRECORDED_FORMAT_FILES = (*CORE_FILES, "halor_window.json", "halor_sizes.json")
 STATE_FORMAT = 2  # 2: state.json records every file's digest; without "format", a checkpoint from before digests
 
-HalorWindow = Sequence[tuple[int, Sequence[int]]]
-
 _log = logging.getLogger("fedscale_halor.aggregator")
+_Parsed = TypeVar("_Parsed")
 _fallbacks_told: set[Path] = set()
 
 
@@ -77,11 +78,10 @@ class _Source:
 
 
 def save_checkpoint(folder: Path, state: CheckpointState, weights: Weights,
-                    strategy_state: Weights | None = None, halor_window: HalorWindow | None = None,
-                    halor_sizes: Mapping[int, int] | None = None) -> Path:
+                    strategy_state: Weights | None = None, plugin_files: Mapping[str, bytes] | None = None) -> Path:
     """Write ``model.safetensors``, the strategy's ``strategy.safetensors`` (when it has state: a server optimizer's
-    moments, FedDC's drift of every client that trained, one tensor per client and parameter), Halor's window of
-    histogram sums and its guard's resampled sizes (when the job runs Halor) and ``state.json``, which records each
+    moments, FedDC's drift of every client that trained, one tensor per client and parameter), the plug-ins' files
+    (Halor's window of histogram sums and its guard's resampled sizes) and ``state.json``, which records each
     file's size and sha256. The checkpoint this one replaces becomes ``previous/``, and is not touched before the
     new one is complete on disk."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -89,7 +89,7 @@ def save_checkpoint(folder: Path, state: CheckpointState, weights: Weights,
     remove_tree(incoming)  # what a crashed write left
     incoming.mkdir()
     try:
-        files = _write_files(incoming, state, weights, strategy_state, halor_window, halor_sizes)
+        files = _write_files(incoming, state, weights, strategy_state, plugin_files or {})
         record = {**asdict(state), "format": STATE_FORMAT,
                   "files": {name: digest.to_json() for name, digest in files.items()}}
         write_bytes_durably(incoming / STATE_FILE, (json.dumps(record, indent=1, sort_keys=True) + "\n").encode())
@@ -99,22 +99,22 @@ def save_checkpoint(folder: Path, state: CheckpointState, weights: Weights,
     latest = _complete(folder, folder)
     if latest is not None:
         kept = list(latest.files) if latest.files is not None else [
-            name for name in CHECKPOINT_FILES if (folder / name).is_file()]
+            name for name in _UNRECORDED_FORMAT_FILES if (folder / name).is_file()]
         keep_as_previous(folder, [*kept, STATE_FILE])
-    install_incoming(folder, list(files), [name for name in CHECKPOINT_FILES if name not in files])
+    else:
+        kept = []
+    stale = sorted({*_UNRECORDED_FORMAT_FILES, *kept} - set(files))
+    install_incoming(folder, list(files), stale)
     return folder / MODEL_FILE
 
 
 def _write_files(incoming: Path, state: CheckpointState, weights: Weights, strategy_state: Weights | None,
-                 halor_window: HalorWindow | None, halor_sizes: Mapping[int, int] | None) -> dict[str, FileDigest]:
+                 plugin_files: Mapping[str, bytes]) -> dict[str, FileDigest]:
     files: dict[str, FileDigest] = {}
-    if halor_window is not None:
-        entries = [{"round": round_index, "histogram_sum": list(counts)} for round_index, counts in halor_window]
-        files[HALOR_FILE] = write_bytes_durably(incoming / HALOR_FILE, json.dumps(entries).encode())
-    if halor_sizes is not None:
-        sizes = {str(client): int(size) for client, size in sorted(halor_sizes.items())}
-        files[HALOR_SIZES_FILE] = write_bytes_durably(incoming / HALOR_SIZES_FILE,
-                                                      json.dumps({"resampled_sizes": sizes}).encode())
+    for name, data in sorted(plugin_files.items()):
+        if name in (*CORE_FILES, STATE_FILE) or Path(name).name != name or name.startswith("."):
+            raise ValueError(f"a plug-in's checkpoint file may not be named {name!r}")
+        files[name] = write_bytes_durably(incoming / name, data)
     if strategy_state:
         files[STRATEGY_FILE] = _write_tensors(incoming / STRATEGY_FILE, strategy_state)
     files[MODEL_FILE] = _write_tensors(incoming / MODEL_FILE, weights, {"round": str(state.round)})
@@ -143,32 +143,27 @@ def load_strategy_state(folder: Path) -> dict[str, torch.Tensor]:
     return _tensors(source, STRATEGY_FILE)
 
 
-def load_halor_window(folder: Path) -> list[tuple[int, list[int]]]:
-    """Halor's saved window of (round, histogram sum); empty when the checkpoint has none."""
-    source = _files_of(folder)
-    if not source.has(HALOR_FILE):
-        return []
-    data = source.read(HALOR_FILE)  # a file that does not match its record is refused before it is parsed
-    try:
-        entries = json.loads(data)
-        return [(int(entry["round"]), [int(count) for count in entry["histogram_sum"]]) for entry in entries]
-    except (ValueError, KeyError, TypeError) as error:
-        raise InputFileError(source.folder / HALOR_FILE, f"not a window of Halor histogram sums: {error}",
-                             _remedy(source.root, source.folder)) from None
+class _SavedFiles:
+    """A checkpoint's plug-in files, read back as ``plugin.round.SavedFiles`` says."""
+
+    def __init__(self, source: _Source) -> None:
+        self._source = source
+
+    def read(self, name: str, parse: Callable[[bytes], _Parsed], what: str) -> _Parsed | None:
+        source = self._source
+        if not source.has(name):
+            return None
+        data = source.read(name)  # a file that does not match its record is refused before it is parsed
+        try:
+            return parse(data)
+        except (ValueError, KeyError, TypeError, AttributeError) as error:
+            raise InputFileError(source.folder / name, f"not {what}: {error}",
+                                 _remedy(source.root, source.folder)) from None
 
 
-def load_halor_sizes(folder: Path) -> dict[int, int]:
-    """The resampled sizes Halor's guard knew (client id -> samples); empty when the checkpoint has none."""
-    source = _files_of(folder)
-    if not source.has(HALOR_SIZES_FILE):
-        return {}
-    data = source.read(HALOR_SIZES_FILE)  # a file that does not match its record is refused before it is parsed
-    try:
-        entries = json.loads(data)["resampled_sizes"]
-        return {int(client): int(size) for client, size in entries.items()}
-    except (ValueError, KeyError, TypeError, AttributeError) as error:
-        raise InputFileError(source.folder / HALOR_SIZES_FILE, f"not a map of Halor's resampled sizes: {error}",
-                             _remedy(source.root, source.folder)) from None
+def saved_files(folder: Path) -> SavedFiles:
+    """The plug-ins' files of the checkpoint in ``folder`` (none when it holds no checkpoint)."""
+    return _SavedFiles(_files_of(folder))
 
 
 def load_checkpoint_state(folder: Path) -> CheckpointState:

@@ -9,7 +9,3 @@ class JobFailedError(RuntimeError):
 
 class NoExecutorsError(JobFailedError):
     """No executor registered within the register timeout."""
-
-
-class NoEligibleClientsError(JobFailedError):
-    """Halor's guard left no client to select: every client's resampled size is below filter_less."""

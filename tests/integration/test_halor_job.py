@@ -11,11 +11,11 @@ from fedscale_halor.config.loader import load_config
 from fedscale_halor.data.federated import FederatedDataset
 from fedscale_halor.halor.messages import HALOR_CODECS, MaskedHistograms, RevealedMasks
 from fedscale_halor.halor.resampling import target_counts
+from fedscale_halor.halor.server_plugin import saved_sizes, saved_window
 from fedscale_halor.launch.inprocess import run_in_process
 from fedscale_halor.launch.local import run_local
 from fedscale_halor.plugin.payloads import PayloadRegistry
 from fedscale_halor.server.board import WorkBoard
-from fedscale_halor.server.checkpoint import load_halor_sizes, load_halor_window
 from fedscale_halor.transport.messages import ClientUpdate, Completion, Envelope
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -129,12 +129,12 @@ def test_the_exact_distribution_is_the_true_histogram_of_all_clients_and_survive
     # Execute: two rounds, then two more resumed from the checkpoint of round 2
     first = run_in_process(cfg, timestamp="exact", echo=False)
     checkpoint = first.run_dir / "checkpoint"
-    sizes = load_halor_sizes(checkpoint)
+    sizes = saved_sizes(checkpoint)
     resumed = run_in_process(load_config(DIGITS_CONF, overrides={**settings, "rounds": 4}), timestamp="exact",
                              echo=False, resume=True)
 
     # Assert: one protocol run, whose sum is the true histogram; every round resamples toward it
-    assert load_halor_window(checkpoint) == [(0, [int(count) for count in truth])]
+    assert saved_window(checkpoint) == [(0, [int(count) for count in truth])]
     for metrics in (*first.history, *resumed.history):
         assert metrics.class_distribution == pytest.approx(tuple(truth / truth.sum()))
     assert [metrics.round for metrics in resumed.history] == [3, 4]
@@ -142,7 +142,7 @@ def test_the_exact_distribution_is_the_true_histogram_of_all_clients_and_survive
     assert log.count("Halor exact distribution: sum over 25 of 25 clients in 3 groups") == 1
     # every client answered the size question once, and the resumed run went by the same sizes
     assert sorted(sizes) == sorted(dataset.client_ids)
-    assert {client: size for client, size in load_halor_sizes(checkpoint).items() if client in sizes} == sizes
+    assert {client: size for client, size in saved_sizes(checkpoint).items() if client in sizes} == sizes
 
 
 def test_data_regulation_trains_every_selected_client_on_at_least_filter_less_samples(

@@ -23,8 +23,8 @@ from fedscale_halor.halor.privacy import (
     skellam_zcdp,
     variance_for_epsilon,
 )
+from fedscale_halor.halor.privacy_ledger import PrivacyLedger
 from fedscale_halor.halor.settings import job_noise
-from fedscale_halor.server.halor_privacy import PrivacyLedger
 
 DELTA = 1e-5
 ROOT = Path(__file__).resolve().parents[3]

@@ -13,15 +13,15 @@ import pytest
 import torch
 
 from fedscale_halor.errors import InputFileError
+from fedscale_halor.halor.server_plugin import SIZES_FILE as HALOR_SIZES_FILE
+from fedscale_halor.halor.server_plugin import WINDOW_FILE as HALOR_FILE
+from fedscale_halor.halor.server_plugin import saved_sizes as load_halor_sizes
+from fedscale_halor.halor.server_plugin import saved_window as load_halor_window
 from fedscale_halor.server.checkpoint import (
-    HALOR_FILE,
-    HALOR_SIZES_FILE,
     STRATEGY_FILE,
     CheckpointState,
     load_checkpoint,
     load_checkpoint_state,
-    load_halor_sizes,
-    load_halor_window,
     load_strategy_state,
     save_checkpoint,
 )
@@ -38,6 +38,11 @@ def _remedy(folder: Path, round_index: int = 1) -> str:
 
 def _weights(round_index: int) -> dict[str, torch.Tensor]:
     return {"w": torch.full((64,), float(round_index)), "b": torch.arange(4, dtype=torch.float64) * round_index}
+
+
+# what Halor's plug-in writes for a window of one sum and one client's resampled size
+HALOR_FILES = {HALOR_FILE: b'[{"round": 2, "histogram_sum": [1, 2]}]',
+               HALOR_SIZES_FILE: b'{"resampled_sizes": {"7": 30}}'}
 
 
 def _save(folder: Path, round_index: int, **extra: object) -> None:
@@ -70,7 +75,7 @@ def test_the_latest_checkpoint_stays_in_place_and_the_one_before_is_kept_in_prev
     folder = tmp_path / "checkpoint"
 
     # Execute
-    _two_checkpoints(folder, halor_window=[(2, [1, 2])], halor_sizes={7: 30})
+    _two_checkpoints(folder, plugin_files=HALOR_FILES)
 
     # Assert
     _assert_round(folder, 2)
@@ -161,7 +166,7 @@ def test_a_strategy_file_that_state_json_lists_must_be_there(tmp_path: Path) -> 
 
 def test_corrupt_halor_files_are_refused(tmp_path: Path) -> None:
     # Prepare: one checked against its digest, one from before digests were kept (nothing to check it against)
-    folder = _two_checkpoints(tmp_path / "checkpoint", halor_window=[(2, [1, 2])], halor_sizes={7: 30})
+    folder = _two_checkpoints(tmp_path / "checkpoint", plugin_files=HALOR_FILES)
     (folder / HALOR_FILE).write_text('[{"round": 2, "histogram_sum": [1, 3]}]')
     legacy = tmp_path / "legacy"
     legacy.mkdir()

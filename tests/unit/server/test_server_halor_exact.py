@@ -18,10 +18,9 @@ import torch
 from fedscale_halor.halor.distribution import protocol_groups
 from fedscale_halor.halor.executor_plugin import HalorClients
 from fedscale_halor.halor.messages import HalorKeys, HalorSizes, LabelStats, RevealMasks
-from fedscale_halor.server.checkpoint import CheckpointState, load_halor_sizes, load_halor_window, save_checkpoint
-from fedscale_halor.server.errors import NoEligibleClientsError
+from fedscale_halor.halor.server_plugin import HalorCoordinator, HalorSettings, NoEligibleClientsError
+from fedscale_halor.server.checkpoint import CheckpointState, save_checkpoint, saved_files
 from fedscale_halor.server.exchange import Exchange, ExchangeOutcome
-from fedscale_halor.server.halor_step import HalorCoordinator, HalorSettings
 from fedscale_halor.types import ResampleTarget
 
 HISTOGRAMS = {0: [8, 0, 0], 1: [0, 8, 0], 2: [0, 0, 8], 3: [6, 1, 1], 4: [1, 6, 1], 5: [1, 1, 6], 6: [4, 4, 0]}
@@ -72,7 +71,7 @@ def test_one_run_over_all_clients_gives_the_exact_sum_and_every_resampled_size()
 
     # Execute
     coordinator.before_run(CLIENTS)
-    target = coordinator.before_round(1, [0, 3, 6])
+    target = coordinator.target_for_round(1, [0, 3, 6])
 
     # Assert: the true histogram of all clients, from one upload exchange for both rings
     assert coordinator.window() == ((0, (20, 20, 16)),)
@@ -145,13 +144,12 @@ def test_a_resumed_job_keeps_the_exact_distribution_and_the_sizes_without_runnin
     # Prepare: a first run, checkpointed as the aggregator does
     first = _coordinator(AnsweringBoard())
     first.before_run(CLIENTS)
-    save_checkpoint(tmp_path, CheckpointState(4, 4, 0.0), {"w": torch.zeros(1)}, halor_window=first.window(),
-                    halor_sizes=first.resampled_sizes())
+    save_checkpoint(tmp_path, CheckpointState(4, 4, 0.0), {"w": torch.zeros(1)}, plugin_files=first.save())
 
     # Execute: a resumed run with a fresh board
     board = AnsweringBoard()
     resumed = _coordinator(board)
-    resumed.restore(load_halor_window(tmp_path), load_halor_sizes(tmp_path))
+    resumed.restore(saved_files(tmp_path))
     resumed.before_run(CLIENTS)
 
     # Assert
@@ -159,4 +157,4 @@ def test_a_resumed_job_keeps_the_exact_distribution_and_the_sizes_without_runnin
     assert resumed.distribution() == pytest.approx(EXACT)
     assert resumed.resampled_sizes() == RESAMPLED
     assert resumed.eligible(5, CLIENTS, 4) == first.eligible(5, CLIENTS, 4) == [0, 1, 2, 6]
-    assert resumed.before_round(5, [0, 1, 2]) == ResampleTarget(first.distribution(), "under")  # type: ignore[arg-type]
+    assert resumed.target_for_round(5, [0, 1, 2]) == ResampleTarget(first.distribution(), "under")  # type: ignore[arg-type]

@@ -8,13 +8,14 @@ import torch
 from fedscale_halor.aggregation.base import Strategy
 from fedscale_halor.aggregation.fold import RoundFold
 from fedscale_halor.config.schema import JobConfig
+from fedscale_halor.halor.server_plugin import HalorCoordinator, HalorSettings
 from fedscale_halor.logging.base import MetricsSink
+from fedscale_halor.plugin.round import RoundPlugin
 from fedscale_halor.selection.base import ClientSelector
 from fedscale_halor.server.aggregator import Aggregator, AggregatorParts
 from fedscale_halor.server.board import WorkBoard
-from fedscale_halor.server.halor_step import HalorCoordinator, HalorSettings
 from fedscale_halor.transport.messages import ClientTrain, ClientUpdate, EvalOutcome, ModelTest, Shutdown, UpdateModel
-from fedscale_halor.types import EvalResult, ResampleTarget, RoundMetrics, TrainResult, Weights
+from fedscale_halor.types import EvalResult, RoundMetrics, TrainResult, Weights
 
 
 def _result(client_id: int, num_samples: int) -> TrainResult:
@@ -29,7 +30,7 @@ def test_with_the_window_the_guard_goes_by_the_sizes_clients_trained_on() -> Non
     coordinator.before_run([3, 4, 5])
 
     # Execute
-    coordinator.after_round([_result(4, 2), _result(5, 3)])
+    coordinator.after_round(1, [_result(4, 2), _result(5, 3)])
 
     # Assert
     assert coordinator.eligible(2, [3, 4, 5], 2) == [3, 5]
@@ -84,7 +85,7 @@ def trains_on_ten_samples(board: WorkBoard) -> None:
             board.submit("fake", EvalOutcome(event.round, event.model_version, event.shard_index, EvalResult()))
 
 
-class GuardOnly:
+class GuardOnly(RoundPlugin):
     """The Halor step reduced to its guard: client 1 is known to resample below the floor; no histogram step."""
 
     def __init__(self) -> None:
@@ -94,10 +95,7 @@ class GuardOnly:
     def before_run(self, client_ids: Sequence[int]) -> None:
         self.population = list(client_ids)
 
-    def before_round(self, round_index: int, sampled: Sequence[int]) -> ResampleTarget | None:
-        return None
-
-    def after_round(self, results: Sequence[TrainResult]) -> None:
+    def after_round(self, round_index: int, results: Sequence[TrainResult]) -> None:
         self.trained += [(result.client_id, result.num_samples) for result in results]
 
     def eligible(self, round_index: int, candidates: Sequence[int], needed: int) -> list[int]:
@@ -116,7 +114,7 @@ def test_the_round_loop_selects_among_the_clients_the_guard_admits() -> None:
     executor.start()
     aggregator = Aggregator(job, AggregatorParts(
         board=board, client_ids=[1, 2, 3, 4], initial_weights={"w": torch.zeros(1)}, selector=LowestIds(),
-        strategy=KeepGlobal(), sink=NoSink(), halor=guard))  # type: ignore[arg-type]
+        strategy=KeepGlobal(), sink=NoSink(), plugins=(guard,)))
 
     # Execute
     history = aggregator.run(executor_count=1, register_timeout_s=5)

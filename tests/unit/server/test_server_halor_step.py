@@ -17,10 +17,10 @@ from fedscale_halor.halor.messages import (
     RevealMasks,
 )
 from fedscale_halor.halor.ring import ring_order
+from fedscale_halor.halor.server_plugin import HalorCoordinator, HalorSettings
 from fedscale_halor.halor.session import MaskedUpload
 from fedscale_halor.plugin.payloads import PayloadRegistry
 from fedscale_halor.server.board import WorkBoard
-from fedscale_halor.server.halor_step import HalorCoordinator, HalorSettings
 from fedscale_halor.transport.messages import Envelope, Shutdown
 from fedscale_halor.types import ResampleTarget
 
@@ -84,7 +84,7 @@ def _run(histograms: dict[int, list[int]], sampled: list[int], make_executors: C
     classes = num_classes or len(next(iter(histograms.values())))
     coordinator = HalorCoordinator(board, HalorSettings(num_classes=classes, history=5, mask_bits=16,
                                                         timeout_s=0.5, resample=resample))
-    targets = [coordinator.before_round(round_index, sampled) for round_index in range(1, rounds + 1)]
+    targets = [coordinator.target_for_round(round_index, sampled) for round_index in range(1, rounds + 1)]
     board.shutdown("test over")
     for executor in executors:
         executor.join()

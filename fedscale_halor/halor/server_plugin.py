@@ -1,4 +1,4 @@
-"""Halor's step on the aggregator (docs/halor.md): ring-masked histogram sums, the global distribution, the guard.
+"""Halor's plug-in on the aggregator (docs/halor.md): ring-masked histogram sums, the global distribution, the guard.
 
 With halor_distribution window, per round, after selection and before training: ask the executors for the public
 keys of sampled clients not seen before; seat the round's ring and collect the masked histograms (clients silent past
@@ -14,10 +14,12 @@ does; it learns the sizes from the training results and, under the exact distrib
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -35,18 +37,27 @@ from fedscale_halor.halor.messages import (
     RevealMasks,
 )
 from fedscale_halor.halor.privacy import NoiseSettings
+from fedscale_halor.halor.privacy_ledger import PrivacyLedger, PrivacySpent
 from fedscale_halor.halor.ring import MINIMUM_RING_SIZE
 from fedscale_halor.halor.session import HalorSessionError, ServerMaskingRound
+from fedscale_halor.plugin.round import RoundPlugin, SavedFiles
 from fedscale_halor.server.board import WorkBoard
-from fedscale_halor.server.errors import NoEligibleClientsError
+from fedscale_halor.server.checkpoint import saved_files
+from fedscale_halor.server.errors import JobFailedError
 from fedscale_halor.server.exchange import Exchange
-from fedscale_halor.server.halor_privacy import PrivacyLedger, PrivacySpent
-from fedscale_halor.types import ResampleTarget, TrainResult
+from fedscale_halor.types import ResampleTarget, RoundMetrics, TrainResult
 
 _log = logging.getLogger("fedscale_halor.aggregator")
 
 PUBLIC_KEY_BYTES = 32
+WINDOW_FILE = "halor_window.json"  # the checkpoint's histogram sums behind the distribution
+SIZES_FILE = "halor_sizes.json"  # the checkpoint's resampled sizes the guard knows
+WINDOW_WHAT, SIZES_WHAT = "a window of Halor histogram sums", "a map of Halor's resampled sizes"
 EXACT_ROUND = 0  # the round index of the exact distribution's one protocol run: before round 1, never again
+
+
+class NoEligibleClientsError(JobFailedError):
+    """Halor's guard left no client to select: every client's resampled size is below filter_less."""
 
 
 @dataclass(frozen=True)
@@ -78,7 +89,9 @@ class HalorRoundReport:
     privacy: PrivacySpent | None = None  # the budget after this round, with noise on
 
 
-class HalorCoordinator:
+class HalorCoordinator(RoundPlugin):
+    checkpoint_files = (WINDOW_FILE, SIZES_FILE)
+
     def __init__(self, board: WorkBoard, settings: HalorSettings) -> None:
         self._board = board
         self._settings = settings
@@ -107,7 +120,7 @@ class HalorCoordinator:
         """The guard's known resampled sizes, for the checkpoint."""
         return self._guard.sizes()
 
-    def restore(self, window: Sequence[tuple[int, Sequence[int]]],
+    def restore_window(self, window: Sequence[tuple[int, Sequence[int]]],
                 resampled_sizes: Mapping[int, int] | None = None) -> None:
         """Continue from a checkpoint's window and the guard's sizes; public keys are fetched again as clients come
         back. Under the exact distribution the window holds the exact sum, so the protocol does not run again."""
@@ -125,12 +138,16 @@ class HalorCoordinator:
         if not self._resumed:
             self._schedule.before_run(self, self._population)
 
-    def before_round(self, round_index: int, sampled: Sequence[int]) -> ResampleTarget | None:
+    def before_round(self, round_index: int, sampled: Sequence[int]) -> tuple[object, ...]:
+        target = self.target_for_round(round_index, sampled)
+        return () if target is None else (target,)
+
+    def target_for_round(self, round_index: int, sampled: Sequence[int]) -> ResampleTarget | None:
         """Run the round's part of the step; returns what the selected clients resample toward."""
         self._schedule.before_round(self, round_index, sampled)
         return self._target()
 
-    def after_round(self, results: Sequence[TrainResult]) -> None:
+    def after_round(self, round_index: int, results: Sequence[TrainResult]) -> None:
         """Each trained client's size is its resampled size: what the guard goes by from now on."""
         for result in results:
             self._guard.record(result.client_id, result.num_samples)
@@ -152,6 +169,19 @@ class HalorCoordinator:
             _log.warning("round %d: Halor's guard leaves %d of %d candidate clients (resampled size >= filter_less=%d)"
                          "; the round needs %d", round_index, len(admitted), len(candidates), guard.floor, needed)
         return admitted
+
+    def round_metrics(self, metrics: RoundMetrics) -> RoundMetrics:
+        return replace(metrics, class_distribution=self.distribution())
+
+    def save(self) -> Mapping[str, bytes]:
+        window = [{"round": round_index, "histogram_sum": list(counts)} for round_index, counts in self.window()]
+        sizes = {str(client): int(size) for client, size in sorted(self.resampled_sizes().items())}
+        return {WINDOW_FILE: json.dumps(window).encode(), SIZES_FILE: json.dumps({"resampled_sizes": sizes}).encode()}
+
+    def restore(self, files: SavedFiles) -> None:
+        window = files.read(WINDOW_FILE, _parse_window, WINDOW_WHAT) or []
+        sizes = files.read(SIZES_FILE, _parse_sizes, SIZES_WHAT) or {}
+        self.restore_window(window, sizes)
 
     def _target(self) -> ResampleTarget | None:
         current = self.distribution()
@@ -309,6 +339,25 @@ def _accept_each(answers: Mapping[int, Any], accept: Callable[[Any], None], roun
             accept(answers[client])
         except HalorSessionError as error:
             _log.warning("round %d: %s of client %d refused: %s", round_index, what, client, error)
+
+
+def _parse_window(data: bytes) -> list[tuple[int, list[int]]]:
+    return [(int(entry["round"]), [int(count) for count in entry["histogram_sum"]]) for entry in json.loads(data)]
+
+
+def _parse_sizes(data: bytes) -> dict[int, int]:
+    entries = json.loads(data)["resampled_sizes"]
+    return {int(client): int(size) for client, size in entries.items()}
+
+
+def saved_window(folder: Path) -> list[tuple[int, list[int]]]:
+    """The window of histogram sums in the checkpoint in ``folder``; empty when it has none."""
+    return saved_files(folder).read(WINDOW_FILE, _parse_window, WINDOW_WHAT) or []
+
+
+def saved_sizes(folder: Path) -> dict[int, int]:
+    """The guard's resampled sizes in the checkpoint in ``folder``; empty when it has none."""
+    return saved_files(folder).read(SIZES_FILE, _parse_sizes, SIZES_WHAT) or {}
 
 
 def _shares(distribution: tuple[float, ...] | None) -> str:
