@@ -256,6 +256,8 @@ class JobConfig:
                                    range=(0.01, 1024.0))
     shared_memory: bool = knob(True, "executors on the aggregator's host pass models and updates as files in "
                                      "/dev/shm instead of streaming them over gRPC (remote executors always stream)")
+    plugins: tuple[str, ...] = knob((), "plug-ins the job runs beyond the built-in features, each named by its "
+                                        "factory as 'package.module:name' (docs/architecture.md)")
     tls_cert_file: str = knob("", "PEM certificate of the aggregator; set with tls_key_file to serve gRPC over TLS")
     tls_key_file: str = knob("", "PEM private key of the aggregator's certificate")
     tls_ca_file: str = knob("", "PEM certificate executors trust for the aggregator (default: tls_cert_file)")

@@ -26,6 +26,7 @@ _FALSE_WORDS = frozenset({"false", "no", "off", "0"})
 _FORMATS: Mapping[str, tuple[re.Pattern[str], str]] = {
     "worker_ips": (re.compile(r"[^\s:\[\]]+:\[\s*\d+(?:\s*,\s*\d+)*\s*\]"),
                    "'host:[n0,n1,...]' such as '127.0.0.1:[1]'"),
+    "plugins": (re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*"), "'package.module:name'"),
 }
 # Oort's worker_ips entries are 'host:n', n learner processes on the host (each takes the host's first GPU).
 _OORT_WORKER = re.compile(r"\s*(?P<host>[^\s:\[\]]+):(?P<count>\d+)\s*")

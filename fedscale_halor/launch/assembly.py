@@ -18,6 +18,7 @@ from fedscale_halor.logging.base import FanOutSink
 from fedscale_halor.logging.factory import job_sinks
 from fedscale_halor.models import build_model
 from fedscale_halor.models.fit import build_model_for
+from fedscale_halor.plugin.factory import ExecutorSide, ServerSide
 from fedscale_halor.seeding import derive_seed
 from fedscale_halor.server.aggregator import Aggregator, AggregatorParts
 from fedscale_halor.server.board import LivenessPolicy, WorkBoard
@@ -100,7 +101,7 @@ def build_aggregator(job: JobConfig, board: WorkBoard, run_dir: Path,
         checkpoint_dir=run_dir / "checkpoint",
         client_sizes=client_sizes,
         clock=VirtualClock.from_job(job, dataset.client_ids, model_bytes),
-        plugins=round_plugins(job, board, dataset.num_classes, sum(client_sizes.values())),
+        plugins=round_plugins(job, ServerSide(board, dataset.client_ids, client_sizes, dataset.num_classes)),
     ))
     if resume:
         aggregator.restore(run_dir / "checkpoint")
@@ -129,6 +130,6 @@ def build_executor(cfg: ExperimentConfig, slot: ExecutorSlot, transport: Transpo
         model=model, lane_models=tuple(new_model() for _ in range(lanes - 1)),
         dataset=dataset, trainer=build_trainer(job, device), test_batch_size=job.test_bsz, device=device,
         heartbeat_s=heartbeat_interval_s(job), payloads=payload_registry(job),
-        plugins=executor_plugins(job, executor_id, dataset),
+        plugins=executor_plugins(job, ExecutorSide(executor_id, dataset)),
     )
     return Executor(executor_id, transport, parts)

@@ -4,7 +4,7 @@ import pytest
 
 from fedscale_halor.config.errors import ConfigError
 from fedscale_halor.config.schema import JobConfig
-from fedscale_halor.launch.plugins import halor_coordinator
+from fedscale_halor.halor.factory import halor_coordinator
 from fedscale_halor.server.board import WorkBoard
 
 

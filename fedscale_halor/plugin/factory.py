@@ -1,0 +1,59 @@
+"""How a job gets its plug-ins: one ``PluginFactory`` per feature builds the feature's parts from the job.
+
+A factory owns its feature's settings (read from the job, checked when the aggregator builds its side), its
+messages (the payload codecs it registers) and its hooks: a ``RoundPlugin`` on the aggregator, an
+``ExecutorPlugin`` on each executor. Built-in features are listed in ``launch/plugins.py``; a job runs more with
+its ``plugins`` key, each entry naming a factory as ``package.module:name`` (docs/architecture.md).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from fedscale_halor.config.schema import JobConfig
+from fedscale_halor.data.federated import FederatedDataset
+from fedscale_halor.executor.plugin import ExecutorPlugin
+from fedscale_halor.plugin.payloads import PayloadCodec
+from fedscale_halor.plugin.round import RoundPlugin
+from fedscale_halor.server.board import WorkBoard
+
+
+@dataclass(frozen=True)
+class ServerSide:
+    """What a plug-in's aggregator side may use."""
+
+    board: WorkBoard
+    client_ids: Sequence[int]
+    client_sizes: Mapping[int, int]  # training samples per client
+    num_classes: int
+
+
+@dataclass(frozen=True)
+class ExecutorSide:
+    """What a plug-in's executor side may use."""
+
+    executor_id: str
+    dataset: FederatedDataset
+
+
+class PluginFactory(ABC):
+    #: a short name for logs and errors
+    name: str
+
+    def enabled(self, job: JobConfig) -> bool:
+        """Whether the job runs this feature; a factory named in ``plugins`` always runs."""
+        return True
+
+    def codecs(self) -> Sequence[PayloadCodec[Any]]:
+        """The codecs of every message this feature sends, events, answers and task hints alike."""
+        return ()
+
+    @abstractmethod
+    def round_plugin(self, job: JobConfig, server: ServerSide) -> RoundPlugin | None:
+        """The feature's aggregator side; raises ``ConfigError`` for settings it cannot run with."""
+
+    def executor_plugin(self, job: JobConfig, executor: ExecutorSide) -> ExecutorPlugin | None:
+        return None
