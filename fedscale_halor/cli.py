@@ -26,10 +26,10 @@ def _parse_overrides(pairs: Sequence[str]) -> dict[str, str]:
 
 def _start(args: argparse.Namespace) -> int:
     from fedscale_halor.config.loader import load_config
-    from fedscale_halor.config.preflight import check_before_start
     from fedscale_halor.launch.aggregator_main import stop_on_sigterm
     from fedscale_halor.launch.inprocess import run_in_process
     from fedscale_halor.launch.local import run_local
+    from fedscale_halor.launch.preflight import check_before_start
     from fedscale_halor.server.aggregator import final_accuracy
 
     if args.resume and not args.timestamp:

@@ -8,10 +8,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from fedscale_halor.config.components import build_selector, build_strategy, build_trainer, executor_device
 from fedscale_halor.config.schema import ExperimentConfig, JobConfig
 from fedscale_halor.data.federated import FederatedDataset
 from fedscale_halor.executor.executor import Executor, ExecutorParts
+from fedscale_halor.launch.components import build_selector, build_strategy, build_trainer, executor_device
 from fedscale_halor.launch.hosts import ExecutorSlot
 from fedscale_halor.launch.plugins import executor_plugins, payload_registry, round_plugins
 from fedscale_halor.logging.base import FanOutSink

@@ -5,8 +5,8 @@ import torch
 
 from fedscale_halor.aggregation import FEDDC_BUILDERS, DriftBook, FedDC, FedYogiOptimizer, drift_corrected
 from fedscale_halor.aggregation.base import fold_results
-from fedscale_halor.config.components import build_strategy
 from fedscale_halor.config.schema import JobConfig
+from fedscale_halor.launch.components import build_strategy
 from fedscale_halor.types import TrainResult
 
 

@@ -10,8 +10,8 @@ from fedscale_halor.aggregation import (
     FedYogiOptimizer,
     ServerOptimizerStrategy,
 )
-from fedscale_halor.config.components import build_strategy
 from fedscale_halor.config.schema import JobConfig
+from fedscale_halor.launch.components import build_strategy
 
 
 def test_registry_covers_every_gradient_policy_choice_of_the_schema() -> None:

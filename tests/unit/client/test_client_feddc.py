@@ -4,8 +4,8 @@ from torch import nn
 
 from fedscale_halor.client import LocalTrainer
 from fedscale_halor.client.feddc import DriftPenalty, drift_increment
-from fedscale_halor.config.components import build_trainer
 from fedscale_halor.config.schema import JobConfig
+from fedscale_halor.launch.components import build_trainer
 from fedscale_halor.types import ClientData, TrainTask
 
 

@@ -3,8 +3,8 @@ import torch
 from torch import nn
 
 from fedscale_halor.client.fedprox import ProximalTerm
-from fedscale_halor.config.components import build_trainer
 from fedscale_halor.config.schema import JobConfig
+from fedscale_halor.launch.components import build_trainer
 
 
 def test_proximal_term_value_and_gradient_by_hand() -> None:
