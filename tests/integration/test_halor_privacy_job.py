@@ -18,8 +18,8 @@ import pytest
 from fedscale_halor.config.loader import load_config
 from fedscale_halor.data.federated import FederatedDataset
 from fedscale_halor.halor.distribution import total_variation
+from fedscale_halor.halor.server_plugin import HalorCoordinator, HalorRoundReport
 from fedscale_halor.launch.inprocess import JobOutcome, run_in_process
-from fedscale_halor.server.halor_step import HalorCoordinator, HalorRoundReport
 
 ROOT = Path(__file__).resolve().parents[2]
 DIGITS_CONF = ROOT / "benchmark" / "configs" / "digits" / "conf.yml"
