@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -23,6 +24,7 @@ from fedscale_halor.seeding import derive_seed
 from fedscale_halor.server.aggregator import Aggregator, AggregatorParts
 from fedscale_halor.server.board import LivenessPolicy, WorkBoard
 from fedscale_halor.server.checkpoint import load_checkpoint_state
+from fedscale_halor.server.planning import EveryoneCompletes, RoundPlanner, TracedClock
 from fedscale_halor.simulation.clock import VirtualClock
 from fedscale_halor.transport.base import Transport
 
@@ -76,6 +78,15 @@ def new_board(job: JobConfig) -> WorkBoard:
     ))
 
 
+def round_planner(job: JobConfig, client_ids: Sequence[int], model_bytes: int) -> RoundPlanner:
+    """The virtual clock when the job names a device trace; otherwise every selected client completes."""
+    clock = VirtualClock.from_job(job, client_ids, model_bytes)
+    if clock is None:
+        return EveryoneCompletes(job.num_participants)
+    return TracedClock(clock, job.num_participants, job.overcommitment, job.local_steps,
+                       straggler_balancing=job.straggler_balancing, min_local_steps=job.min_local_steps)
+
+
 def heartbeat_interval_s(job: JobConfig) -> float:
     """Four heartbeats per executor timeout: one lost heartbeat never gets a live executor declared dead."""
     return max(0.5, job.executor_timeout / 4)
@@ -100,7 +111,7 @@ def build_aggregator(job: JobConfig, board: WorkBoard, run_dir: Path,
         selector=build_selector(job), strategy=build_strategy(job), sink=sink,
         checkpoint_dir=run_dir / "checkpoint",
         client_sizes=client_sizes,
-        clock=VirtualClock.from_job(job, dataset.client_ids, model_bytes),
+        planner=round_planner(job, dataset.client_ids, model_bytes),
         plugins=round_plugins(job, ServerSide(board, dataset.client_ids, client_sizes, dataset.num_classes)),
     ))
     if resume:

@@ -15,8 +15,9 @@ from fedscale_halor.halor.factory import HalorPluginFactory
 from fedscale_halor.plugin.factory import ExecutorSide, PluginFactory, ServerSide
 from fedscale_halor.plugin.payloads import PayloadRegistry
 from fedscale_halor.plugin.round import RoundPlugin
+from fedscale_halor.server.stale import StaleUpdatesFactory
 
-BUILT_IN: tuple[PluginFactory, ...] = (HalorPluginFactory(),)
+BUILT_IN: tuple[PluginFactory, ...] = (HalorPluginFactory(), StaleUpdatesFactory())
 
 
 def job_factories(job: JobConfig) -> tuple[PluginFactory, ...]:

@@ -13,14 +13,12 @@ from pathlib import Path
 
 from fedscale_halor.aggregation.base import Strategy
 from fedscale_halor.aggregation.fold import RoundFold
-from fedscale_halor.aggregation.staleness import StalePolicy
 from fedscale_halor.client.schedule import learning_rate_at
 from fedscale_halor.config.schema import JobConfig
 from fedscale_halor.logging.base import MetricsSink
 from fedscale_halor.plugin.round import RoundPlugin
 from fedscale_halor.seeding import derive_seed
-from fedscale_halor.selection.availability_selector import AdaptiveParticipantTarget
-from fedscale_halor.selection.base import ClientInfo, ClientOutcome, ClientSelector
+from fedscale_halor.selection.base import ClientOutcome, ClientSelector
 from fedscale_halor.server.board import RoundOutcome, WorkBoard
 from fedscale_halor.server.checkpoint import (
     CheckpointState,
@@ -30,10 +28,8 @@ from fedscale_halor.server.checkpoint import (
     saved_files,
 )
 from fedscale_halor.server.errors import NoExecutorsError
+from fedscale_halor.server.planning import EveryoneCompletes, PlannedRound, RoundPlanner
 from fedscale_halor.server.quorum import QuorumPolicy
-from fedscale_halor.server.stale import StaleUpdates
-from fedscale_halor.simulation.clock import VirtualClock
-from fedscale_halor.simulation.plan import RoundPlan
 from fedscale_halor.transport.messages import ClientFailure
 from fedscale_halor.types import EvalResult, RoundMetrics, TrainResult, TrainTask, Weights
 
@@ -52,7 +48,7 @@ class AggregatorParts:
     sink: MetricsSink
     checkpoint_dir: Path | None = None
     client_sizes: Mapping[int, int] = field(default_factory=dict)  # training samples per client, for selectors
-    clock: VirtualClock | None = None  # None: no device traces, every selected client completes
+    planner: RoundPlanner | None = None  # None: no device traces, every selected client completes
     plugins: tuple[RoundPlugin, ...] = ()  # the job's features that hook the round (Halor's pre-round step)
 
 
@@ -63,7 +59,7 @@ class Aggregator:
         self._weights: Weights = parts.initial_weights
         self._version = 0
         self._clock_s = 0.0
-        self._stale = StaleUpdates(StalePolicy(job.stale_update, job.stale_factor, job.stale_beta, job.scale_coff))
+        self._planner = parts.planner or EveryoneCompletes(job.num_participants)
         self._quorum = QuorumPolicy(job.quorum, job.round_retries)
         self._first_round = 1
 
@@ -75,8 +71,7 @@ class Aggregator:
         self._parts.strategy.load_state_dict(load_strategy_state(checkpoint_dir))
         for plugin in self._parts.plugins:
             plugin.restore(saved_files(checkpoint_dir))
-        if self._parts.clock is not None:
-            self._parts.clock.now_s = state.clock_s
+        self._planner.restore(state.clock_s)
         self._first_round = state.round + 1
         _log.info("resuming after round %d from %s (clock %.1f s)", state.round, checkpoint_dir, state.clock_s)
         return state.round
@@ -99,7 +94,7 @@ class Aggregator:
                          executor_count, register_timeout_s)
         board.set_model(self._version, self._weights)
         sizes = self._client_sizes()
-        self._parts.selector.register(self._client_infos(sizes))
+        self._parts.selector.register(self._planner.client_infos(sizes))
         self._parts.strategy.register_clients(sizes)
         history: list[RoundMetrics] = []
         try:
@@ -122,10 +117,10 @@ class Aggregator:
         short: list[tuple[int, Sequence[ClientFailure]]] = []
         for attempt_number in range(1, job.round_retries + 2):
             attempt = self._attempt(round_index, learning_rate, excluded, hints)
-            if self._quorum.met(len(attempt.sampled), attempt.outcome.failures):
+            if self._quorum.met(len(attempt.planned.sampled), attempt.outcome.failures):
                 break
-            self._quorum.note_short(round_index, attempt_number, len(attempt.sampled), attempt.outcome.failures)
-            short.append((len(attempt.sampled), attempt.outcome.failures))
+            self._quorum.note_short(round_index, attempt_number, len(attempt.planned.sampled), attempt.outcome.failures)
+            short.append((len(attempt.planned.sampled), attempt.outcome.failures))
             excluded.update(failure.client_id for failure in attempt.outcome.failures)
         else:
             raise self._quorum.failure(round_index, short)
@@ -133,24 +128,19 @@ class Aggregator:
 
     def _attempt(self, round_index: int, learning_rate: float, excluded: set[int],
                  hints: _OncePerRound) -> _Attempt:
-        """Select, train and fold one run of the round; nothing is committed yet."""
+        """Select, plan, train and fold one run of the round; nothing is committed yet."""
         job, parts = self._job, self._parts
-        choice = self._choose(round_index, excluded)
-        plan, late = choice.plan, choice.late
-        participants = sorted([*choice.completing, *late])
-        # a pre-round protocol hears from every selected client: who will straggle or drop out is not known before
-        # training
-        sampled = participants if plan is None else sorted(
-            {*plan.completed, *(client for client, _ in plan.stragglers), *plan.dropped})
-        round_hints = hints.of(sampled)
+        planned, late = self._choose(round_index, excluded)
+        participants = sorted([*planned.completing, *late])
+        round_hints = hints.of(planned.sampled)
         tasks = [
             TrainTask(round=round_index, client_id=client_id, model_version=self._version,
-                      learning_rate=learning_rate, local_steps=choice.local_steps.get(client_id, job.local_steps),
+                      learning_rate=learning_rate, local_steps=planned.local_steps.get(client_id, job.local_steps),
                       batch_size=job.batch_size, seed=derive_seed(job.sample_seed, round_index, "train", client_id),
                       client_state=parts.strategy.task_state(client_id))  # FedDC: the client's drift
             for client_id in participants
         ]
-        fold = parts.strategy.start_round(self._weights, choice.completing)
+        fold = parts.strategy.start_round(self._weights, planned.completing)
         late_results: list[TrainResult] = []
 
         def take(result: TrainResult) -> None:
@@ -160,30 +150,30 @@ class Aggregator:
                 fold.add(result)
 
         outcome = parts.board.run_round(round_index, tasks, on_result=take, hints=round_hints)
-        return _Attempt(choice, tuple(participants), tuple(sampled), fold, outcome, tuple(late_results))
+        return _Attempt(planned, late, tuple(participants), fold, outcome, tuple(late_results))
 
     def _commit(self, round_index: int, attempt: _Attempt, learning_rate: float, executor_count: int,
                 started: float, attempts: int) -> RoundMetrics:
         job, parts = self._job, self._parts
-        plan, late, outcome = attempt.choice.plan, attempt.choice.late, attempt.outcome
+        planned, late, outcome = attempt.planned, attempt.late, attempt.outcome
         round_start_s = self._clock_s
-        for result in attempt.late_results:
-            self._stale.hold(result, round_index, round_start_s + late[result.client_id])
+        for plugin in parts.plugins:
+            plugin.take_late(round_index, attempt.late_results, round_start_s, late)
         for plugin in parts.plugins:
             plugin.after_round(round_index, outcome.results)
         for failure in outcome.failures:
             _log.warning("round %d: client %d failed and is dropped: %s", round_index, failure.client_id,
                          failure.error)
-        self._advance_clock(plan, outcome)
-        self._fold_stale_updates(round_index, attempt.fold,
-                                 [r.client_id for r in outcome.results if r.client_id not in late])
+        self._clock_s = self._planner.advance(planned, outcome.results)
+        fresh = [result.client_id for result in outcome.results if result.client_id not in late]
+        for plugin in parts.plugins:
+            plugin.fold_more(round_index, attempt.fold, fresh, self._clock_s)
         self._weights = attempt.fold.finish()
         self._version += 1
         parts.board.set_model(self._version, self._weights)
         parts.selector.feedback(round_index, [
             ClientOutcome(result.client_id, result.num_samples, result.loss_square_mean,
-                          result.wall_time_s if plan is None else plan.finish_s[result.client_id],
-                          completed=result.client_id not in late)
+                          self._planner.duration_s(planned, result), completed=result.client_id not in late)
             for result in sorted(outcome.results, key=lambda result: result.client_id)])
 
         test = None
@@ -192,43 +182,31 @@ class Aggregator:
             self._save(round_index)
         metrics = RoundMetrics(
             round=round_index, clock_s=self._clock_s, wall_time_s=time.perf_counter() - started,
-            participants=attempt.participants,
-            completed=sum(1 for r in outcome.results if r.client_id not in late),
+            participants=attempt.participants, completed=len(fresh),
             train_loss=_mean_train_loss(outcome), learning_rate=learning_rate, test=test,
-            dropouts=0 if plan is None else len(plan.dropped), stragglers=0 if plan is None else len(plan.stragglers),
-            attempts=attempts,
+            dropouts=len(planned.dropped), stragglers=len(planned.stragglers), attempts=attempts,
             client_round_trip_s=outcome.client_round_trip_s, executor_round_trip_s=outcome.executor_round_trip_s,
-            shortened_local_steps=attempt.choice.local_steps,
+            shortened_local_steps=planned.local_steps,
         )
         for plugin in parts.plugins:
             metrics = plugin.round_metrics(metrics)
         parts.sink.on_round(metrics)
         return metrics
 
-    def _choose(self, round_index: int, excluded: set[int]) -> _Choice:
-        """The round's plan (None without a virtual clock), the clients that complete it, the stragglers to train
-        anyway for a later round, and the local steps of clients that straggler balancing shortened. ``excluded``:
-        clients that failed in an earlier attempt of the round."""
-        job, parts = self._job, self._parts
-        if parts.clock is None:
-            candidates = self._guarded(round_index, _without(parts.client_ids, excluded), job.num_participants)
-            return _Choice(None, sorted(parts.selector.select(round_index, candidates, job.num_participants)))
-        count = parts.clock.selection_size(job.num_participants, job.overcommitment)
-        if self._stale.enabled and job.adapt_selection:
-            arriving = self._stale.arriving_within(round_index, parts.clock.now_s, parts.clock.expected_round_s())
-            count = AdaptiveParticipantTarget(job.adapt_selection, job.adapt_selection_cap).target(count, arriving)
-        candidates = self._guarded(round_index, _without(parts.clock.feasible(parts.client_ids), excluded), count)
-        selected = parts.selector.select(round_index, candidates, count)
-        local_steps = parts.clock.balanced_local_steps(selected, job.min_local_steps) if job.straggler_balancing \
-            else {}
-        if local_steps:
-            _log.info("round %d: straggler balancing shortens %d clients: %s", round_index, len(local_steps),
-                      ", ".join(f"{client} ({job.local_steps} -> {steps} steps)"
-                                for client, steps in sorted(local_steps.items())))
-        plan = parts.clock.plan(round_index, selected, local_steps)
-        # dropouts never report; stragglers are trained only when their updates may still count later
-        late = dict(plan.stragglers) if self._stale.enabled else {}
-        return _Choice(plan, sorted(plan.completed), late, local_steps)
+    def _choose(self, round_index: int, excluded: set[int]) -> tuple[PlannedRound, Mapping[int, float]]:
+        """The round's plan, and the stragglers that plug-ins train anyway for a later round (client -> finishing
+        time after the round's start). ``excluded``: clients that failed in an earlier attempt of the round."""
+        parts, planner = self._parts, self._planner
+        count = planner.selection_size()
+        for plugin in parts.plugins:
+            count = plugin.selection_size(round_index, count, planner)
+        candidates = self._guarded(round_index, _without(planner.feasible(parts.client_ids), excluded), count)
+        planned = planner.plan(round_index, parts.selector.select(round_index, candidates, count))
+        # dropouts never report; stragglers train only when a plug-in keeps their updates for later
+        late: dict[int, float] = {}
+        for plugin in parts.plugins:
+            late.update(plugin.late_clients(round_index, planned.stragglers))
+        return planned, late
 
     def _guarded(self, round_index: int, candidates: Sequence[int], needed: int) -> Sequence[int]:
         """The candidates every plug-in lets selection pick from (Halor's guard: those whose resampled size
@@ -237,30 +215,9 @@ class Aggregator:
             candidates = plugin.eligible(round_index, candidates, needed)
         return candidates
 
-    def _advance_clock(self, plan: RoundPlan | None, outcome: RoundOutcome) -> None:
-        if plan is None or self._parts.clock is None:  # no traces: the round lasts as long as its slowest client
-            self._clock_s += max((result.wall_time_s for result in outcome.results), default=0.0)
-        else:
-            self._parts.clock.advance(plan)
-            self._clock_s = self._parts.clock.now_s
-
-    def _fold_stale_updates(self, round_index: int, fold: RoundFold, fresh_client_ids: list[int]) -> None:
-        due = self._stale.due(round_index, self._clock_s)
-        if not due:
-            return
-        weights = self._stale.weights(round_index, due, fresh_client_ids, fold.fresh_mean())
-        for pending, weight in zip(due, weights, strict=True):
-            fold.add_stale(pending.result, weight)
-        _log.info("round %d: %d stale updates folded in (clients %s)", round_index, len(due),
-                  ", ".join(str(pending.result.client_id) for pending in due))
-
     def _client_sizes(self) -> dict[int, int]:
         return {client: self._parts.client_sizes.get(client, 0) for client in self._parts.client_ids}
 
-    def _client_infos(self, sizes: dict[int, int]) -> dict[int, ClientInfo]:
-        if self._parts.clock is not None:
-            return self._parts.clock.client_infos(sizes)
-        return {client: ClientInfo(num_samples=count) for client, count in sizes.items()}
 
     def _save(self, round_index: int) -> None:
         if self._parts.checkpoint_dir is not None and self._job.save_checkpoint:
@@ -270,18 +227,10 @@ class Aggregator:
 
 
 @dataclass(frozen=True)
-class _Choice:
-    plan: RoundPlan | None
-    completing: list[int]
-    late: Mapping[int, float] = field(default_factory=dict)  # stragglers trained anyway: their finishing times
-    local_steps: Mapping[int, int] = field(default_factory=dict)  # clients shortened by straggler balancing
-
-
-@dataclass(frozen=True)
 class _Attempt:
-    choice: _Choice
+    planned: PlannedRound
+    late: Mapping[int, float]  # stragglers trained anyway: their finishing times after the round's start
     participants: tuple[int, ...]
-    sampled: tuple[int, ...]
     fold: RoundFold
     outcome: RoundOutcome
     late_results: tuple[TrainResult, ...]

@@ -13,12 +13,14 @@ from fedscale_halor.aggregation import FedAvg
 from fedscale_halor.aggregation.base import Strategy
 from fedscale_halor.aggregation.fold import RoundFold
 from fedscale_halor.config.schema import JobConfig
+from fedscale_halor.launch.assembly import round_planner
+from fedscale_halor.launch.plugins import round_plugins
 from fedscale_halor.logging.base import MetricsSink
+from fedscale_halor.plugin.factory import ServerSide
 from fedscale_halor.selection.base import ClientOutcome, ClientSelector
 from fedscale_halor.server.aggregator import Aggregator, AggregatorParts
 from fedscale_halor.server.board import WorkBoard
 from fedscale_halor.server.errors import NoExecutorsError
-from fedscale_halor.simulation.clock import VirtualClock
 from fedscale_halor.transport.messages import (
     ClientTrain,
     ClientUpdate,
@@ -187,7 +189,8 @@ def test_the_round_loop_trains_only_the_clients_that_complete_and_reports_simula
     selector = FirstClientsSelector()
     aggregator = Aggregator(job, AggregatorParts(
         board, [0, 1, 2], {"w": torch.tensor(0.0)}, selector, MeanStrategy(), ListSink(),
-        client_sizes={0: 10, 1: 10, 2: 10}, clock=VirtualClock.from_job(job, [0, 1, 2], 1_000_000)))
+        client_sizes=SIZES, planner=round_planner(job, [0, 1, 2], 1_000_000),
+        plugins=round_plugins(job, ServerSide(board, [0, 1, 2], SIZES, num_classes=10))))
 
     # Execute
     history = aggregator.run(executor_count=1, register_timeout_s=5)
@@ -200,6 +203,9 @@ def test_the_round_loop_trains_only_the_clients_that_complete_and_reports_simula
     assert selector.outcomes[0] == [(0, 10, pytest.approx(2.3)), (1, 10, pytest.approx(1.3))]
 
 
+SIZES = {0: 10, 1: 10, 2: 10}
+
+
 def _run_traced(job: JobConfig) -> tuple[Aggregator, list[RoundMetrics]]:
     """Run a traced job (clients 0, 1, 2 of 10 samples each) with FedAvg against the fake executor."""
     board = WorkBoard(long_poll_s=0.01)
@@ -207,7 +213,8 @@ def _run_traced(job: JobConfig) -> tuple[Aggregator, list[RoundMetrics]]:
     executor.start()
     aggregator = Aggregator(job, AggregatorParts(
         board, [0, 1, 2], {"w": torch.tensor(0.0)}, FirstClientsSelector(), FedAvg(), ListSink(),
-        client_sizes={0: 10, 1: 10, 2: 10}, clock=VirtualClock.from_job(job, [0, 1, 2], 1_000_000)))
+        client_sizes=SIZES, planner=round_planner(job, [0, 1, 2], 1_000_000),
+        plugins=round_plugins(job, ServerSide(board, [0, 1, 2], SIZES, num_classes=10))))
     history = aggregator.run(executor_count=1, register_timeout_s=5)
     executor.join(timeout=5)
     return aggregator, history
