@@ -48,21 +48,28 @@ def open_run_dir(log_path: str | Path, job_name: str, timestamp: str | None, *, 
     return run_dir
 
 
-def attach_log_file(logger_name: str, path: Path, *, echo: bool) -> logging.Handler:
-    """Send a logger's records to ``path`` (and to stdout when ``echo``); returns the file handler."""
+def attach_log_file(logger_name: str, path: Path, *, echo: bool) -> tuple[logging.Handler, ...]:
+    """Send a logger's records to ``path`` (and to stdout when ``echo``); returns the handlers it added, for
+    ``detach_log_file``."""
     logger = logging.getLogger(logger_name)
     logger.setLevel(logging.INFO)
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter(_FORMAT))
     logger.addHandler(handler)
+    added: list[logging.Handler] = [handler]
     if echo and not any(getattr(h, "_fedscale_echo", False) for h in logger.handlers):
         console = logging.StreamHandler(sys.stdout)
         console.setFormatter(logging.Formatter("%(message)s"))
         console._fedscale_echo = True  # type: ignore[attr-defined]
         logger.addHandler(console)
-    return handler
+        added.append(console)
+    return tuple(added)
 
 
-def detach_log_file(logger_name: str, handler: logging.Handler) -> None:
-    logging.getLogger(logger_name).removeHandler(handler)
-    handler.close()
+def detach_log_file(logger_name: str, handlers: tuple[logging.Handler, ...]) -> None:
+    """Remove what ``attach_log_file`` added: a console handler left behind would keep writing to the stdout of
+    its day, which may be closed by the time the next job of the process logs."""
+    logger = logging.getLogger(logger_name)
+    for handler in handlers:
+        logger.removeHandler(handler)
+        handler.close()
