@@ -20,12 +20,13 @@ import threading
 import time
 import typing
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 from fedscale_halor.plugin.payloads import PayloadRegistry
 from fedscale_halor.server.errors import JobFailedError
 from fedscale_halor.server.exchange import Answer, Exchange, ExchangeOutcome
+from fedscale_halor.server.round_terms import LivenessPolicy, RoundOutcome
 from fedscale_halor.server.update_check import update_mismatch
 from fedscale_halor.transport.messages import (
     ClientFailure,
@@ -53,25 +54,6 @@ class _ExecutorState:
     clients: dict[int, TrainTask] = field(default_factory=dict)
     shards: set[int] = field(default_factory=set)
     hung_up_at: float | None = None  # when its held connection broke, until a call of its own shows it is alive
-
-
-@dataclass(frozen=True)
-class RoundOutcome:
-    results: tuple[TrainResult, ...]
-    failures: tuple[ClientFailure, ...]  # in the order they were reported
-    # seconds from a client's task being handed out to its update arriving, for every client that reported
-    client_round_trip_s: Mapping[int, float] = field(default_factory=dict)
-    # seconds from an executor taking its first task of the round to its last update of the round
-    executor_round_trip_s: Mapping[str, float] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class LivenessPolicy:
-    executor_timeout_s: float = 60.0
-    reassign_dead_clients: bool = True
-    orphan_timeout_s: float = 120.0  # how long work may wait with no executor at all before the job fails
-    # how long an executor whose connection broke has to make a call again before it is declared dead
-    hang_up_grace_s: float = 2.5
 
 
 class WorkBoard:
