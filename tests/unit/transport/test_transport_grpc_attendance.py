@@ -45,12 +45,18 @@ def serving() -> Iterator[tuple[ScriptedService, GrpcAggregatorServer]]:
     server.stop()
 
 
-def test_a_registered_executor_attends_and_closing_its_transport_is_heard_as_a_hang_up(
-        serving: tuple[ScriptedService, GrpcAggregatorServer]) -> None:
-    service, server = serving
+def _attending(service: ScriptedService, server: GrpcAggregatorServer) -> GrpcTransport:
+    """A transport whose executor registered and whose attendance the service has seen."""
     transport = GrpcTransport(f"127.0.0.1:{server.port}", "job-token", chunk_bytes=CHUNK_BYTES)
     transport.register(INFO)
     assert _wait_until(lambda: service.attended_by == ["executor_0"], HANG_UP_WAIT_S)
+    return transport
+
+
+def test_a_registered_executor_attends_and_closing_its_transport_is_heard_as_a_hang_up(
+        serving: tuple[ScriptedService, GrpcAggregatorServer]) -> None:
+    service, server = serving
+    transport = _attending(service, server)
     assert service.hung_up_by == []
 
     transport.close()
@@ -96,9 +102,7 @@ def test_an_executor_process_killed_with_sigkill_is_heard_as_a_hang_up(
 def test_stopping_the_server_ends_attendance_without_a_hang_up_or_its_grace_period(
         serving: tuple[ScriptedService, GrpcAggregatorServer]) -> None:
     service, server = serving
-    transport = GrpcTransport(f"127.0.0.1:{server.port}", "job-token", chunk_bytes=CHUNK_BYTES)
-    transport.register(INFO)
-    assert _wait_until(lambda: service.attended_by == ["executor_0"], HANG_UP_WAIT_S)
+    transport = _attending(service, server)
 
     started = time.monotonic()
     server.stop(grace_s=60.0)  # a held call left to the grace period would keep stop() waiting for a minute
