@@ -16,7 +16,7 @@ TOKEN_METADATA_KEY = "x-fedscale-token"
 # more). What this covers and what it does not:
 # - Register (unary) is retried whole, as is any Submit that never reached the server (connection refused).
 # - Submit (client streaming) is replayed from gRPC's per-call retry buffer (grpc.per_rpc_retry_buffer_size,
-#   256 KiB by default): heartbeats, failures, evaluations and Halor's answers fit; a model update streamed in
+#   256 KiB by default): heartbeats, failures, evaluations and plug-ins' answers fit; a model update streamed in
 #   chunks outgrows it, is not retried by gRPC, and is sent again whole by GrpcTransport once the aggregator answers.
 # - NextEvent (server streaming) is left out: with grpcio 1.85, a poll that a stopping server answered with
 #   UNAVAILABLE and whose retries then ran out never completed (its iterator blocked for good). GrpcTransport polls
