@@ -114,6 +114,10 @@ class _DriftFold(RoundFold):
         # the order holds the consumer, not this fold: no fold <-> order cycle (see MeanFold)
         self._order = InClientOrder(expected_client_ids, self._consume)
 
+    @property
+    def base_weights(self) -> Weights:
+        return self._global
+
     def add(self, result: TrainResult) -> None:
         self._order.add(result)
 

@@ -28,6 +28,11 @@ class RoundFold(ABC):
     def finish(self) -> dict[str, torch.Tensor]:
         """The new global weights from every result added."""
 
+    @property
+    @abstractmethod
+    def base_weights(self) -> Weights:
+        """The global weights the round's clients trained from (an update is its result minus these)."""
+
     @abstractmethod
     def fresh_mean(self) -> dict[str, torch.Tensor] | None:
         """The mean of the round's own updates so far (REFL's scaling measures stale updates against it)."""
@@ -84,6 +89,10 @@ class MeanFold(RoundFold):
         # the order calls a function that does not hold this fold: a fold <-> order cycle would keep each round's
         # float64 sums and held updates alive until Python's cyclic collector happened to run
         self._order = InClientOrder(expected_client_ids, self._fold)
+
+    @property
+    def base_weights(self) -> Weights:
+        return self._global
 
     def fresh_mean(self) -> dict[str, torch.Tensor] | None:
         self._order.drain()

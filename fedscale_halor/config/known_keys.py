@@ -56,7 +56,7 @@ _NLP = "used by its NLP tasks only, which this platform does not run"
 _DETECTION = "used by its object-detection task only, which this platform does not run"
 _VOICE = "used by its DeepSpeech voice task only, which this platform does not run"
 _RL = "used by its reinforcement-learning task only, which this platform does not run"
-_ASYNC = "read only in its async_mode, which this platform refuses"
+_ASYNC = "read only by its async aggregator, whose check-ins here follow arrival_interval alone"
 
 FOREIGN_KEYS: Mapping[str, ForeignKey] = {
     # ---- REFL's additions to FedScale's parser (Halor inherits all of them) ----
@@ -103,12 +103,7 @@ FOREIGN_KEYS: Mapping[str, ForeignKey] = {
     "noise_factor": _training(FEDSCALE, "differential-privacy noise (Oort: noise on the clients' utilities)", 0),
     "malicious_factor": _training(FEDSCALE, "malicious clients; REFL's 0 and the default 1e15 leave all honest",
                                   0, 1e15),
-    "async_mode": _training(FEDSCALE, "asynchronous federated learning", False),
-    "arrival_interval": _machinery(FEDSCALE, f"client arrival interval; {_ASYNC}"),
-    "async_buffer": _machinery(FEDSCALE, f"updates buffered per model version; {_ASYNC}"),
     "checkin_period": _machinery(FEDSCALE, f"client check-in period; {_ASYNC}"),
-    "max_concurrency": _machinery(FEDSCALE, f"concurrent clients; {_ASYNC}"),
-    "max_staleness": _machinery(FEDSCALE, f"largest staleness accepted; {_ASYNC}"),
     "clip_threshold": _machinery(FEDSCALE, "clipping of its differential-privacy gradient policy, which "
                                            "gradient_policy does not offer here"),
     "target_delta": _machinery(FEDSCALE, "delta of its differential-privacy accounting, which gradient_policy "

@@ -108,6 +108,8 @@ def config_from_mapping(data: Mapping[str, object], source: Path | None,
         spec = specs[raw.section][raw.name]
         typed[raw.section][raw.name] = _resolve(spec, raw.value, variables, label, raw.key_path)
     deployment = DeploymentConfig(**typed[_DEPLOYMENT], auth=AuthConfig(**typed[_AUTH]))  # type: ignore[arg-type]
+    if "async_mode" not in typed[_JOB] and _names_async_entry(deployment.aggregator_entry):
+        typed[_JOB]["async_mode"] = True  # FedScale's async job files choose the mode by their aggregator
     job = JobConfig(**typed[_JOB])  # type: ignore[arg-type]
     check_job_consistency(job, label)
     ignored = list(collected.ignored)
@@ -120,6 +122,10 @@ def config_from_mapping(data: Mapping[str, object], source: Path | None,
         config = _apply_overrides(config, overrides, variables)
     _warn_unsupported(config.unsupported_keys, label)
     return config
+
+
+def _names_async_entry(entry: str) -> bool:
+    return entry.replace("\\", "/").rsplit("/", 1)[-1] == "async_aggregator.py"
 
 
 def with_overrides(cfg: ExperimentConfig, overrides: Mapping[str, object], *,

@@ -164,6 +164,16 @@ class JobConfig:
     scale_coff: float = knob(10.0, "REFL's scaling (stale_factor -4): divisor of the deviation boost",
                              range=(1.0, None))
 
+    # asynchronous buffered aggregation (FedScale's async mode, docs/asynchronous.md), with FedScale's defaults
+    async_mode: bool = knob(False, "asynchronous buffered aggregation (FedBuff); also on when aggregator_entry "
+                                   "names FedScale's async_aggregator.py; needs device_conf_file")
+    arrival_interval: float = knob(3.0, "async: simulated seconds between two clients' check-ins",
+                                   range=(0.0, None))
+    async_buffer: int = knob(10, "async: updates aggregated into each new model version", range=(1, None))
+    max_concurrency: int = knob(10, "async: most clients training at once; a client checking in beyond it is "
+                                    "skipped", range=(1, None))
+    max_staleness: int = knob(5, "async: an update more than this many versions old is dropped", range=(0, None))
+
     # Oort (sample_mode oort), FedScale's defaults
     exploration_factor: float = knob(0.9, "Oort: share of each round given to unexplored clients at first",
                                      range=(0.0, 1.0))

@@ -14,7 +14,7 @@ from fedscale_halor.data.federated import FederatedDataset
 from fedscale_halor.executor.executor import Executor, ExecutorParts
 from fedscale_halor.launch.components import build_selector, build_strategy, build_trainer, executor_device
 from fedscale_halor.launch.hosts import ExecutorSlot
-from fedscale_halor.launch.plugins import executor_plugins, payload_registry, round_plugins
+from fedscale_halor.launch.plugins import executor_plugins, payload_registry, planner_of, round_plugins
 from fedscale_halor.logging.base import FanOutSink
 from fedscale_halor.logging.factory import job_sinks
 from fedscale_halor.models import build_model
@@ -106,13 +106,14 @@ def build_aggregator(job: JobConfig, board: WorkBoard, run_dir: Path,
     weights = initial_weights(model, job.sample_seed)
     client_sizes = {client: dataset.num_samples(client) for client in dataset.client_ids}
     model_bytes = sum(tensor.numel() * tensor.element_size() for tensor in weights.values())
+    plugins = round_plugins(job, ServerSide(board, dataset.client_ids, client_sizes, dataset.num_classes))
     aggregator = Aggregator(job, AggregatorParts(
         board=board, client_ids=dataset.client_ids, initial_weights=weights,
         selector=build_selector(job), strategy=build_strategy(job), sink=sink,
         checkpoint_dir=run_dir / "checkpoint",
         client_sizes=client_sizes,
-        planner=round_planner(job, dataset.client_ids, model_bytes),
-        plugins=round_plugins(job, ServerSide(board, dataset.client_ids, client_sizes, dataset.num_classes)),
+        planner=planner_of(plugins, round_planner(job, dataset.client_ids, model_bytes)),
+        plugins=plugins,
     ))
     if resume:
         aggregator.restore(run_dir / "checkpoint")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 
+from fedscale_halor.asyncfl.plugin import AsyncFactory
 from fedscale_halor.config.errors import ConfigError
 from fedscale_halor.config.schema import JobConfig
 from fedscale_halor.executor.plugin import ExecutorPlugin
@@ -15,9 +16,10 @@ from fedscale_halor.halor.factory import HalorPluginFactory
 from fedscale_halor.plugin.factory import ExecutorSide, PluginFactory, ServerSide
 from fedscale_halor.plugin.payloads import PayloadRegistry
 from fedscale_halor.plugin.round import RoundPlugin
+from fedscale_halor.server.planning import RoundPlanner
 from fedscale_halor.server.stale import StaleUpdatesFactory
 
-BUILT_IN: tuple[PluginFactory, ...] = (HalorPluginFactory(), StaleUpdatesFactory())
+BUILT_IN: tuple[PluginFactory, ...] = (HalorPluginFactory(), StaleUpdatesFactory(), AsyncFactory())
 
 
 def job_factories(job: JobConfig) -> tuple[PluginFactory, ...]:
@@ -55,3 +57,12 @@ def executor_plugins(job: JobConfig, executor: ExecutorSide) -> tuple[ExecutorPl
     built = (factory.executor_plugin(job, executor) for factory in job_factories(job))
     return tuple(plugin for plugin in built if plugin is not None)
 
+
+
+def planner_of(plugins: tuple[RoundPlugin, ...], default: RoundPlanner) -> RoundPlanner:
+    """The round's planner: the one a plug-in puts in place of ``default``, or ``default``."""
+    replacing = [(plugin, planner) for plugin in plugins if (planner := plugin.planner(default)) is not None]
+    if len(replacing) > 1:
+        names = " and ".join(type(plugin).__name__ for plugin, _ in replacing)
+        raise ConfigError(f"job_conf: {names} each replace the round's planner; a job runs at most one of them")
+    return replacing[0][1] if replacing else default

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 from abc import ABC
 from collections.abc import Callable, Mapping, Sequence
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from fedscale_halor.types import RoundMetrics, TrainResult, Weights
+
+if TYPE_CHECKING:
+    from fedscale_halor.server.planning import RoundPlanner
 
 _Parsed = TypeVar("_Parsed")
 
@@ -37,6 +40,9 @@ class Clock(Protocol):
 class Fold(Protocol):
     """The round's aggregation as plug-ins may add to it (``aggregation.fold.RoundFold``)."""
 
+    @property
+    def base_weights(self) -> Weights: ...
+
     def fresh_mean(self) -> Weights | None: ...
 
     def add_stale(self, result: TrainResult, weight: float) -> None: ...
@@ -45,6 +51,11 @@ class Fold(Protocol):
 class RoundPlugin(ABC):  # noqa: B024 - every hook has a default: a plug-in overrides the ones it needs
     #: the files this plug-in writes into each checkpoint (plain names, unique across the job's plug-ins)
     checkpoint_files: tuple[str, ...] = ()
+
+    def planner(self, default: RoundPlanner) -> RoundPlanner | None:
+        """Planning: a planner that replaces the job's (``default``: the virtual clock, or everyone completes);
+        at most one plug-in of a job may replace it."""
+        return None
 
     def before_run(self, client_ids: Sequence[int]) -> None:
         """Once before the first round of the run (a resumed run too), with every client of the job."""

@@ -110,6 +110,10 @@ class TracedClock(RoundPlanner):
     def now_s(self) -> float:
         return self._clock.now_s
 
+    @property
+    def clock(self) -> VirtualClock:
+        return self._clock
+
     def restore(self, now_s: float) -> None:
         self._clock.now_s = now_s
 

@@ -59,6 +59,13 @@ class VirtualClock:
         """The clients online now."""
         return [client for client in client_ids if self._profiles[client].is_online(self.now_s)]
 
+    def is_online(self, client: int, time_s: float) -> bool:
+        return self._profiles[client].is_online(time_s)
+
+    def round_seconds(self, client: int) -> float:
+        """How long ``client`` takes to download, train the job's local steps and upload, online or not."""
+        return client_round_seconds(self._timing(client, online=False), self._settings)
+
     def selection_size(self, num_participants: int, overcommitment: float) -> int:
         return math.ceil(num_participants * overcommitment)
 
@@ -90,8 +97,7 @@ class VirtualClock:
     def client_infos(self, sample_counts: Mapping[int, int]) -> dict[int, ClientInfo]:
         """What selectors may know of each client before the first round."""
         return {client: ClientInfo(num_samples=count,
-                                   expected_duration_s=client_round_seconds(self._timing(client, online=False),
-                                                                            self._settings),
+                                   expected_duration_s=self.round_seconds(client),
                                    online_fraction=self._online_fraction(client))
                 for client, count in sample_counts.items()}
 

@@ -48,8 +48,13 @@ class FirstClientsSelector(ClientSelector):
 class MeanFold(RoundFold):
     """The plain mean of the round's ``w`` in client-id order; takes no stale updates."""
 
-    def __init__(self) -> None:
+    def __init__(self, global_weights: Weights) -> None:
+        self._global = global_weights
         self._results: dict[int, TrainResult] = {}
+
+    @property
+    def base_weights(self) -> Weights:
+        return self._global
 
     def add(self, result: TrainResult) -> None:
         self._results[result.client_id] = result
@@ -67,7 +72,7 @@ class MeanFold(RoundFold):
 
 class MeanStrategy(Strategy):
     def start_round(self, global_weights: Weights, expected_client_ids: Sequence[int]) -> RoundFold:
-        return MeanFold()
+        return MeanFold(global_weights)
 
 
 class ListSink(MetricsSink):

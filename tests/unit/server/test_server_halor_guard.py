@@ -46,6 +46,10 @@ class KeepGlobalFold(RoundFold):
     def __init__(self, global_weights: Weights) -> None:
         self._global = global_weights
 
+    @property
+    def base_weights(self) -> Weights:
+        return self._global
+
     def add(self, result: TrainResult) -> None:
         return None
 
