@@ -41,14 +41,24 @@ def time_to_accuracy(metrics_csv: Path, target: float) -> float | None:
 
 
 def run(sampler: str, seed: int, log_path: Path) -> Path:
-    timestamp = f"{sampler}_{seed}"
+    return run_job(f"{sampler}_{seed}", {"sample_seed": seed, **SAMPLERS[sampler]}, log_path)
+
+
+def run_job(timestamp: str, settings: dict[str, object], log_path: Path) -> Path:
+    """Runs the traced digits job with ``settings`` on top; returns its metrics.csv."""
     command = [sys.executable, "-m", "fedscale_halor.cli", "start", str(CONFIG), "--timestamp", timestamp,
-               "--set", f"sample_seed={seed}", "--set", f"log_path={log_path}"]
-    for key, value in SAMPLERS[sampler].items():
+               "--set", f"log_path={log_path}"]
+    for key, value in settings.items():
         command += ["--set", f"{key}={value}"]
     subprocess.run(command, cwd=REPO_ROOT, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
                    env={**os.environ, "FEDSCALE_HALOR_HOME": str(REPO_ROOT)})
     return log_path / "digits_traces" / timestamp / "metrics.csv"
+
+
+def ensure_traces() -> None:
+    if not (TRACES / "client_device_capacity").is_file():
+        subprocess.run([sys.executable, "-m", "fedscale_halor.cli", "traces", str(TRACES), "--clients", "100",
+                        "--seed", "0"], cwd=REPO_ROOT, check=True, stdout=subprocess.DEVNULL)
 
 
 def main() -> int:
@@ -57,9 +67,7 @@ def main() -> int:
     parser.add_argument("--target", type=float, default=0.85)
     parser.add_argument("--samplers", nargs="+", choices=sorted(SAMPLERS), default=list(SAMPLERS))
     args = parser.parse_args()
-    if not (TRACES / "client_device_capacity").is_file():
-        subprocess.run([sys.executable, "-m", "fedscale_halor.cli", "traces", str(TRACES), "--clients", "100",
-                        "--seed", "0"], cwd=REPO_ROOT, check=True, stdout=subprocess.DEVNULL)
+    ensure_traces()
     rows = []
     with tempfile.TemporaryDirectory(prefix="selection_digits_") as scratch:
         for sampler in args.samplers:

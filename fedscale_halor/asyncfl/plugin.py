@@ -52,7 +52,7 @@ class AsyncPlugin(RoundPlugin):
         self._planner: AsyncPlanner | None = None
         self._reported: list[TrainResult] = []  # this round's trained tasks, weights not yet turned into changes
         self._changes: dict[AsyncTask, TrainResult] = {}  # trained, not yet collected: weights hold the change
-        self._folded = 0
+        self._folded: tuple[int, ...] = ()  # the clients whose updates made the round's version
         self._dropped = 0
         self._saved_schedule: AsyncSchedule | None = None
 
@@ -84,21 +84,25 @@ class AsyncPlugin(RoundPlugin):
         for task in committed.step.dropped:
             self._changes.pop(task, None)
         step = committed.step
-        self._folded, self._dropped = 0, len(step.dropped)
+        folded: list[int] = []
+        self._dropped = len(step.dropped)
         for task, staleness in zip(step.collected, step.staleness, strict=True):
             update = self._changes.pop(task, None)
             if update is None:  # its training failed: the board reported it
                 continue
             moved = {name: base[name] + change for name, change in update.weights.items()}
             fold.add_stale(replace(update, weights=moved), staleness_importance(staleness))
-            self._folded += 1
+            folded.append(task.client_id)
+        self._folded = tuple(sorted(folded))
         mean_staleness = sum(step.staleness) / len(step.staleness) if step.staleness else 0.0
         _log.info("round %d: version %d at %.1f s folds %d updates (mean staleness %.2f), %d too stale dropped, "
-                  "%d pending", round_index, step.version + 1, step.time_s, self._folded, mean_staleness,
-                  len(step.dropped), len(self._async_planner().schedule.pending))
+                  "%d trained this round, %d pending", round_index, step.version + 1, step.time_s, len(folded),
+                  mean_staleness, len(step.dropped), len(committed.trained),
+                  len(self._async_planner().schedule.pending))
 
     def round_metrics(self, metrics: RoundMetrics) -> RoundMetrics:
-        return replace(metrics, completed=self._folded, stragglers=self._dropped)
+        # participants: the clients whose updates make the new version (those trained this round are logged above)
+        return replace(metrics, participants=self._folded, completed=len(self._folded), stragglers=self._dropped)
 
     def save(self) -> Mapping[str, bytes]:
         schedule = self._async_planner().schedule

@@ -14,17 +14,18 @@ TOKEN_METADATA_KEY = "x-fedscale-token"
 # that restarts its listener or sheds a call is tried again after 0.1, 0.2, 0.4 and 0.8 s (each delay drawn at
 # random below that bound, as gRPC's backoff does), and the call fails only after the fifth attempt (gRPC allows no
 # more). What this covers and what it does not:
-# - Register (unary) is retried whole, as is any Submit that never reached the server (connection refused).
-# - Submit (client streaming) is replayed from gRPC's per-call retry buffer (grpc.per_rpc_retry_buffer_size,
-#   256 KiB by default): heartbeats, failures, evaluations and plug-ins' answers fit; a model update streamed in
-#   chunks outgrows it, is not retried by gRPC, and is sent again whole by GrpcTransport once the aggregator answers.
+# - Register (unary) is retried whole.
+# - Submit (client streaming) is left out and sent again whole by GrpcTransport once the aggregator answers. gRPC
+#   replays a streamed call from its per-call retry buffer (grpc.per_rpc_retry_buffer_size, 256 KiB by default),
+#   and with grpcio 1.85 a model update that outgrew the buffer while its first attempt was being refused was now
+#   and then replayed without its first chunks (the aggregator refused it as truncated) or aborted the process.
 # - NextEvent (server streaming) is left out: with grpcio 1.85, a poll that a stopping server answered with
 #   UNAVAILABLE and whose retries then ran out never completed (its iterator blocked for good). GrpcTransport polls
 #   again once the channel connects, and polling is idempotent until an event is handed out. (A stream that breaks
 #   after its first chunk would not be retried by any policy: the call is committed by then.)
 # - A deadline set on a call bounds all its attempts together, so DEADLINE_EXCEEDED is retried only when the
 #   server (or a proxy) reported it; the executor's own calls set none, since a model may take long to stream.
-RETRIED_METHODS = ("Register", "Submit")
+RETRIED_METHODS = ("Register",)
 RETRY_MAX_ATTEMPTS = 5
 RETRY_POLICY = {
     "maxAttempts": RETRY_MAX_ATTEMPTS,

@@ -149,7 +149,7 @@ def test_held_changes_and_the_schedule_survive_a_checkpoint() -> None:
 
 def test_a_checkpoint_whose_clock_disagrees_with_its_schedule_is_refused() -> None:
     # Prepare
-    plugin, planner, _ = _plugin()
+    _, planner, _ = _plugin()
     planner.schedule = AsyncSchedule(RULES, published_s=[0.0, 30.0])
 
     # Execute / Assert
