@@ -165,6 +165,9 @@ class AsyncFactory(PluginFactory):
     def enabled(self, job: JobConfig) -> bool:
         return job.async_mode
 
+    def run_name_part(self, job: JobConfig) -> str | None:
+        return f"async{job.async_buffer}" if job.async_mode else None
+
     def round_plugin(self, job: JobConfig, server: ServerSide) -> RoundPlugin:
         refused = {"feddc": job.feddc != 0, "stale_update": job.stale_update != 0,
                    "data_regulation": job.data_regulation != 0}

@@ -27,6 +27,10 @@ class HalorPluginFactory(PluginFactory):
     def enabled(self, job: JobConfig) -> bool:
         return halor_choices(job) is not None
 
+    def run_name_part(self, job: JobConfig) -> str:
+        choices = halor_choices(job)
+        return f"halor-{choices.resample}-{choices.distribution}" if choices is not None else "nohalor"
+
     def codecs(self) -> Sequence[PayloadCodec[Any]]:
         return HALOR_CODECS
 

@@ -14,7 +14,13 @@ from fedscale_halor.data.federated import FederatedDataset
 from fedscale_halor.executor.executor import Executor, ExecutorParts
 from fedscale_halor.launch.components import build_selector, build_strategy, build_trainer, executor_device
 from fedscale_halor.launch.hosts import ExecutorSlot
-from fedscale_halor.launch.plugins import executor_plugins, payload_registry, planner_of, round_plugins
+from fedscale_halor.launch.plugins import (
+    executor_plugins,
+    payload_registry,
+    planner_of,
+    round_plugins,
+    run_name_parts,
+)
 from fedscale_halor.logging.base import FanOutSink
 from fedscale_halor.logging.factory import job_sinks
 from fedscale_halor.models import build_model
@@ -101,7 +107,8 @@ def build_aggregator(job: JobConfig, board: WorkBoard, run_dir: Path,
               dataset.num_test_samples, dataset.num_classes)
     # before the sinks and the clock: a model that cannot take the data set's samples stops the job here
     model = build_model_for(job.model, dataset.num_classes, dataset.input_shape, job.data_set)
-    sinks = job_sinks(job, run_dir, _log, keep_rounds_up_to=resumed_round, timestamp=run_dir.name)
+    sinks = job_sinks(job, run_dir, _log, keep_rounds_up_to=resumed_round, timestamp=run_dir.name,
+                      name_parts=run_name_parts(job))
     sink = FanOutSink(sinks)
     weights = initial_weights(model, job.sample_seed)
     client_sizes = {client: dataset.num_samples(client) for client in dataset.client_ids}

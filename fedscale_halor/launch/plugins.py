@@ -27,6 +27,12 @@ def job_factories(job: JobConfig) -> tuple[PluginFactory, ...]:
     return (*(factory for factory in BUILT_IN if factory.enabled(job)), *(load_factory(spec) for spec in job.plugins))
 
 
+def run_name_parts(job: JobConfig) -> tuple[str, ...]:
+    """What the built-in features (on or off) and the job's own plug-ins add to its WandB run name."""
+    factories = (*BUILT_IN, *(load_factory(spec) for spec in job.plugins))
+    return tuple(part for factory in factories if (part := factory.run_name_part(job)) is not None)
+
+
 def load_factory(spec: str) -> PluginFactory:
     """The factory ``package.module:name`` names: a PluginFactory, or a class of one to instantiate."""
     module_name, _, attribute = spec.partition(":")

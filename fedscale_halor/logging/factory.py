@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 from fedscale_halor.config.schema import JobConfig
@@ -16,9 +17,10 @@ from fedscale_halor.logging.wandb_sink import WandbSink
 
 
 def job_sinks(job: JobConfig, run_dir: Path, logger: logging.Logger, *, keep_rounds_up_to: int | None,
-              timestamp: str) -> list[MetricsSink]:
+              timestamp: str, name_parts: Sequence[str] = ()) -> list[MetricsSink]:
     """``keep_rounds_up_to``: the round a resumed job restarts after (None for a new run); its earlier history is
-    kept and the progress bar starts there. ``timestamp`` names the run (its folder's name)."""
+    kept and the progress bar starts there. ``timestamp`` names the run (its folder's name); ``name_parts``: what
+    the job's plug-ins add to the WandB run name."""
     sinks: list[MetricsSink] = [
         TextSink(logger, job.rounds),
         CsvSink(run_dir / "metrics.csv", keep_rounds_up_to=keep_rounds_up_to),
@@ -29,7 +31,7 @@ def job_sinks(job: JobConfig, run_dir: Path, logger: logging.Logger, *, keep_rou
         sinks.append(TensorBoardSink(run_dir / "tensorboard"))
     if job.use_wandb:
         try:
-            sinks.append(WandbSink(job, run_dir, timestamp=timestamp))
+            sinks.append(WandbSink(job, run_dir, timestamp=timestamp, name_parts=name_parts))
         except Exception:
             # the job stops here: release the files the other sinks already opened
             for sink in sinks:

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from fedscale_halor.config.schema import DeploymentConfig, ExperimentConfig, JobConfig
 from fedscale_halor.config.serialize import config_to_dict
-from fedscale_halor.halor.settings import halor_choices
 from fedscale_halor.logging.base import MetricsSink
 from fedscale_halor.logging.scalars import round_scalars
 from fedscale_halor.types import RoundMetrics
@@ -35,17 +35,17 @@ def project_name(job: JobConfig) -> str:
     return job.wandb_project or f"{job.data_set}_{job.model}"
 
 
-def run_name(job: JobConfig, timestamp: str) -> str:
-    """The parameters a sweep usually varies, so runs are told apart in the WandB tables at a glance."""
+def run_name(job: JobConfig, timestamp: str, feature_parts: Sequence[str] = ()) -> str:
+    """The parameters a sweep usually varies, so runs are told apart in the WandB tables at a glance;
+    ``feature_parts``: what the job's plug-ins add (``PluginFactory.run_name_part``), in their order."""
     partition = _PARTITIONS.get(job.partitioning, f"part{job.partitioning}")
     if job.partitioning in (8, 9):
         partition += f"{job.dirichlet_alpha:g}"
     elif job.partitioning == 2:
         partition += f"{job.zipf_param:g}"
-    choices = halor_choices(job)
-    halor = f"halor-{choices.resample}-{choices.distribution}" if choices is not None else "nohalor"
-    return (f"{job.sample_mode}-{job.gradient_policy}-{partition}-p{job.num_participants}-{halor}"
-            f"-s{job.sample_seed}-{timestamp}")
+    parts = [job.sample_mode, job.gradient_policy, partition, f"p{job.num_participants}", *feature_parts,
+             f"s{job.sample_seed}", timestamp]
+    return "-".join(parts)
 
 
 def job_settings(job: JobConfig) -> dict[str, object]:
@@ -58,7 +58,7 @@ def job_settings(job: JobConfig) -> dict[str, object]:
 
 
 class WandbSink(MetricsSink):
-    def __init__(self, job: JobConfig, run_dir: Path, *, timestamp: str) -> None:
+    def __init__(self, job: JobConfig, run_dir: Path, *, timestamp: str, name_parts: Sequence[str] = ()) -> None:
         try:
             # imported here: only jobs with use_wandb pay for importing wandb
             import wandb
@@ -75,8 +75,8 @@ class WandbSink(MetricsSink):
         try:
             self._run: Any = wandb.init(
                 project=project_name(job), entity=job.wandb_entity or None, tags=list(job.wandb_tags) or None,
-                name=run_name(job, timestamp), dir=str(run_dir), config=job_settings(job), settings=settings,
-                reinit="finish_previous",
+                name=run_name(job, timestamp, name_parts), dir=str(run_dir), config=job_settings(job),
+                settings=settings, reinit="finish_previous",
             )
         except Exception as exc:
             raise WandbStartError(_advice(f"wandb could not start a run: {exc}")) from exc

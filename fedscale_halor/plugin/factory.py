@@ -47,6 +47,10 @@ class PluginFactory(ABC):
         """Whether the job runs this feature; a factory named in ``plugins`` always runs."""
         return True
 
+    def run_name_part(self, job: JobConfig) -> str | None:
+        """What this feature adds to the job's WandB run name, on or off (None: nothing)."""
+        return None
+
     def codecs(self) -> Sequence[PayloadCodec[Any]]:
         """The codecs of every message this feature sends, events, answers and task hints alike."""
         return ()

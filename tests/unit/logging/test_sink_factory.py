@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
 
@@ -25,7 +26,7 @@ _LOG = logging.getLogger("test.sink_factory")
 class _FakeWandb(MetricsSink):
     built: ClassVar[list[tuple[JobConfig, Path, str]]] = []
 
-    def __init__(self, job: JobConfig, run_dir: Path, *, timestamp: str) -> None:
+    def __init__(self, job: JobConfig, run_dir: Path, *, timestamp: str, name_parts: Sequence[str] = ()) -> None:
         _FakeWandb.built.append((job, run_dir, timestamp))
 
     def on_round(self, metrics: RoundMetrics) -> None: ...

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from fedscale_halor.config.schema import JobConfig
+from fedscale_halor.launch.plugins import run_name_parts
 from fedscale_halor.logging.wandb_sink import WandbSink, WandbStartError, run_name
 from fedscale_halor.types import EvalResult, RoundMetrics
 
@@ -107,7 +108,7 @@ def test_offline_run_holds_project_name_config_and_each_rounds_metrics(
     test = EvalResult(num_samples=100, loss_sum=60.0, top1_correct=80, top5_correct=95)
 
     # Execute
-    sink = WandbSink(job, run_dir, timestamp="0102_030405")
+    sink = WandbSink(job, run_dir, timestamp="0102_030405", name_parts=run_name_parts(job))
     sink.on_round(_round(1, 10.0, dropouts=1, stragglers=0, class_distribution=(0.25, 0.75)))
     sink.on_round(_round(2, 25.0, dropouts=0, stragglers=2, test=test, class_distribution=(0.5, 0.5)))
     sink.close()
@@ -160,12 +161,14 @@ def test_run_name_spells_out_the_swept_parameters() -> None:
                     num_participants=20, halor=True, halor_resample="over", sample_seed=7)
 
     # Execute
-    names = (run_name(job, "0101_120000"), run_name(JobConfig(partitioning=2, zipf_param=1.5), "x"),
-             run_name(JobConfig(partitioning=8, dirichlet_alpha=0.5), "y"),
-             run_name(JobConfig(partitioning=8, data_regulation=1), "z"))
+    jobs = ((job, "0101_120000"), (JobConfig(partitioning=2, zipf_param=1.5), "x"),
+            (JobConfig(partitioning=8, dirichlet_alpha=0.5), "y"), (JobConfig(partitioning=8, data_regulation=1), "z"),
+            (JobConfig(async_mode=True, async_buffer=20), "a"))
+    names = tuple(run_name(each, stamp, run_name_parts(each)) for each, stamp in jobs)
 
     # Assert
     assert names == ("oort-fed-yogi-dir0.1-p20-halor-over-window-s7-0101_120000",
                      "random-fedavg-zipf1.5-p10-nohalor-s233-x",
                      "random-fedavg-halordir0.5-p10-nohalor-s233-y",
-                     "random-fedavg-halordir0.5-p10-halor-under-all-s233-z")
+                     "random-fedavg-halordir0.5-p10-halor-under-all-s233-z",
+                     "random-fedavg-iid-p10-nohalor-async20-s233-a")

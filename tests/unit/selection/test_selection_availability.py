@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
+from dataclasses import replace
 
 import pytest
 
+from fedscale_halor.config.schema import JobConfig
 from fedscale_halor.selection.availability_selector import AvailabilityPrioritySelector
 from fedscale_halor.selection.base import ClientInfo
 from fedscale_halor.selection.random_selector import RandomSelector
@@ -73,12 +74,12 @@ def test_without_availability_information_it_samples_uniformly_like_random() -> 
 
 
 def test_the_registry_turns_refls_avail_priority_into_this_selector_for_random_sampling() -> None:
-    refl_job = SimpleNamespace(sample_mode="random", sample_seed=3, avail_priority=1)
-    plain_job = SimpleNamespace(sample_mode="random", sample_seed=3)
+    refl_job = replace(JobConfig(), sample_mode="random", sample_seed=3, avail_priority=1)
+    plain_job = replace(JobConfig(), sample_mode="random", sample_seed=3)
 
     assert isinstance(SELECTOR_BUILDERS["random"](refl_job), AvailabilityPrioritySelector)
     assert isinstance(SELECTOR_BUILDERS["random"](plain_job), RandomSelector)
     with pytest.raises(ValueError, match="avail_priority"):
-        SELECTOR_BUILDERS["oort"](SimpleNamespace(sample_seed=3, avail_priority=2))
+        SELECTOR_BUILDERS["oort"](replace(JobConfig(), sample_seed=3, avail_priority=2))
     with pytest.raises(ValueError, match="avail_priority"):
-        SELECTOR_BUILDERS["random"](SimpleNamespace(sample_seed=3, avail_priority=5))
+        SELECTOR_BUILDERS["random"](replace(JobConfig(), sample_seed=3, avail_priority=5))

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
+from dataclasses import replace
 
 import pytest
 
+from fedscale_halor.config.schema import JobConfig
 from fedscale_halor.selection.base import ClientInfo, ClientOutcome
 from fedscale_halor.selection.oort_selector import OortSelector, OortSettings
 from fedscale_halor.selection.random_selector import RandomSelector
@@ -146,8 +147,8 @@ def test_selecting_before_registration_or_among_unknown_clients_fails_clearly() 
 
 
 def test_the_registry_builds_oort_from_the_jobs_knobs_under_oorts_names() -> None:
-    job = SimpleNamespace(sample_mode="oort", sample_seed=17, local_steps=3, batch_size=4, exploration_factor=0.5,
-                          pacer_step=7, round_threshold=50.0)
+    job = replace(JobConfig(), sample_mode="oort", sample_seed=17, local_steps=3, batch_size=4,
+                  exploration_factor=0.5, pacer_step=7, round_threshold=50.0)
 
     settings = oort_settings(job)
     selector = SELECTOR_BUILDERS["oort"](job)
