@@ -19,21 +19,13 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from selection_digits import REPO_ROOT, TRACES, ensure_traces, run_job
+from selection_digits import REPO_ROOT, TRACES, ensure_traces, run_job, time_to_accuracy
 
 MODES = {
     "sync": {"rounds": 60},
     "async": {"rounds": 150, "async_mode": True, "async_buffer": 10, "max_concurrency": 30, "max_staleness": 5,
               "arrival_interval": 3},
 }
-
-
-def first_clock_at(metrics_csv: Path, target: float) -> float | None:
-    with metrics_csv.open(newline="") as handle:
-        for row in csv.DictReader(handle):
-            if row["test_top1"] and float(row["test_top1"]) >= target:
-                return float(row["clock_s"])
-    return None
 
 
 def last_row(metrics_csv: Path) -> dict[str, str]:
@@ -58,7 +50,7 @@ def main() -> int:
                 metrics = run_job(f"{mode}_{seed}", {**settings, "sample_seed": seed}, Path(scratch))
                 for line_mode, target, times in lines:
                     if line_mode == mode:
-                        times.append(first_clock_at(metrics, target))
+                        times.append(time_to_accuracy(metrics, target))
                 final = last_row(metrics)
                 finals.append((float(final["clock_s"]), float(final["test_top1"])))
                 print(f"  {mode} seed {seed}: {final['round']} rounds, clock {float(final['clock_s']):.0f} s, "
