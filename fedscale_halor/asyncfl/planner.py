@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
 from fedscale_halor.asyncfl.schedule import AsyncRules, AsyncSchedule, AsyncTask, BufferStep, CheckIn
@@ -56,8 +57,10 @@ class AsyncPlanner(RoundPlanner):
         busy = self.schedule.busy_clients()
         return [client for client in self._clock.feasible(client_ids) if client not in busy]
 
-    def plan(self, round_index: int, selected: Sequence[int]) -> PlannedRound:
+    def plan(self, round_index: int, selected: Sequence[int], failed: AbstractSet[int] = frozenset()) -> PlannedRound:
+        """``failed``: their pending tasks are given up (they failed in an earlier attempt of this round)."""
         schedule = self.schedule.copy()
+        schedule.pending = [task for task in schedule.pending if task.client_id not in failed]
         check_in = schedule.check_in(selected, self._clock.round_seconds, self._clock.is_online)
         step = schedule.next_step()
         trained = schedule.trained_in(step)

@@ -201,7 +201,7 @@ class Aggregator:
         for plugin in parts.plugins:
             count = plugin.selection_size(round_index, count, planner)
         candidates = self._guarded(round_index, _without(planner.feasible(parts.client_ids), excluded), count)
-        planned = planner.plan(round_index, parts.selector.select(round_index, candidates, count))
+        planned = planner.plan(round_index, parts.selector.select(round_index, candidates, count), failed=excluded)
         # dropouts never report; stragglers train only when a plug-in keeps their updates for later
         late: dict[int, float] = {}
         for plugin in parts.plugins:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
 from fedscale_halor.selection.base import ClientInfo
@@ -48,7 +49,9 @@ class RoundPlanner(ABC):
         """The clients that may be selected now."""
 
     @abstractmethod
-    def plan(self, round_index: int, selected: Sequence[int]) -> PlannedRound: ...
+    def plan(self, round_index: int, selected: Sequence[int], failed: AbstractSet[int] = frozenset()) -> PlannedRound:
+        """``failed``: clients that failed in an earlier attempt of the round (selection already leaves them out;
+        a planner that trains clients it did not just select must leave them out too)."""
 
     @abstractmethod
     def duration_s(self, planned: PlannedRound, result: TrainResult) -> float:
@@ -80,7 +83,7 @@ class EveryoneCompletes(RoundPlanner):
     def feasible(self, client_ids: Sequence[int]) -> Sequence[int]:
         return client_ids
 
-    def plan(self, round_index: int, selected: Sequence[int]) -> PlannedRound:
+    def plan(self, round_index: int, selected: Sequence[int], failed: AbstractSet[int] = frozenset()) -> PlannedRound:
         chosen = tuple(sorted(selected))
         return PlannedRound(completing=chosen, sampled=chosen)
 
@@ -123,7 +126,7 @@ class TracedClock(RoundPlanner):
     def feasible(self, client_ids: Sequence[int]) -> Sequence[int]:
         return self._clock.feasible(client_ids)
 
-    def plan(self, round_index: int, selected: Sequence[int]) -> PlannedRound:
+    def plan(self, round_index: int, selected: Sequence[int], failed: AbstractSet[int] = frozenset()) -> PlannedRound:
         local_steps = self._clock.balanced_local_steps(selected, self._min_local_steps) if self._balancing else {}
         if local_steps:
             _log.info("round %d: straggler balancing shortens %d clients: %s", round_index, len(local_steps),

@@ -125,6 +125,22 @@ def test_a_retried_attempt_plans_again_from_the_committed_schedule() -> None:
     assert now == 13.0 and clock.now_s == 13.0 and planner.schedule.pending == []
 
 
+def test_a_retry_gives_up_the_pending_task_of_a_client_that_failed() -> None:
+    # Prepare: client 0's task from an earlier round is pending and starts in this one
+    _, planner, _ = _plugin({0: 5.0, 2: 9.0})
+    planner.schedule = AsyncSchedule(RULES, pending=[AsyncTask(0, 12.0, 17.0)], last_check_in_s=12.0,
+                                     published_s=[0.0, 10.0])
+
+    # Execute: the first attempt trains 0 and the new 2; 0 fails, and the retry plans without it
+    planner.plan(2, [2])
+    first = planner.train_now()
+    planner.plan(2, [2], failed={0})
+    retried = planner.train_now()
+
+    # Assert
+    assert first == {0: 7.0, 2: 13.0} and retried == {2: 13.0}
+
+
 def test_held_changes_and_the_schedule_survive_a_checkpoint() -> None:
     # Prepare: a round that trains clients 1 and 2 and collects nothing
     plugin, planner, _ = _plugin()
