@@ -173,7 +173,7 @@ class Aggregator:
         parts.board.set_model(self._version, self._weights)
         parts.selector.feedback(round_index, [
             ClientOutcome(result.client_id, result.num_samples, result.loss_square_mean,
-                          self._planner.duration_s(planned, result), completed=result.client_id not in late)
+                          self._planner.duration_s(planned, result), completed=self._planner.completed(planned, result))
             for result in sorted(outcome.results, key=lambda result: result.client_id)])
 
         test = None

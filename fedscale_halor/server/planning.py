@@ -57,6 +57,10 @@ class RoundPlanner(ABC):
     def duration_s(self, planned: PlannedRound, result: TrainResult) -> float:
         """How long ``result``'s client took, as the selector hears it."""
 
+    def completed(self, planned: PlannedRound, result: TrainResult) -> bool:
+        """Whether ``result``'s client completed, as the selector hears it (a straggler trained anyway did not)."""
+        return result.client_id in planned.completing
+
     @abstractmethod
     def advance(self, planned: PlannedRound, results: Sequence[TrainResult]) -> float:
         """Move the clock past the round; returns the new time."""

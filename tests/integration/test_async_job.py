@@ -104,3 +104,11 @@ def test_grpc_executor_processes_give_the_model_of_the_memory_transport(tmp_path
     rows = list(csv.DictReader((grpc.run_dir / "metrics.csv").open()))
     assert [row["completed"] for row in rows] == ["4", "4"]
     _assert_identical(grpc.final_weights, memory.final_weights)
+
+
+def test_oort_selects_the_check_ins_of_asynchronous_rounds(tmp_path: Path) -> None:
+    # Execute
+    outcome = run_in_process(_fedscale_async(tmp_path, sample_mode="oort"), timestamp="oort", echo=False)
+
+    # Assert: every version folds a full buffer
+    assert [metrics.completed for metrics in outcome.history] == [4, 4, 4, 4]

@@ -125,6 +125,15 @@ def test_a_retried_attempt_plans_again_from_the_committed_schedule() -> None:
     assert now == 13.0 and clock.now_s == 13.0 and planner.schedule.pending == []
 
 
+def test_every_trained_task_counts_as_completed_for_the_selector() -> None:
+    # Prepare
+    _, planner, _ = _plugin({0: 5.0})
+    planned = planner.plan(1, [0])
+
+    # Execute / Assert: its update is folded later, but the client did finish (Oort credits its utility)
+    assert planned.completing == () and planner.completed(planned, _result(0, 1.0))
+
+
 def test_a_retry_gives_up_the_pending_task_of_a_client_that_failed() -> None:
     # Prepare: client 0's task from an earlier round is pending and starts in this one
     _, planner, _ = _plugin({0: 5.0, 2: 9.0})
