@@ -101,8 +101,9 @@ FOREIGN_KEYS: Mapping[str, ForeignKey] = {
     "loss_decay": _training(FEDSCALE, "decay of the moving training loss behind Oort's statistical utility", 0.2),
     "train_uniform": _training(FEDSCALE, "uniform training sampling", False),
     "noise_factor": _training(FEDSCALE, "differential-privacy noise (Oort: noise on the clients' utilities)", 0),
-    "malicious_factor": _training(FEDSCALE, "malicious clients; REFL's 0 and the default 1e15 leave all honest",
-                                  0, 1e15),
+    "malicious_factor": _training(FEDSCALE, "malicious clients; REFL's 0 and the default 1e15 leave all honest; "
+                                            "FedScale's async executor trains with its core client, which does "
+                                            "not read it", 0, 1e15, only_when=("async_mode", (False,))),
     "checkin_period": _machinery(FEDSCALE, f"client check-in period; {_ASYNC}"),
     "clip_threshold": _machinery(FEDSCALE, "clipping of its differential-privacy gradient policy, which "
                                            "gradient_policy does not offer here"),

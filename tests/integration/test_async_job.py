@@ -1,8 +1,9 @@
-"""Asynchronous buffered aggregation end to end: FedScale's async job file on digits, N executors = 1, resume.
+"""Asynchronous buffered aggregation end to end: FedScale's async job files on digits, N executors = 1, resume.
 
-The file (tests/unit/config/fixtures/upstream/fedscale/async_fl/) is FedScale's, as published: it switches the mode
-on by naming FedScale's async aggregator as its ``aggregator_entry``. Only the scale is overridden (rounds, clients,
-the buffer), the data set (digits, embedded, with its small model) and where the run writes.
+The files (tests/unit/config/fixtures/upstream/fedscale/) are FedScale's, as published: ``async_fl/async_fl.yml``
+and the older ``others/asyncFL.yml``. Each switches the mode on by naming FedScale's async aggregator as its
+``aggregator_entry``. Only the scale is overridden (rounds, clients, the buffer), the data set (digits, embedded,
+with its small model) and where the run writes.
 """
 
 from __future__ import annotations
@@ -31,13 +32,13 @@ SCALE = {"rounds": 4, "total_clients": 30, "async_buffer": 4, "eval_interval": 2
          "ps_ip": "127.0.0.1", "tensorboard": False}
 
 
-def _fedscale_async(tmp_path: Path, **overrides: object) -> ExperimentConfig:
+def _fedscale_async(tmp_path: Path, fixture: str = "async_fl/async_fl.yml", **overrides: object) -> ExperimentConfig:
     home = tmp_path / "FedScale"
-    traces = home / "benchmark" / "dataset" / "data" / "device_info"
-    if not traces.exists():
-        write_traces(traces, generate_device_capacity(30, seed=0), generate_behavior_trace(30, seed=0))
-    path = tmp_path / "async_fl.yml"
-    shutil.copyfile(FIXTURES / "fedscale" / "async_fl" / "async_fl.yml", path)
+    for traces in (home / "benchmark" / "dataset" / "data" / "device_info", home / "dataset" / "data" / "device_info"):
+        if not traces.exists():
+            write_traces(traces, generate_device_capacity(30, seed=0), generate_behavior_trace(30, seed=0))
+    path = tmp_path / Path(fixture).name
+    shutil.copyfile(FIXTURES / "fedscale" / fixture, path)
     return load_config(path, environ={"FEDSCALE_HOME": str(home), "HOME": str(tmp_path)},
                        overrides={**SCALE, "data_dir": str(tmp_path / "digits"), "log_path": str(tmp_path / "logs"),
                                   **overrides})
@@ -68,6 +69,23 @@ def test_fedscale_async_file_runs_buffered_asynchronous_rounds_on_digits(tmp_pat
     log = (outcome.run_dir / "aggregator.log").read_text(encoding="utf-8")
     assert "round 1: version 1 at" in log and "folds 4 updates" in log
     assert (outcome.run_dir / "checkpoint" / "async_schedule.json").is_file()
+
+
+def test_fedscale_older_async_file_runs_with_its_yogi_and_its_inert_malicious_factor(tmp_path: Path) -> None:
+    # Prepare: the file FedScale kept as evals/configs/others/asyncFL.yml, with FedScale's async defaults for the
+    # async keys it does not set (arrival_interval 3, max_concurrency 10, max_staleness 5)
+    cfg = _fedscale_async(tmp_path, "others/asyncFL.yml", rounds=3, eval_interval=3,
+                          num_participants=10)
+
+    # Execute
+    outcome = run_in_process(cfg, timestamp="older", echo=False)
+
+    # Assert
+    job = cfg.job
+    assert (job.async_mode, job.gradient_policy, job.arrival_interval, job.max_concurrency) == (True, "fed-yogi", 3.0, 10)
+    assert "malicious_factor" in cfg.unsupported_keys
+    assert [metrics.completed for metrics in outcome.history] == [4, 4, 4]
+    assert outcome.history[-1].test is not None
 
 
 def test_three_executors_give_the_model_of_one(tmp_path: Path) -> None:

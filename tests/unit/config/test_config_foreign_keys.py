@@ -148,6 +148,20 @@ def test_key_upstream_reads_only_with_another_setting_loads_without_it() -> None
     assert cfg.unsupported_keys == ("avail_probability", "prohibit_reselect")
 
 
+def test_malicious_factor_matters_to_synchronous_jobs_only() -> None:
+    # Prepare: FedScale's async executor trains with its core client, which never reads malicious_factor
+    synchronous = job({"malicious_factor": 4})
+    asynchronous = job({"async_mode": True}, {"malicious_factor": 4})
+
+    # Execute
+    cfg = config_from_mapping(asynchronous, SOURCE, environ={})
+
+    # Assert
+    assert cfg.unsupported_keys == ("malicious_factor",)
+    with pytest.raises(ConfigError, match="malicious_factor.*async_mode False"):
+        config_from_mapping(synchronous, SOURCE, environ={})
+
+
 def test_refusal_names_the_neutral_values_and_the_setting_that_makes_the_key_matter() -> None:
     # Execute
     with pytest.raises(ConfigError) as raised:
