@@ -158,7 +158,7 @@ def test_malicious_factor_matters_to_synchronous_jobs_only() -> None:
 
     # Assert
     assert cfg.unsupported_keys == ("malicious_factor",)
-    with pytest.raises(ConfigError, match="malicious_factor.*async_mode False"):
+    with pytest.raises(ConfigError, match=r"malicious_factor.*async_mode False"):
         config_from_mapping(synchronous, SOURCE, environ={})
 
 
