@@ -170,11 +170,12 @@ class AsyncFactory(PluginFactory):
 
     def round_plugin(self, job: JobConfig, server: ServerSide) -> RoundPlugin:
         refused = {"feddc": job.feddc != 0, "stale_update": job.stale_update != 0,
-                   "data_regulation": job.data_regulation != 0}
+                   "halor": job.halor, "data_regulation": job.data_regulation != 0,
+                   "straggler_balancing": job.straggler_balancing}
         for key, on in refused.items():
             if on:
                 raise ConfigError(f"async_mode: asynchronous aggregation does not run with {key} "
-                                  f"(docs/asynchronous.md); set {key}: 0 or async_mode: false")
+                                  f"(docs/asynchronous.md); turn {key} off or set async_mode: false")
         if not job.device_conf_file:
             raise ConfigError("async_mode: asynchronous aggregation needs device_conf_file: clients check in and "
                               "report on the virtual clock of the device trace")
