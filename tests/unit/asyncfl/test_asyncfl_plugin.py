@@ -184,7 +184,8 @@ def test_a_checkpoint_whose_clock_disagrees_with_its_schedule_is_refused() -> No
 
 @pytest.mark.parametrize(("changes", "key"), [
     ({"feddc": 1}, "feddc"), ({"stale_update": -1}, "stale_update"), ({"data_regulation": 1}, "data_regulation"),
-    ({"straggler_balancing": True}, "straggler_balancing"), ({"halor": True}, "halor"), ({"device_conf_file": ""}, "device_conf_file")])
+    ({"straggler_balancing": True}, "straggler_balancing"), ({"halor": True}, "halor"),
+    ({"device_conf_file": ""}, "device_conf_file")])
 def test_the_factory_refuses_what_asynchronous_aggregation_cannot_run_with(changes: dict, key: str) -> None:
     # Prepare
     job = replace(JobConfig(), **{"async_mode": True, "device_conf_file": "traces/client_device_capacity", **changes})
