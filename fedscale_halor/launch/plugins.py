@@ -64,7 +64,6 @@ def executor_plugins(job: JobConfig, executor: ExecutorSide) -> tuple[ExecutorPl
     return tuple(plugin for plugin in built if plugin is not None)
 
 
-
 def planner_of(plugins: tuple[RoundPlugin, ...], default: RoundPlanner) -> RoundPlanner:
     """The round's planner: the one a plug-in puts in place of ``default``, or ``default``."""
     replacing = [(plugin, planner) for plugin in plugins if (planner := plugin.planner(default)) is not None]
