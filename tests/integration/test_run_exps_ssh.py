@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import getpass
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -43,12 +44,17 @@ class SshServer:
 
 
 def _free_port(count: int = 1) -> int:
-    """A port p such that p .. p + count - 1 are all free now."""
-    for _ in range(100):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        if port + count <= 65535 and all(port_is_free(port + offset) for offset in range(count)):
+    """A port p such that p .. p + count - 1 are all free now, below the kernel's ephemeral range: a port in that
+    range that is free now may be taken by an outgoing connection (an ssh session, a gRPC channel) before the job
+    binds it, and the sweep's second aggregator then finds its port in use."""
+    try:
+        ephemeral_low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except OSError:
+        ephemeral_low = 32768  # Linux's default
+    chooser = random.Random()
+    for _ in range(200):
+        port = chooser.randrange(20000, ephemeral_low - count)
+        if all(port_is_free(port + offset) for offset in range(count)):
             return port
     raise RuntimeError("no run of free ports")
 
