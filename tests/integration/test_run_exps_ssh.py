@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import getpass
 import os
-import random
 import shutil
 import socket
 import subprocess
@@ -21,11 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from ports import free_port_run
 
 from fedscale_halor.data.prepare import prepare_dataset
 from fedscale_halor.launch.records import JobRecord, indexed_records, known_runs
 from fedscale_halor.launch.stop import kill_experiments, process_group_alive
-from fedscale_halor.launch.sweep import port_is_free
 
 ROOT = Path(__file__).resolve().parents[2]
 SSHD = Path("/usr/sbin/sshd")
@@ -41,22 +40,6 @@ class SshServer:
     private_key: Path
     client_bin: Path  # first on PATH: `ssh` with this test's known_hosts file
     log: Path
-
-
-def _free_port(count: int = 1) -> int:
-    """A port p such that p .. p + count - 1 are all free now, below the kernel's ephemeral range: a port in that
-    range that is free now may be taken by an outgoing connection (an ssh session, a gRPC channel) before the job
-    binds it, and the sweep's second aggregator then finds its port in use."""
-    try:
-        ephemeral_low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    except OSError:
-        ephemeral_low = 32768  # Linux's default
-    chooser = random.Random()
-    for _ in range(200):
-        port = chooser.randrange(20000, ephemeral_low - count)
-        if all(port_is_free(port + offset) for offset in range(count)):
-            return port
-    raise RuntimeError("no run of free ports")
 
 
 def _install_openssh_server() -> None:
@@ -95,7 +78,7 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshServer]:
     for name in ("host_key", "user_key"):
         subprocess.run([keygen, "-q", "-t", "ed25519", "-N", "", "-f", str(folder / name)], check=True)
     (folder / "authorized_keys").write_text((folder / "user_key.pub").read_text())
-    port = _free_port()
+    port = free_port_run()
     config = folder / "sshd_config"
     config.write_text("\n".join([
         "ListenAddress 127.0.0.1", f"Port {port}", f"HostKey {folder / 'host_key'}", f"PidFile {folder / 'sshd.pid'}",
@@ -163,7 +146,7 @@ def test_run_exps_sweeps_over_ssh_round_robin_and_kill_exps_stops_one_then_all(
     monkeypatch.setenv("PATH", f"{sshd.client_bin}:{os.environ['PATH']}")  # for the clean-up below too
     environment = {key: value for key, value in os.environ.items() if key not in grid_variables}
     environment.update(FEDSCALE_HALOR_JOBS_DIR=str(jobs), IPS="127.0.0.1 localhost", GPUS="1", SAMPLE_SEEDS="1 2")
-    settings = {"log_path": tmp_path / "logs", "data_dir": digits_data_dir, "ps_port": _free_port(2),
+    settings = {"log_path": tmp_path / "logs", "data_dir": digits_data_dir, "ps_port": free_port_run(2),
                 "rounds": 100000, "total_clients": 20, "num_participants": 4, "local_steps": 1,
                 "eval_interval": 100000, "tensorboard": "false", "save_checkpoint": "false", "register_timeout": 60,
                 "ssh_user": sshd.user, "ssh_private_key": sshd.private_key, "ssh_port": sshd.port,

@@ -4,7 +4,6 @@ command on this machine, so host names such as node-a stand for other machines w
 import csv
 import json
 import os
-import socket
 import stat
 import subprocess
 import sys
@@ -13,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from ports import free_port_run
 
 from fedscale_halor.config.loader import load_config
 from fedscale_halor.config.schema import ExperimentConfig
@@ -71,12 +71,6 @@ def fake_ssh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         stop_job(job_name, jobs_dir=tmp_path / "jobs", grace_s=1.0)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _recorded_argvs(argv_log: Path) -> list[list[str]]:
     return [json.loads(line) for line in argv_log.read_text().splitlines()] if argv_log.exists() else []
 
@@ -94,7 +88,7 @@ def _fake_job(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **overrides: obje
     key = tmp_path / "id_job"
     key.write_text("a key")
     settings = {"log_path": str(tmp_path / "logs"), "exp_path": str(_fake_exp_path(tmp_path, monkeypatch)),
-                "ps_ip": "ps-host", "ps_port": _free_port(), "worker_ips": ["node-a:[2]", "node-b:[1]"],
+                "ps_ip": "ps-host", "ps_port": free_port_run(), "worker_ips": ["node-a:[2]", "node-b:[1]"],
                 "ssh_user": "alice", "ssh_private_key": str(key),
                 "setup_commands": ['echo "setup on $FAKE_SSH_HOST" >> "$ENTRY_LOG"'], **overrides}
     return load_config(DIGITS_CONF, overrides=settings)
@@ -200,7 +194,7 @@ def test_an_unreachable_host_is_named_before_anything_starts(tmp_path: Path, mon
 def _digits(tmp_path: Path, data_dir: Path, **overrides: object) -> ExperimentConfig:
     prepare_dataset("digits", data_dir)  # once, before several processes would race to do it
     settings = {"log_path": str(tmp_path / "logs"), "data_dir": str(data_dir), "ps_ip": "127.0.0.1",
-                "ps_port": _free_port(), "worker_ips": ["node-a:[1]", "node-b:[1]"], "rounds": 2,
+                "ps_port": free_port_run(), "worker_ips": ["node-a:[1]", "node-b:[1]"], "rounds": 2,
                 "eval_interval": 2, "total_clients": 20, "num_participants": 6, "local_steps": 3,
                 "register_timeout": 60, **overrides}
     return load_config(DIGITS_CONF, overrides=settings)
