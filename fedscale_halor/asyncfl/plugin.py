@@ -122,24 +122,32 @@ class AsyncPlugin(RoundPlugin):
         return {SCHEDULE_FILE: json.dumps(record).encode(), UPDATES_FILE: save_tensors(tensors)}
 
     def restore(self, files: SavedFiles) -> None:
-        record = files.read(SCHEDULE_FILE, json.loads, "the asynchronous schedule")
-        if record is None:
+        saved = files.read(SCHEDULE_FILE, self._parse_schedule, "the asynchronous schedule")
+        if saved is None:
             return
+        schedule, updates = saved
         tensors = files.read(UPDATES_FILE, load_tensors, "the asynchronous updates not yet aggregated") or {}
-        schedule = AsyncSchedule(self._settings.rules, [_task(entry) for entry in record["pending"]],
-                                 float(record["last_check_in_s"]), [float(time) for time in record["published_s"]])
-        self._changes = {}
-        for index, entry in enumerate(record["updates"]):
-            task = _task(entry["task"])
-            weights = _prefixed(tensors, f"{index}/")
-            self._changes[task] = TrainResult(
-                client_id=task.client_id, round=int(entry["round"]), model_version=int(entry["model_version"]),
-                weights=weights, num_samples=int(entry["num_samples"]), num_steps=int(entry["num_steps"]),
-                loss_mean=float(entry["loss_mean"]), loss_square_mean=float(entry["loss_square_mean"]),
-                wall_time_s=float(entry["wall_time_s"]))
+        self._changes = {task: replace(result, weights=_prefixed(tensors, f"{index}/"))
+                         for index, (task, result) in enumerate(updates)}
         self._saved_schedule = schedule
         if self._planner is not None:
             self._planner.schedule = schedule
+
+    def _parse_schedule(self, data: bytes) -> tuple[AsyncSchedule, list[tuple[AsyncTask, TrainResult]]]:
+        """The schedule and the held updates' records (their weights still to be read); a missing or mistyped
+        field raises KeyError or TypeError, which the checkpoint reader reports with the file."""
+        record = json.loads(data)
+        schedule = AsyncSchedule(self._settings.rules, [_task(entry) for entry in record["pending"]],
+                                 float(record["last_check_in_s"]), [float(time) for time in record["published_s"]])
+        updates = []
+        for entry in record["updates"]:
+            task = _task(entry["task"])
+            updates.append((task, TrainResult(
+                client_id=task.client_id, round=int(entry["round"]), model_version=int(entry["model_version"]),
+                weights={}, num_samples=int(entry["num_samples"]), num_steps=int(entry["num_steps"]),
+                loss_mean=float(entry["loss_mean"]), loss_square_mean=float(entry["loss_square_mean"]),
+                wall_time_s=float(entry["wall_time_s"]))))
+        return schedule, updates
 
     def _async_planner(self) -> AsyncPlanner:
         if self._planner is None:
