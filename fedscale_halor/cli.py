@@ -25,9 +25,9 @@ def _parse_overrides(pairs: Sequence[str]) -> dict[str, str]:
 
 
 def _start(args: argparse.Namespace) -> int:
-    from fedscale_halor.config.loader import load_config
     from fedscale_halor.launch.aggregator_main import stop_on_sigterm
     from fedscale_halor.launch.inprocess import run_in_process
+    from fedscale_halor.launch.jobfile import load_config
     from fedscale_halor.launch.local import run_local
     from fedscale_halor.launch.preflight import check_before_start
     from fedscale_halor.server.aggregator import final_accuracy
@@ -51,7 +51,7 @@ def _start(args: argparse.Namespace) -> int:
 
 
 def _submit(args: argparse.Namespace) -> int:
-    from fedscale_halor.config.loader import load_config
+    from fedscale_halor.launch.jobfile import load_config
     from fedscale_halor.launch.submit import submit_job
 
     cfg = load_config(args.config, overrides=_parse_overrides(args.set))

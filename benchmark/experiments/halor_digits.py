@@ -22,10 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
-from fedscale_halor.config.loader import load_config
 from fedscale_halor.data.federated import FederatedDataset
 from fedscale_halor.halor.distribution import total_variation
 from fedscale_halor.launch.inprocess import run_in_process
+from fedscale_halor.launch.jobfile import load_config
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CONFIG = REPO_ROOT / "benchmark" / "configs" / "digits" / "halor.yml"

@@ -32,8 +32,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from fedscale_halor.config.loader import load_config
 from fedscale_halor.launch.inprocess import run_in_process
+from fedscale_halor.launch.jobfile import load_config
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 REGIMES = {

@@ -195,8 +195,8 @@ def forked_detection(scratch: Path, index: int, rng: random.Random) -> Detection
 def remote_detection(scratch: Path, name: str, timeout_s: float, sig: int, rng: random.Random) -> Detection:
     """The aggregator role alone and two executors started by hand, as `submit` starts them on worker hosts."""
     # imported here: only this part needs the package itself (to write a resolved config as `submit` does)
-    from fedscale_halor.config.loader import load_config
     from fedscale_halor.config.serialize import dump_config
+    from fedscale_halor.launch.jobfile import load_config
 
     port = _free_port()
     # remote executors always stream their payloads; shared memory would only be used on the aggregator's host

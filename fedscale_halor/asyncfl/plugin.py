@@ -20,6 +20,7 @@ from safetensors.torch import save as save_tensors
 
 from fedscale_halor.asyncfl.planner import AsyncPlanner
 from fedscale_halor.asyncfl.schedule import AsyncRules, AsyncSchedule, AsyncTask, staleness_importance
+from fedscale_halor.asyncfl.settings import AsyncConfig
 from fedscale_halor.config.errors import ConfigError
 from fedscale_halor.config.schema import JobConfig
 from fedscale_halor.plugin.factory import PluginFactory, ServerSide
@@ -40,7 +41,8 @@ class AsyncSettings:
 
     @classmethod
     def from_job(cls, job: JobConfig) -> AsyncSettings:
-        return cls(AsyncRules(job.arrival_interval, job.async_buffer, job.max_concurrency, job.max_staleness),
+        keys = job.plugin_settings.get(AsyncConfig)
+        return cls(AsyncRules(keys.arrival_interval, keys.async_buffer, keys.max_concurrency, keys.max_staleness),
                    job.overcommitment)
 
 
@@ -169,17 +171,21 @@ class AsyncFactory(PluginFactory):
     ``aggregator_entry`` switches on)."""
 
     name = "async"
+    settings = AsyncConfig
+    excludes = ("halor", "stale_updates")
 
     def enabled(self, job: JobConfig) -> bool:
-        return job.async_mode
+        return job.plugin_settings.get(AsyncConfig).async_mode
+
+    def switched_on_by(self, job: JobConfig) -> str:
+        return "async_mode"
 
     def run_name_part(self, job: JobConfig) -> str | None:
-        return f"async{job.async_buffer}" if job.async_mode else None
+        keys = job.plugin_settings.get(AsyncConfig)
+        return f"async{keys.async_buffer}" if keys.async_mode else None
 
     def round_plugin(self, job: JobConfig, server: ServerSide) -> RoundPlugin:
-        refused = {"feddc": job.feddc != 0, "stale_update": job.stale_update != 0,
-                   "halor": job.halor, "data_regulation": job.data_regulation != 0,
-                   "straggler_balancing": job.straggler_balancing}
+        refused = {"feddc": job.feddc != 0, "straggler_balancing": job.straggler_balancing}
         for key, on in refused.items():
             if on:
                 raise ConfigError(f"async_mode: asynchronous aggregation does not run with {key} "

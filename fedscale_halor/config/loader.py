@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 import yaml
 
 from fedscale_halor.config.errors import ConfigError, config_error
+from fedscale_halor.config.key_schema import AUTH, AUTH_KEY, DEPLOYMENT, JOB, JOB_CONF_KEY, KeySchema
 from fedscale_halor.config.known_keys import (
     FALLBACK_ALIASES,
     FOLDER_ALIASES,
@@ -34,12 +35,16 @@ from fedscale_halor.config.validation import (
     unknown_key_message,
 )
 from fedscale_halor.config.variables import environment_with_defaults, expand_user, expand_variables
+from fedscale_halor.settings import PluginSettings, implied_keys
 
 _LOGGER = logging.getLogger(__name__)
 
-_DEPLOYMENT, _AUTH, _JOB, _FOREIGN = "deployment", "auth", "job", "foreign"
-_AUTH_KEY = "auth"
-_JOB_CONF_KEY = "job_conf"
+_FOREIGN = "foreign"
+_PLUGINS_KEY = "plugins"
+
+# The plug-ins' settings classes (fedscale_halor/settings.py) whose keys a job may set, or how to find them from the
+# job's ``plugins`` key. The config layer imports no feature: launch/ passes them in (launch/jobfile.py).
+SectionSource = Sequence[type] | Callable[[tuple[str, ...]], Sequence[type]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,14 +57,15 @@ class _RawValue:
     key_path: str
 
 
-def load_config(path: str | Path, overrides: Mapping[str, object] | None = None, *,
+def load_config(path: str | Path, overrides: Mapping[str, object] | None = None, *, sections: SectionSource = (),
                 environ: Mapping[str, str] | None = None) -> ExperimentConfig:
     """Load and validate a job file; ``overrides`` (``key -> value``) are applied last, with the same checks.
 
+    ``sections`` are the plug-ins' settings classes whose keys the file may set (besides the core's);
     ``environ`` replaces the process environment for ``$VAR`` expansion (tests use it).
     """
     source = Path(path).expanduser()
-    return config_from_mapping(read_yaml_mapping(source), source, overrides, environ=environ)
+    return config_from_mapping(read_yaml_mapping(source), source, overrides, sections=sections, environ=environ)
 
 
 def read_yaml_mapping(path: Path) -> Mapping[str, object]:
@@ -94,23 +100,24 @@ def _yaml_problem(error: yaml.MarkedYAMLError) -> str:
 
 
 def config_from_mapping(data: Mapping[str, object], source: Path | None,
-                        overrides: Mapping[str, object] | None = None, *,
+                        overrides: Mapping[str, object] | None = None, *, sections: SectionSource = (),
                         environ: Mapping[str, str] | None = None) -> ExperimentConfig:
     """Validate an already parsed job file; ``source`` names it in error messages and in the result."""
     label = source_label(source)
     if not isinstance(data, Mapping):
         raise ConfigError(f"{label}: expected a mapping of config keys at the top level, got {_kind_of(data)}")
     variables = environment_with_defaults(environ)
-    collected = _collect_raw_values(data, label)
-    typed: dict[str, dict[str, object]] = {section: {} for section in (_DEPLOYMENT, _AUTH, _JOB)}
-    specs = _section_specs()
+    schema = KeySchema.of(_sections_for(sections, lambda: _declared_plugins(data, variables, label)))
+    collected = _collect_raw_values(data, label, schema)
+    typed: dict[str, dict[str, object]] = {section: {} for section in (DEPLOYMENT, AUTH, JOB)}
     for raw in collected.values.values():
-        spec = specs[raw.section][raw.name]
+        spec = schema.specs[raw.section][raw.name]
         typed[raw.section][raw.name] = _resolve(spec, raw.value, variables, label, raw.key_path)
-    deployment = DeploymentConfig(**typed[_DEPLOYMENT], auth=AuthConfig(**typed[_AUTH]))  # type: ignore[arg-type]
-    if "async_mode" not in typed[_JOB] and _names_async_entry(deployment.aggregator_entry):
-        typed[_JOB]["async_mode"] = True  # FedScale's async job files choose the mode by their aggregator
-    job = JobConfig(**typed[_JOB])  # type: ignore[arg-type]
+    deployment = DeploymentConfig(**typed[DEPLOYMENT], auth=AuthConfig(**typed[AUTH]))  # type: ignore[arg-type]
+    for section in schema.sections:
+        for name, value in implied_keys(section, deployment).items():
+            typed[JOB].setdefault(name, value)
+    job = schema.job(typed[JOB], PluginSettings())
     check_job_consistency(job, label)
     ignored = list(collected.ignored)
     for raw in collected.foreign:
@@ -119,24 +126,24 @@ def config_from_mapping(data: Mapping[str, object], source: Path | None,
             ignored.append(raw.name)
     config = ExperimentConfig(deployment=deployment, job=job, source=source, unsupported_keys=tuple(ignored))
     if overrides:
-        config = _apply_overrides(config, overrides, variables)
+        config = _apply_overrides(config, overrides, variables, schema)
     _warn_unsupported(config.unsupported_keys, label)
     return config
 
 
-def _names_async_entry(entry: str) -> bool:
-    return entry.replace("\\", "/").rsplit("/", 1)[-1] == "async_aggregator.py"
-
-
-def with_overrides(cfg: ExperimentConfig, overrides: Mapping[str, object], *,
+def with_overrides(cfg: ExperimentConfig, overrides: Mapping[str, object], *, sections: SectionSource = (),
                    environ: Mapping[str, str] | None = None) -> ExperimentConfig:
     """``cfg`` with ``key -> value`` overrides applied (values may be strings, as typed on a command line).
 
-    Keys are JobConfig or DeploymentConfig keys, optionally written ``job_conf.<key>`` or ``auth.<key>``.
+    Keys are JobConfig or DeploymentConfig keys, or keys of the plug-ins' ``sections``, optionally written
+    ``job_conf.<key>`` or ``auth.<key>``.
     """
-    updated = _apply_overrides(cfg, overrides, environment_with_defaults(environ))
+    variables = environment_with_defaults(environ)
+    label = source_label(cfg.source)
+    schema = KeySchema.of(_sections_for(sections, lambda: _overridden_plugins(cfg, overrides, variables, label)))
+    updated = _apply_overrides(cfg, overrides, variables, schema)
     added = [key for key in updated.unsupported_keys if key not in cfg.unsupported_keys]
-    _warn_unsupported(added, source_label(cfg.source))
+    _warn_unsupported(added, label)
     return updated
 
 
@@ -144,15 +151,28 @@ def source_label(source: Path | None) -> str:
     return str(source) if source is not None else "<config mapping>"
 
 
-def _section_specs() -> dict[str, dict[str, FieldSpec]]:
-    deployment = {name: spec for name, spec in field_specs(DeploymentConfig).items() if spec.kind != "section"}
-    return {_DEPLOYMENT: deployment, _AUTH: field_specs(AuthConfig), _JOB: field_specs(JobConfig)}
+def _sections_for(sections: SectionSource, plugins: Callable[[], tuple[str, ...]]) -> Sequence[type]:
+    return sections(plugins()) if callable(sections) else sections
 
 
-def _all_known_keys() -> list[str]:
-    specs = _section_specs()
-    return [*specs[_DEPLOYMENT], _AUTH_KEY, _JOB_CONF_KEY, *specs[_AUTH], *specs[_JOB], *KEY_ALIASES,
-            *FOLDER_ALIASES, *FALLBACK_ALIASES, *FOREIGN_KEYS]
+def _declared_plugins(data: Mapping[str, object], variables: Mapping[str, str], label: str) -> tuple[str, ...]:
+    """The file's ``plugins`` (whose factories may declare keys of their own), checked as the key is."""
+    items = _job_conf_items(data.get(JOB_CONF_KEY), label)
+    key_path = f"{JOB_CONF_KEY}.{_PLUGINS_KEY}"
+    values = [value for key, value in items if key == _PLUGINS_KEY]
+    if not values:
+        return ()
+    return _resolve(field_specs(JobConfig)[_PLUGINS_KEY], values[-1], variables, label, key_path)  # type: ignore[return-value]
+
+
+def _overridden_plugins(cfg: ExperimentConfig, overrides: Mapping[str, object], variables: Mapping[str, str],
+                        label: str) -> tuple[str, ...]:
+    for key, value in overrides.items():
+        if str(key).strip().rsplit(".", 1)[-1] == _PLUGINS_KEY:
+            spec = field_specs(JobConfig)[_PLUGINS_KEY]
+            return _resolve(spec, _split_list_text(spec, value), variables, label,  # type: ignore[return-value]
+                            f"override {key}")
+    return cfg.job.plugins
 
 
 @dataclasses.dataclass
@@ -165,19 +185,19 @@ class _Collected:
     ignored: list[str] = dataclasses.field(default_factory=list)
 
 
-def _collect_raw_values(data: Mapping[str, object], label: str) -> _Collected:
+def _collect_raw_values(data: Mapping[str, object], label: str, schema: KeySchema) -> _Collected:
     """Every value of the file, routed to its section; other systems' keys are kept apart for their checks."""
     collected = _Collected()
     job_conf_items: list[tuple[str, object]] = []
     for key, value in data.items():
-        if str(key) == _JOB_CONF_KEY:
+        if str(key) == JOB_CONF_KEY:
             job_conf_items = _job_conf_items(value, label)
         else:
-            _route(str(key), value, str(key), False, label, collected)
+            _route(str(key), value, str(key), False, label, collected, schema)
     for key, value in job_conf_items:
-        _route(key, value, f"{_JOB_CONF_KEY}.{key}", True, label, collected)
+        _route(key, value, f"{JOB_CONF_KEY}.{key}", True, label, collected, schema)
     for raw in collected.fallbacks:
-        if (_JOB, raw.name) in collected.values:
+        if (JOB, raw.name) in collected.values:
             collected.ignored.append(raw.key_path.rsplit(".", 1)[-1])  # the file sets the key it stands in for
         else:
             _add(raw, label, collected.values)
@@ -190,38 +210,39 @@ def _job_conf_items(value: object, label: str) -> list[tuple[str, object]]:
     if isinstance(value, Mapping):
         return [(str(key), item) for key, item in value.items()]
     if not isinstance(value, Sequence) or isinstance(value, str):
-        raise config_error(label, _JOB_CONF_KEY,
+        raise config_error(label, JOB_CONF_KEY,
                            f"expected a list of one-key mappings such as '- rounds: 10', got {_kind_of(value)}")
     items: list[tuple[str, object]] = []
     for index, entry in enumerate(value):
         if not isinstance(entry, Mapping):
-            raise config_error(label, f"{_JOB_CONF_KEY}[{index}]",
+            raise config_error(label, f"{JOB_CONF_KEY}[{index}]",
                                f"expected a one-key mapping such as '- rounds: 10', got {show_value(entry)}")
         items.extend((str(key), item) for key, item in entry.items())
     return items
 
 
-def _route(key: str, value: object, key_path: str, in_job_conf: bool, label: str, collected: _Collected) -> None:
-    specs = _section_specs()
+def _route(key: str, value: object, key_path: str, in_job_conf: bool, label: str, collected: _Collected,
+           schema: KeySchema) -> None:
+    specs = schema.specs
     name = KEY_ALIASES.get(key, key)
     if key in FOLDER_ALIASES:
         if value is None:
             return  # upstream's default: no mapping folder
         name, value = FOLDER_ALIASES[key][0], _in_folder(value, FOLDER_ALIASES[key][1])
     if key in FALLBACK_ALIASES:
-        collected.fallbacks.append(_RawValue(_JOB, FALLBACK_ALIASES[key], value, key_path))
-    elif name == _AUTH_KEY:
+        collected.fallbacks.append(_RawValue(JOB, FALLBACK_ALIASES[key], value, key_path))
+    elif name == AUTH_KEY:
         _route_auth(value, key_path, label, collected.values)
-    elif name in specs[_DEPLOYMENT]:
-        _add(_RawValue(_DEPLOYMENT, name, value, key_path), label, collected.values)
-    elif name in specs[_JOB]:
+    elif name in specs[DEPLOYMENT]:
+        _add(_RawValue(DEPLOYMENT, name, value, key_path), label, collected.values)
+    elif name in specs[JOB]:
         if not in_job_conf:
-            raise config_error(label, key_path, f"a job key at the top level; move it into the {_JOB_CONF_KEY} list")
-        _add(_RawValue(_JOB, name, value, key_path), label, collected.values)
+            raise config_error(label, key_path, f"a job key at the top level; move it into the {JOB_CONF_KEY} list")
+        _add(_RawValue(JOB, name, value, key_path), label, collected.values)
     elif key in FOREIGN_KEYS:
         collected.foreign.append(_RawValue(_FOREIGN, key, value, key_path))
     else:
-        raise config_error(label, key_path, unknown_key_message(key, _all_known_keys()))
+        raise config_error(label, key_path, unknown_key_message(key, schema.known_keys()))
 
 
 def _in_folder(folder: object, file_name: str) -> object:
@@ -242,7 +263,7 @@ def _route_auth(value: object, key_path: str, label: str, collected: dict[tuple[
         sub_path = f"{key_path}.{sub_key}"
         if str(sub_key) not in auth_specs:
             raise config_error(label, sub_path, unknown_key_message(str(sub_key), auth_specs))
-        _add(_RawValue(_AUTH, str(sub_key), sub_value, sub_path), label, collected)
+        _add(_RawValue(AUTH, str(sub_key), sub_value, sub_path), label, collected)
 
 
 def _add(raw: _RawValue, label: str, collected: dict[tuple[str, str], _RawValue]) -> None:
@@ -280,14 +301,14 @@ def _expand_strings(value: object, variables: Mapping[str, str], label: str, key
 
 
 def _apply_overrides(cfg: ExperimentConfig, overrides: Mapping[str, object],
-                     variables: Mapping[str, str]) -> ExperimentConfig:
+                     variables: Mapping[str, str], schema: KeySchema) -> ExperimentConfig:
     label = source_label(cfg.source)
-    specs = _section_specs()
-    changes: dict[str, dict[str, object]] = {_DEPLOYMENT: {}, _AUTH: {}, _JOB: {}}
+    specs = schema.specs
+    changes: dict[str, dict[str, object]] = {DEPLOYMENT: {}, AUTH: {}, JOB: {}}
     unsupported = list(cfg.unsupported_keys)
     foreign: list[_RawValue] = []
     for key, value in overrides.items():
-        section, name, shown, file_name = _override_target(str(key), label)
+        section, name, shown, file_name = _override_target(str(key), label, schema)
         if section is None:
             if name in FOREIGN_KEYS:
                 foreign.append(_RawValue(_FOREIGN, name, value, f"override {name}"))
@@ -298,23 +319,23 @@ def _apply_overrides(cfg: ExperimentConfig, overrides: Mapping[str, object],
             value = _in_folder(value, file_name)
         spec = specs[section][name]
         changes[section][name] = _resolve(spec, _split_list_text(spec, value), variables, label, f"override {shown}")
-    auth = dataclasses.replace(cfg.deployment.auth, **changes[_AUTH])  # type: ignore[arg-type]
-    deployment = dataclasses.replace(cfg.deployment, auth=auth, **changes[_DEPLOYMENT])  # type: ignore[arg-type]
-    job = dataclasses.replace(cfg.job, **changes[_JOB])  # type: ignore[arg-type]
+    auth = dataclasses.replace(cfg.deployment.auth, **changes[AUTH])  # type: ignore[arg-type]
+    deployment = dataclasses.replace(cfg.deployment, auth=auth, **changes[DEPLOYMENT])  # type: ignore[arg-type]
+    job = schema.job(changes[JOB], cfg.job.plugin_settings, core=cfg.job)
     check_job_consistency(job, label)
     for raw in foreign:
         _check_foreign(raw, job, variables, label)
     return dataclasses.replace(cfg, deployment=deployment, job=job, unsupported_keys=tuple(unsupported))
 
 
-def _override_target(key: str, label: str) -> tuple[str | None, str, str, str | None]:
+def _override_target(key: str, label: str, schema: KeySchema) -> tuple[str | None, str, str, str | None]:
     """(section, field name, name shown in messages, file of a folder alias) of an override key; section None:
     another system's key."""
-    specs = _section_specs()
+    specs = schema.specs
     name = key.strip()
-    allowed: Iterable[str] = (_JOB, _DEPLOYMENT, _AUTH)
-    for prefix, section in ((f"{_JOB_CONF_KEY}.", _JOB), ("job.", _JOB), (f"{_AUTH_KEY}.", _AUTH),
-                            ("deployment.", _DEPLOYMENT)):
+    allowed: Iterable[str] = (JOB, DEPLOYMENT, AUTH)
+    for prefix, section in ((f"{JOB_CONF_KEY}.", JOB), ("job.", JOB), (f"{AUTH_KEY}.", AUTH),
+                            ("deployment.", DEPLOYMENT)):
         if name.startswith(prefix):
             name, allowed = name[len(prefix):], (section,)
             break
@@ -326,11 +347,11 @@ def _override_target(key: str, label: str) -> tuple[str | None, str, str, str | 
     name = KEY_ALIASES.get(name, name)
     for section in allowed:
         if name in specs[section]:
-            shown = {_JOB: f"{_JOB_CONF_KEY}.{name}", _AUTH: f"{_AUTH_KEY}.{name}", _DEPLOYMENT: name}[section]
+            shown = {JOB: f"{JOB_CONF_KEY}.{name}", AUTH: f"{AUTH_KEY}.{name}", DEPLOYMENT: name}[section]
             return section, name, shown, file_name
     if name in FOREIGN_KEYS:
         return None, name, name, None
-    raise config_error(label, f"override {key}", unknown_key_message(name, _all_known_keys()))
+    raise config_error(label, f"override {key}", unknown_key_message(name, schema.known_keys()))
 
 
 def _split_list_text(spec: FieldSpec, value: object) -> object:

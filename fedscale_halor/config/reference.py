@@ -1,9 +1,12 @@
 """The configuration reference (docs/configuration.md), rendered from the schema so it cannot drift from it.
 
-Regenerate with ``python -m fedscale_halor.config.reference > docs/configuration.md``.
+Regenerate with ``python -m fedscale_halor.launch.config_reference > docs/configuration.md``: the page lists the
+plug-ins' keys too, and only launch/ knows the plug-ins.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from fedscale_halor.config.known_keys import (
     FALLBACK_ALIASES,
@@ -23,7 +26,7 @@ from fedscale_halor.config.schema import AuthConfig, DeploymentConfig, JobConfig
 from fedscale_halor.config.validation import SAFA_TAG_PREFIX, FieldSpec, describe_expected, field_specs, show_neutral
 from fedscale_halor.config.variables import HOME_VARIABLES
 
-REGENERATE_COMMAND = "python -m fedscale_halor.config.reference > docs/configuration.md"
+REGENERATE_COMMAND = "python -m fedscale_halor.launch.config_reference > docs/configuration.md"
 
 _TYPE_NAMES = {"str": "string", "int": "integer", "float": "number", "bool": "boolean", "strings": "list of strings"}
 
@@ -49,11 +52,13 @@ job_conf:
 Shipped job files live in `benchmark/configs/<dataset>/conf.yml`."""
 
 
-def render_config_reference() -> str:
-    """The whole reference page as Markdown."""
+def render_config_reference(plugins: Sequence[tuple[str, type]] = ()) -> str:
+    """The whole reference page as Markdown; ``plugins`` are (plug-in name, settings class) pairs, whose keys get a
+    table each."""
     parts = [
         "# Configuration reference",
-        f"<!-- Generated from fedscale_halor/config/schema.py by `{REGENERATE_COMMAND}`; do not edit by hand. -->",
+        f"<!-- Generated from fedscale_halor/config/schema.py and the plug-ins' settings by `{REGENERATE_COMMAND}`; "
+        "do not edit by hand. -->",
         _INTRODUCTION,
         "## How values are read",
         _reading_rules(),
@@ -63,12 +68,25 @@ def render_config_reference() -> str:
         _table(field_specs(AuthConfig), prefix="auth."),
         "## `job_conf` keys",
         _table(field_specs(JobConfig), prefix=""),
+        *_plugin_tables(plugins),
         "## Other accepted spellings",
         _aliases(),
         "## Keys of other systems without a field here",
         _foreign_keys(),
     ]
     return "\n\n".join(parts) + "\n"
+
+
+def _plugin_tables(plugins: Sequence[tuple[str, type]]) -> list[str]:
+    if not plugins:
+        return []
+    parts = ["## `job_conf` keys of the built-in plug-ins",
+             "Each plug-in declares its keys in its own settings class; they sit in `job_conf` beside the keys above "
+             "and are read by the same rules."]
+    for name, section in plugins:
+        parts += [f"### {name} (`{section.__module__}.{section.__qualname__}`)",
+                  _table(field_specs(section), prefix="")]
+    return parts
 
 
 def _reading_rules() -> str:
@@ -181,6 +199,3 @@ def _loads_with(spec: ForeignKey) -> str:
     field_name, active = spec.only_when
     return f"{values}; any value unless `{field_name}` is {' or '.join(str(v) for v in active)}"
 
-
-if __name__ == "__main__":
-    print(render_config_reference(), end="")

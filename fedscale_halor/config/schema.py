@@ -1,27 +1,17 @@
 """The job configuration as frozen dataclasses: one field per YAML key, each with a default and its meaning.
 
-Field names are FedScale's / Halor's YAML keys, so a config file maps onto them one to one.
+Field names are FedScale's / Halor's YAML keys, so a config file maps onto them one to one. These are the core's
+keys; a plug-in's keys are the fields of its own settings class (``PluginFactory.settings``), which the loader
+validates by the same rules and the job carries in ``plugin_settings``.
 ``metadata["help"]`` is the documentation of the key; ``metadata["choices"]`` or ``metadata["range"]`` bound it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
 
-
-def knob(default: Any, help: str, *, choices: tuple[Any, ...] | None = None,
-         range: tuple[float | None, float | None] | None = None) -> Any:
-    """A config field with its documentation and its allowed values."""
-    metadata: dict[str, Any] = {"help": help}
-    if choices is not None:
-        metadata["choices"] = choices
-    if range is not None:
-        metadata["range"] = range
-    if isinstance(default, (list, dict)):
-        raise TypeError("config defaults must be immutable; use a tuple")
-    return field(default=default, metadata=metadata)
+from fedscale_halor.settings import PluginSettings, knob
 
 
 @dataclass(frozen=True)
@@ -79,10 +69,6 @@ class JobConfig:
                                 "training set split evenly over the clients; -1: batch_size + 1 samples per client "
                                 "and len(train) // (batch_size + 1) clients for any generated partition, whatever "
                                 "total_clients says (REFL's rule)", range=(-1, None))
-    data_regulation: int = knob(0, "Halor's data regulation: 1 turns Halor on with its own choices (the exact "
-                                   "label distribution over all clients unless halor_distribution says otherwise, "
-                                   "under resampling, the guard on resampled sizes); 0 leaves it to halor",
-                                choices=(0, 1))
     filter_class: int = knob(0, "REFL: number of classes removed at random from each client (partitionings 1, 2, "
                                 "3, 8 and 9; 0 removes none)", range=(0, None))
     filter_class_ratio: float = knob(0.0, "REFL: share of classes each client keeps, the others removed at random "
@@ -151,29 +137,6 @@ class JobConfig:
     dropout_ratio: float = knob(0.0, "chance that a selected client drops out of a round", range=(0.0, 0.999))
     model_cost_scale: float = knob(1.0, "compute times of the device trace are multiplied by this: the job's model "
                                         "cost relative to the model the trace was measured with", range=(1e-9, None))
-    adapt_selection: int = knob(0, "REFL's adaptive selection: select fewer new clients by the stale updates due "
-                                   "next round (1 down to adapt_selection_cap of the target, 2 none); 0 off",
-                                choices=(0, 1, 2))
-    adapt_selection_cap: float = knob(0.5, "REFL's adaptive selection: the share of the target always selected "
-                                           "(0: at least one client)", range=(0.0, 1.0))
-    stale_update: int = knob(0, "stragglers' updates kept for later rounds (SAFA, REFL): 0 dropped, -1 whenever "
-                                "they arrive, n at most n rounds late", range=(-1, None))
-    stale_factor: float = knob(1.0, "weight of a stale update: 1 as a fresh one, f > 1 divided by f, -1 by the "
-                                    "round's mean staleness + 1, -2 AdaSGD, -3 DynSGD, -4 REFL's scaling")
-    stale_beta: float = knob(0.35, "REFL's scaling (stale_factor -4): share of the deviation boost", range=(0.0, 1.0))
-    scale_coff: float = knob(10.0, "REFL's scaling (stale_factor -4): divisor of the deviation boost",
-                             range=(1.0, None))
-
-    # asynchronous buffered aggregation (FedScale's async mode, docs/asynchronous.md), with FedScale's defaults
-    async_mode: bool = knob(False, "asynchronous buffered aggregation (FedBuff); also on when aggregator_entry "
-                                   "names FedScale's async_aggregator.py; needs device_conf_file")
-    arrival_interval: float = knob(3.0, "async: simulated seconds between two clients' check-ins",
-                                   range=(0.0, None))
-    async_buffer: int = knob(10, "async: updates aggregated into each new model version", range=(1, None))
-    max_concurrency: int = knob(10, "async: most clients training at once; a client checking in beyond it is "
-                                    "skipped", range=(1, None))
-    max_staleness: int = knob(5, "async: an update more than this many versions old is dropped", range=(0, None))
-
     # Oort (sample_mode oort), FedScale's defaults
     exploration_factor: float = knob(0.9, "Oort: share of each round given to unexplored clients at first",
                                      range=(0.0, 1.0))
@@ -192,36 +155,6 @@ class JobConfig:
     cut_off_util: float = knob(0.05, "Oort: exploitation keeps clients within this share of the K-th best utility",
                                range=(0.0, None))
     sample_window: float = knob(5.0, "Oort: rounds of history in the utility's staleness window", range=(0.0, None))
-
-    # Halor: label histograms shared by ring masking before each round, and resampling toward their sum
-    halor: bool = knob(False, "run Halor's pre-round step: the sampled clients share their label histograms by "
-                              "ring masking (the aggregator learns only their sum) and resample toward the global "
-                              "distribution before training")
-    halor_history: int = knob(5, "rounds of histogram sums in the global distribution (Halor's his_beta)",
-                              range=(1, None))
-    halor_resample: str = knob("under", "how a selected client resamples toward the global distribution: keep the "
-                                        "pivot class whole and cut the others (under), draw its own size with "
-                                        "replacement (over), or not at all (off)", choices=("under", "over", "off"))
-    halor_mask_bits: int = knob(32, "masks and masked histograms are words modulo 2^bits; every histogram sum must "
-                                    "stay below 2^bits", range=(8, 64))
-    halor_timeout: float = knob(30.0, "seconds the aggregator waits for masked histograms (and again for recovery "
-                                      "masks) before it treats the missing clients as dropped", range=(0.1, None))
-    halor_distribution: str = knob("auto", "what the global distribution is: the sums of the last halor_history "
-                                           "rounds' sampled clients (window), or the exact distribution over every "
-                                           "client, from one run of the protocol in groups before round 1 (all); "
-                                           "auto: all under data_regulation 1, window otherwise",
-                                   choices=("auto", "window", "all"))
-    halor_group_size: int = knob(100, "halor_distribution all: clients per ring of the one-shot protocol",
-                                 range=(3, None))
-    # Halor: distributed noise over many rounds (fields below this line)
-    halor_noise: bool = knob(False, "halor_distribution window: each ring member adds Skellam noise to its label "
-                                    "histogram before masking, so that the sums the aggregator learns over the whole "
-                                    "run stay (halor_epsilon, halor_delta)-differentially private for any one "
-                                    "sample's label (docs/halor.md); off, the sums are exact")
-    halor_epsilon: float = knob(8.0, "halor_noise: the ε over the job's rounds of a client that contributes to every "
-                                     "one of them; the noise follows from it at start", range=(0.01, None))
-    halor_delta: float = knob(1e-5, "halor_noise: the δ of halor_epsilon and of the ε the aggregator logs",
-                              range=(1e-12, 0.1))
 
     # evaluation, devices, checkpoints
     eval_interval: int = knob(5, "evaluate the global model every this many rounds (and after the last)",
@@ -271,6 +204,18 @@ class JobConfig:
     tls_cert_file: str = knob("", "PEM certificate of the aggregator; set with tls_key_file to serve gRPC over TLS")
     tls_key_file: str = knob("", "PEM private key of the aggregator's certificate")
     tls_ca_file: str = knob("", "PEM certificate executors trust for the aggregator (default: tls_cert_file)")
+
+    # the keys plug-ins declare in their own settings classes (fedscale_halor/settings.py), validated alike
+    plugin_settings: PluginSettings = field(default_factory=PluginSettings, metadata={"plugin_settings": True})
+
+    def value_of(self, key: str) -> object:
+        """The value of a job key, the core's or a plug-in's (sweeps and run names name keys of either)."""
+        if key != "plugin_settings" and key in {item.name for item in fields(self)}:
+            return getattr(self, key)
+        for name, value in self.plugin_settings.values():
+            if name == key:
+                return value
+        raise KeyError(f"job_conf has no key {key!r} (neither the core nor this job's plug-ins declare it)")
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ _JOB_CONF_KEY = "job_conf"
 def config_to_dict(cfg: ExperimentConfig) -> dict[str, object]:
     """Deployment keys at the top level, ``auth`` as a mapping, ``job_conf`` as a list of one-key mappings."""
     job_entries = [{name: value} for name, value in _section_to_dict(cfg.job).items()]
+    job_entries += [{name: _plain_value(name, value)} for name, value in cfg.job.plugin_settings.values()]
     return {**_section_to_dict(cfg.deployment), _JOB_CONF_KEY: job_entries}
 
 
@@ -40,7 +41,8 @@ def dump_config(cfg: ExperimentConfig, path: str | Path) -> Path:
 def _section_to_dict(section: object) -> dict[str, object]:
     # Reads the fields of the instance (not of the declared class) so any added field is written too.
     return {field.name: _plain_value(field.name, getattr(section, field.name))
-            for field in dataclasses.fields(section)}  # type: ignore[arg-type]
+            for field in dataclasses.fields(section)  # type: ignore[arg-type]
+            if not field.metadata.get("plugin_settings")}  # written beside the core's keys, flat as in job files
 
 
 def _plain_value(name: str, value: object) -> object:

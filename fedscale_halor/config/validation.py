@@ -55,6 +55,8 @@ def field_specs(config_class: type) -> dict[str, FieldSpec]:
     hints = typing.get_type_hints(config_class)
     specs: dict[str, FieldSpec] = {}
     for field in dataclasses.fields(config_class):
+        if field.metadata.get("plugin_settings"):
+            continue  # the plug-ins' own keys: each class is read by its own field_specs
         hint = hints[field.name]
         kind = "section" if dataclasses.is_dataclass(hint) else _KINDS.get(hint)
         if kind is None:
@@ -274,13 +276,22 @@ def check_job_consistency(job: JobConfig, source_label: str) -> None:
             f"{job.wandb_tags[0]!r}")
 
 
+def job_value(job: JobConfig, name: str) -> object:
+    """The value of a job key, the core's or a plug-in's; None when neither declares it."""
+    try:
+        return job.value_of(name)
+    except KeyError:
+        return None
+
+
 def check_foreign_value(spec: ForeignKey, value: object, job: JobConfig, source_label: str, key_path: str) -> None:
     """Refuse another system's training key unless upstream ignores it for this job or its value is neutral."""
     if spec.neutral is None:
         return
     if spec.only_when is not None:
         field_name, values = spec.only_when
-        if getattr(job, field_name) not in values:
+        current = job_value(job, field_name)
+        if current is not None and current not in values:  # a key no loaded plug-in declares: no exception
             return
     if any(_same_value(value, neutral) for neutral in spec.neutral):
         return

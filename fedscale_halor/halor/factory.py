@@ -13,7 +13,7 @@ from fedscale_halor.executor.plugin import ExecutorPlugin
 from fedscale_halor.halor.executor_plugin import HalorClients
 from fedscale_halor.halor.messages import HALOR_CODECS
 from fedscale_halor.halor.server_plugin import HalorCoordinator, HalorSettings
-from fedscale_halor.halor.settings import halor_choices, job_noise
+from fedscale_halor.halor.settings import HalorConfig, halor_choices, job_noise
 from fedscale_halor.plugin.factory import ExecutorSide, PluginFactory, ServerSide
 from fedscale_halor.plugin.payloads import PayloadCodec
 from fedscale_halor.server.board import WorkBoard
@@ -23,9 +23,14 @@ _log = logging.getLogger("fedscale_halor.aggregator")
 
 class HalorPluginFactory(PluginFactory):
     name = "halor"
+    settings = HalorConfig
 
     def enabled(self, job: JobConfig) -> bool:
         return halor_choices(job) is not None
+
+    def switched_on_by(self, job: JobConfig) -> str:
+        choices = halor_choices(job)
+        return "halor" if choices is None else choices.switched_on_by
 
     def run_name_part(self, job: JobConfig) -> str:
         choices = halor_choices(job)

@@ -17,11 +17,11 @@ from pathlib import Path
 from types import FrameType
 
 from fedscale_halor.config.errors import ConfigError
-from fedscale_halor.config.loader import load_config
 from fedscale_halor.config.schema import JobConfig
 from fedscale_halor.errors import InputFileError
 from fedscale_halor.launch.errors import LaunchError
 from fedscale_halor.launch.executor_main import TOKEN_VARIABLE, read_token
+from fedscale_halor.launch.jobfile import load_config
 from fedscale_halor.launch.rundir import attach_log_file, detach_log_file
 from fedscale_halor.launch.serving import serve_aggregator
 from fedscale_halor.server.errors import JobFailedError

@@ -13,10 +13,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from fedscale_halor.config.loader import load_config
 from fedscale_halor.config.schema import ExperimentConfig
 from fedscale_halor.launch.assembly import build_executor
 from fedscale_halor.launch.hosts import executor_slots
+from fedscale_halor.launch.jobfile import load_config
 from fedscale_halor.launch.process_tuning import tune_process_for_training
 from fedscale_halor.transport.base import AuthenticationError
 from fedscale_halor.transport.grpc_client import GrpcTransport

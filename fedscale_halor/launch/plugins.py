@@ -7,6 +7,7 @@ messages); the round loop gets the plug-ins' aggregator sides, in this order; ea
 from __future__ import annotations
 
 import importlib
+from collections.abc import Sequence
 
 from fedscale_halor.asyncfl.plugin import AsyncFactory
 from fedscale_halor.config.errors import ConfigError
@@ -24,7 +25,30 @@ BUILT_IN: tuple[PluginFactory, ...] = (HalorPluginFactory(), StaleUpdatesFactory
 
 def job_factories(job: JobConfig) -> tuple[PluginFactory, ...]:
     """The built-in features the job switches on, then the factories its ``plugins`` key names, in its order."""
-    return (*(factory for factory in BUILT_IN if factory.enabled(job)), *(load_factory(spec) for spec in job.plugins))
+    factories = (*(factory for factory in BUILT_IN if factory.enabled(job)),
+                 *(load_factory(spec) for spec in job.plugins))
+    _check_exclusions(job, factories)
+    return factories
+
+
+def settings_sections(plugin_specs: Sequence[str]) -> tuple[type, ...]:
+    """The settings classes whose keys a job may set: the built-in features', then those of the factories
+    ``plugin_specs`` (the job's ``plugins`` key) names; the config loader validates the job's keys by them."""
+    factories = (*BUILT_IN, *(load_factory(spec) for spec in plugin_specs))
+    sections: list[type] = []
+    for factory in factories:
+        if factory.settings is not None and factory.settings not in sections:
+            sections.append(factory.settings)
+    return tuple(sections)
+
+
+def _check_exclusions(job: JobConfig, factories: Sequence[PluginFactory]) -> None:
+    names = {factory.name: factory for factory in factories}
+    for factory in factories:
+        for other in (names[name] for name in factory.excludes if name in names):
+            raise ConfigError(f"job_conf: {factory.switched_on_by(job)} and {other.switched_on_by(job)} do not run "
+                              f"together: the {factory.name} plug-in does not run beside the {other.name} plug-in "
+                              f"(docs/architecture.md); turn one of them off")
 
 
 def run_name_parts(job: JobConfig) -> tuple[str, ...]:

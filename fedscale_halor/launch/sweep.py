@@ -19,11 +19,11 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from fedscale_halor.config.errors import ConfigError
-from fedscale_halor.config.loader import load_config, with_overrides
 from fedscale_halor.config.schema import ExperimentConfig
 from fedscale_halor.launch import records
 from fedscale_halor.launch.errors import LaunchError
 from fedscale_halor.launch.hosts import executor_slots
+from fedscale_halor.launch.jobfile import load_config, with_overrides
 from fedscale_halor.launch.remote import HostAccess
 from fedscale_halor.launch.rundir import create_run_dir, new_timestamp
 from fedscale_halor.launch.submit import submit_job

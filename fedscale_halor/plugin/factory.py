@@ -1,6 +1,7 @@
 """How a job gets its plug-ins: one ``PluginFactory`` per feature builds the feature's parts from the job.
 
-A factory owns its feature's settings (read from the job, checked when the aggregator builds its side), its
+A factory owns its feature's settings (its ``settings`` class of job-file keys, validated by the config layer; more
+checks when the aggregator builds its side), its
 messages (the payload codecs it registers) and its hooks: a ``RoundPlugin`` on the aggregator, an
 ``ExecutorPlugin`` on each executor. Built-in features are listed in ``launch/plugins.py``; a job runs more with
 its ``plugins`` key, each entry naming a factory as ``package.module:name`` (docs/architecture.md).
@@ -11,7 +12,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from fedscale_halor.config.schema import JobConfig
 from fedscale_halor.data.federated import FederatedDataset
@@ -42,10 +43,19 @@ class ExecutorSide:
 class PluginFactory(ABC):
     #: a short name for logs and errors
     name: str
+    #: the feature's job-file keys: a frozen dataclass of ``fedscale_halor.settings.knob`` fields, which the config
+    #: layer validates and the job carries (``job.plugin_settings.get(settings)``); None: the feature has no keys
+    settings: ClassVar[type | None] = None
+    #: the names of the factories this feature cannot run beside
+    excludes: ClassVar[tuple[str, ...]] = ()
 
     def enabled(self, job: JobConfig) -> bool:
         """Whether the job runs this feature; a factory named in ``plugins`` always runs."""
         return True
+
+    def switched_on_by(self, job: JobConfig) -> str:
+        """The key that turns this feature on, as a refusal names it."""
+        return self.name
 
     def run_name_part(self, job: JobConfig) -> str | None:
         """What this feature adds to the job's WandB run name, on or off (None: nothing)."""

@@ -12,9 +12,29 @@ from fedscale_halor.config.schema import JobConfig
 from fedscale_halor.plugin.factory import PluginFactory, ServerSide
 from fedscale_halor.plugin.round import Clock, Fold, RoundPlugin
 from fedscale_halor.selection.availability_selector import AdaptiveParticipantTarget
+from fedscale_halor.settings import knob
 from fedscale_halor.types import TrainResult, Weights
 
 _log = logging.getLogger("fedscale_halor.aggregator")
+
+
+@dataclass(frozen=True)
+class StaleConfig:
+    """The job-file keys of stale updates and of REFL's adaptive selection (the plug-in's settings)."""
+
+    stale_update: int = knob(0, "stragglers' updates kept for later rounds (SAFA, REFL): 0 dropped, -1 whenever "
+                                "they arrive, n at most n rounds late", range=(-1, None))
+    stale_factor: float = knob(1.0, "weight of a stale update: 1 as a fresh one, f > 1 divided by f, -1 by the "
+                                    "round's mean staleness + 1, -2 AdaSGD, -3 DynSGD, -4 REFL's scaling")
+    stale_beta: float = knob(0.35, "REFL's scaling (stale_factor -4): share of the deviation boost", range=(0.0, 1.0))
+    scale_coff: float = knob(10.0, "REFL's scaling (stale_factor -4): divisor of the deviation boost",
+                             range=(1.0, None))
+
+    adapt_selection: int = knob(0, "REFL's adaptive selection: select fewer new clients by the stale updates due "
+                                   "next round (1 down to adapt_selection_cap of the target, 2 none); 0 off",
+                                choices=(0, 1, 2))
+    adapt_selection_cap: float = knob(0.5, "REFL's adaptive selection: the share of the target always selected "
+                                           "(0: at least one client)", range=(0.0, 1.0))
 
 
 @dataclass(frozen=True)
@@ -112,12 +132,17 @@ class StaleUpdatesFactory(PluginFactory):
     """Built in: on with ``stale_update`` and a device trace (without a virtual clock no client straggles)."""
 
     name = "stale_updates"
+    settings = StaleConfig
 
     def enabled(self, job: JobConfig) -> bool:
-        return job.stale_update != 0 and bool(job.device_conf_file)
+        return job.plugin_settings.get(StaleConfig).stale_update != 0 and bool(job.device_conf_file)
+
+    def switched_on_by(self, job: JobConfig) -> str:
+        return "stale_update"
 
     def round_plugin(self, job: JobConfig, server: ServerSide) -> RoundPlugin:
-        adaptive = AdaptiveParticipantTarget(job.adapt_selection, job.adapt_selection_cap) if job.adapt_selection \
-            else None
-        return StaleUpdatesPlugin(StalePolicy(job.stale_update, job.stale_factor, job.stale_beta, job.scale_coff),
+        keys = job.plugin_settings.get(StaleConfig)
+        adaptive = AdaptiveParticipantTarget(keys.adapt_selection, keys.adapt_selection_cap) \
+            if keys.adapt_selection else None
+        return StaleUpdatesPlugin(StalePolicy(keys.stale_update, keys.stale_factor, keys.stale_beta, keys.scale_coff),
                                   adaptive)

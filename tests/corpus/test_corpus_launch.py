@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from fedscale_halor.cli import main
-from fedscale_halor.config.loader import load_config
 from fedscale_halor.config.serialize import dump_config
 from fedscale_halor.launch import aggregator_main
+from fedscale_halor.launch.jobfile import load_config
 
 ROOT = Path(__file__).resolve().parents[2]
 DIGITS_CONF = str(ROOT / "benchmark" / "configs" / "digits" / "conf.yml")

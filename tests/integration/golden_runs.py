@@ -26,8 +26,8 @@ import torch
 from safetensors.torch import save
 
 from fedscale_halor.cli import main as cli_main
-from fedscale_halor.config.loader import load_config
 from fedscale_halor.launch.inprocess import run_in_process
+from fedscale_halor.launch.jobfile import load_config
 from fedscale_halor.launch.local import run_local
 
 ROOT = Path(__file__).resolve().parents[2]

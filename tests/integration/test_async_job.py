@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from fedscale_halor.config import ExperimentConfig, load_config
+from fedscale_halor.config import ExperimentConfig
 from fedscale_halor.launch.inprocess import run_in_process
+from fedscale_halor.launch.jobfile import load_config
 from fedscale_halor.launch.local import run_local
 from fedscale_halor.simulation.trace_generator import generate_behavior_trace, generate_device_capacity, write_traces
 
@@ -59,7 +60,8 @@ def test_fedscale_async_file_runs_buffered_asynchronous_rounds_on_digits(tmp_pat
 
     # Assert: the file's own async choices, and every round one version made of at most a buffer of updates
     job = cfg.job
-    assert (job.async_mode, job.arrival_interval, job.max_staleness, job.max_concurrency) == (True, 1.0, 3, 100)
+    async_keys = ("async_mode", "arrival_interval", "max_staleness", "max_concurrency")
+    assert tuple(job.value_of(key) for key in async_keys) == (True, 1.0, 3, 100)
     history = outcome.history
     assert [metrics.round for metrics in history] == [1, 2, 3, 4]
     assert all(1 <= metrics.completed <= 4 for metrics in history)
@@ -82,8 +84,9 @@ def test_fedscale_older_async_file_runs_with_its_yogi_and_its_inert_malicious_fa
 
     # Assert
     job = cfg.job
-    assert (job.async_mode, job.gradient_policy) == (True, "fed-yogi")
-    assert (job.arrival_interval, job.max_concurrency, job.max_staleness) == (3.0, 10, 5)
+    assert (job.value_of("async_mode"), job.gradient_policy) == (True, "fed-yogi")
+    assert (job.value_of("arrival_interval"), job.value_of("max_concurrency"), job.value_of("max_staleness")) == (
+        3.0, 10, 5)
     assert "malicious_factor" in cfg.unsupported_keys
     assert [metrics.completed for metrics in outcome.history] == [4, 4, 4]
     assert outcome.history[-1].test is not None

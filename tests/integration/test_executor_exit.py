@@ -11,8 +11,8 @@ import pytest
 import torch
 from forked_jobs import DIGITS_CONF, chaos_rng, forked_children, start_job, wait_into_round
 
-from fedscale_halor.config.loader import load_config
 from fedscale_halor.launch.inprocess import run_in_process
+from fedscale_halor.launch.jobfile import load_config
 from fedscale_halor.server.checkpoint import load_checkpoint
 
 ROUNDS = 6

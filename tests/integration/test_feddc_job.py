@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from fedscale_halor.config.loader import load_config
 from fedscale_halor.launch.inprocess import run_in_process
+from fedscale_halor.launch.jobfile import load_config
 from fedscale_halor.launch.local import run_local
 from fedscale_halor.types import Weights
 

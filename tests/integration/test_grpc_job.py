@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from fedscale_halor.config.loader import load_config
 from fedscale_halor.config.serialize import dump_config
 from fedscale_halor.launch.executor_main import TOKEN_VARIABLE
 from fedscale_halor.launch.inprocess import run_in_process
+from fedscale_halor.launch.jobfile import load_config
 from fedscale_halor.launch.local import run_local
 from fedscale_halor.server.board import WorkBoard
 from fedscale_halor.server.checkpoint import load_checkpoint

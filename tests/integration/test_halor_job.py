@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 
 from fedscale_halor.cli import main
-from fedscale_halor.config.loader import load_config
 from fedscale_halor.data.federated import FederatedDataset
 from fedscale_halor.halor.messages import HALOR_CODECS, MaskedHistograms, RevealedMasks
 from fedscale_halor.halor.resampling import target_counts
 from fedscale_halor.halor.server_plugin import saved_sizes, saved_window
 from fedscale_halor.launch.inprocess import run_in_process
+from fedscale_halor.launch.jobfile import load_config
 from fedscale_halor.launch.local import run_local
 from fedscale_halor.plugin.payloads import PayloadRegistry
 from fedscale_halor.server.board import WorkBoard

@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fedscale_halor.config.loader import load_config
 from fedscale_halor.data.federated import FederatedDataset
 from fedscale_halor.halor.distribution import total_variation
 from fedscale_halor.halor.server_plugin import HalorCoordinator, HalorRoundReport
 from fedscale_halor.launch.inprocess import JobOutcome, run_in_process
+from fedscale_halor.launch.jobfile import load_config
 
 ROOT = Path(__file__).resolve().parents[2]
 DIGITS_CONF = ROOT / "benchmark" / "configs" / "digits" / "conf.yml"

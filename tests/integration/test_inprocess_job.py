@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from fedscale_halor.cli import main
-from fedscale_halor.config.loader import load_config
 from fedscale_halor.launch.inprocess import run_in_process
+from fedscale_halor.launch.jobfile import load_config
 from fedscale_halor.server.checkpoint import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from fedscale_halor.config.errors import ConfigError
-from fedscale_halor.config.loader import load_config
 from fedscale_halor.data.federated import FederatedDataset
 from fedscale_halor.launch.inprocess import run_in_process
+from fedscale_halor.launch.jobfile import load_config
 from fedscale_halor.launch.local import run_local
 from fedscale_halor.launch.plugins import load_factory
 from fedscale_halor.plugin.examples.median_cap import MedianCapFactory

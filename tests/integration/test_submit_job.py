@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from ports import free_port_run
 
-from fedscale_halor.config.loader import load_config
 from fedscale_halor.config.schema import ExperimentConfig
 from fedscale_halor.data.prepare import prepare_dataset
+from fedscale_halor.launch.jobfile import load_config
 from fedscale_halor.launch.records import JobRecord, known_runs, load_record
 from fedscale_halor.launch.stop import process_alive, process_command_line, stop_job
 from fedscale_halor.launch.submit import SubmitError, submit_job

@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fedscale_halor.config import ExperimentConfig, load_config
+from fedscale_halor.config import ExperimentConfig
 from fedscale_halor.launch.inprocess import JobOutcome, run_in_process
+from fedscale_halor.launch.jobfile import load_config
 from fedscale_halor.simulation.trace_generator import (
     generate_behavior_trace,
     generate_device_capacity,
@@ -87,7 +88,7 @@ def test_halor_fashion_mnist_file_runs_halor_with_its_own_choices_and_feddc(tmp_
 
     # Assert: Halor's data regulation ran (its exact distribution over all 20 clients, once) and FedDC kept drifts
     job = cfg.job
-    assert (job.data_regulation, job.feddc, job.partitioning, job.filter_less) == (1, 1, 8, 17)
+    assert (job.value_of("data_regulation"), job.feddc, job.partitioning, job.filter_less) == (1, 1, 8, 17)
     log = (outcome.run_dir / "aggregator.log").read_text(encoding="utf-8")
     assert "Halor exact distribution: sum over" in log
     assert "Halor's guard" in log
@@ -114,7 +115,7 @@ def test_refl_cifar10_file_runs_yogi_with_stale_updates_over_all_of_its_clients(
 
     # Assert
     job = cfg.job
-    assert (job.total_clients, job.gradient_policy, job.stale_update) == (0, "fed-yogi", -1)
+    assert (job.total_clients, job.gradient_policy, job.value_of("stale_update")) == (0, "fed-yogi", -1)
     assert len(outcome.history[0].participants) >= 1
     log = (outcome.run_dir / "aggregator.log").read_text(encoding="utf-8")
     assert "4 clients" in log

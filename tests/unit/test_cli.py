@@ -60,7 +60,7 @@ def test_traces_writes_fedscale_trace_files_that_the_clock_reads_and_the_same_se
 
 
 def test_the_shipped_trace_config_of_digits_names_its_trace_files() -> None:
-    from fedscale_halor.config.loader import load_config
+    from fedscale_halor.launch.jobfile import load_config
 
     cfg = load_config(Path(__file__).resolve().parents[2] / "benchmark" / "configs" / "digits" / "traces.yml")
 

@@ -25,6 +25,7 @@ from fedscale_halor.plugin.round import RoundPlugin
 from fedscale_halor.seeding import numpy_rng
 from fedscale_halor.server.board import WorkBoard
 from fedscale_halor.server.exchange import Exchange
+from fedscale_halor.settings import knob
 from fedscale_halor.types import TrainResult, TrainTask
 
 _log = logging.getLogger("fedscale_halor.aggregator")
@@ -32,7 +33,10 @@ _log = logging.getLogger("fedscale_halor.aggregator")
 
 @dataclass(frozen=True)
 class MedianCapSettings:
-    timeout_s: float = 30.0  # how long the round waits for the sizes; clients that do not answer are left out
+    """The plug-in's job-file key; the config layer checks it by its range, as it checks the core's keys."""
+
+    median_cap_timeout: float = knob(30.0, "median_cap: seconds the round waits for the sampled clients' sizes; "
+                                           "clients that do not answer are left out", range=(0.1, None))
 
 
 # messages ---------------------------------------------------------------------------------------------------------
@@ -75,7 +79,7 @@ class MedianCapRound(RoundPlugin):
     def before_round(self, round_index: int, sampled: Sequence[int]) -> tuple[object, ...]:
         exchange = Exchange(SizeAnswer, round_index, {client: client for client in sampled},
                             lambda round_, clients: SizeQuestion(round_, tuple(clients)))
-        sizes = self._board.exchange(exchange, self._settings.timeout_s).answers
+        sizes = self._board.exchange(exchange, self._settings.median_cap_timeout).answers
         if not sizes:
             return ()
         cap = int(np.median(sorted(sizes.values())))
@@ -112,15 +116,13 @@ class MedianCapClients(ExecutorPlugin):
 
 class MedianCapFactory(PluginFactory):
     name = "median_cap"
-
-    def __init__(self, settings: MedianCapSettings | None = None) -> None:
-        self._settings = settings or MedianCapSettings()
+    settings = MedianCapSettings
 
     def codecs(self) -> Sequence[PayloadCodec[Any]]:
         return CODECS
 
     def round_plugin(self, job: JobConfig, server: ServerSide) -> RoundPlugin:
-        return MedianCapRound(server.board, self._settings)
+        return MedianCapRound(server.board, job.plugin_settings.get(MedianCapSettings))
 
     def executor_plugin(self, job: JobConfig, executor: ExecutorSide) -> ExecutorPlugin:
         return MedianCapClients(executor.dataset)

@@ -11,7 +11,8 @@ from fedscale_halor.asyncfl.planner import AsyncPlanner, AsyncRound
 from fedscale_halor.asyncfl.plugin import SCHEDULE_FILE, UPDATES_FILE, AsyncFactory, AsyncPlugin, AsyncSettings
 from fedscale_halor.asyncfl.schedule import AsyncRules, AsyncSchedule, AsyncTask, BufferStep, CheckIn
 from fedscale_halor.config.errors import ConfigError
-from fedscale_halor.config.schema import JobConfig
+from fedscale_halor.launch.jobfile import job_with
+from fedscale_halor.launch.plugins import job_factories
 from fedscale_halor.server.planning import EveryoneCompletes, TracedClock
 from fedscale_halor.types import TrainResult, Weights
 
@@ -188,10 +189,11 @@ def test_a_checkpoint_whose_clock_disagrees_with_its_schedule_is_refused() -> No
     ({"device_conf_file": ""}, "device_conf_file")])
 def test_the_factory_refuses_what_asynchronous_aggregation_cannot_run_with(changes: dict, key: str) -> None:
     # Prepare
-    job = replace(JobConfig(), **{"async_mode": True, "device_conf_file": "traces/client_device_capacity", **changes})
+    job = job_with(**{"async_mode": True, "device_conf_file": "traces/client_device_capacity", **changes})
 
     # Execute / Assert
     with pytest.raises(ConfigError, match=key):
+        job_factories(job)  # the plug-ins async does not run beside
         AsyncFactory().round_plugin(job, None)  # type: ignore[arg-type]
 
 

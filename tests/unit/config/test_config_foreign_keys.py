@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from fedscale_halor.config import ConfigError, config_from_mapping, with_overrides
+from fedscale_halor.config import ConfigError
 from fedscale_halor.config.known_keys import (
     FALLBACK_ALIASES,
     FOLDER_ALIASES,
@@ -16,6 +16,8 @@ from fedscale_halor.config.known_keys import (
 )
 from fedscale_halor.config.schema import DeploymentConfig, JobConfig
 from fedscale_halor.config.validation import field_specs
+from fedscale_halor.launch.jobfile import config_from_mapping, with_overrides
+from fedscale_halor.launch.plugins import settings_sections
 
 SOURCE = Path("conf.yml")
 
@@ -51,7 +53,8 @@ MACHINERY_KEYS = sorted(key for key, spec in FOREIGN_KEYS.items() if not spec.is
 
 
 def schema_keys() -> set[str]:
-    return set(field_specs(JobConfig)) | set(field_specs(DeploymentConfig))
+    plugin_keys = {name for section in settings_sections(()) for name in field_specs(section)}
+    return set(field_specs(JobConfig)) | set(field_specs(DeploymentConfig)) | plugin_keys
 
 
 def job(*entries: dict[str, object]) -> dict[str, object]:
@@ -231,7 +234,7 @@ def test_other_systems_spellings_of_schema_keys(alias: str, value: object, field
     cfg = config_from_mapping(job({alias: value}), SOURCE, environ={})
 
     # Assert
-    assert getattr(cfg.job, field) == expected
+    assert cfg.job.value_of(field) == expected
     assert cfg.unsupported_keys == ()
 
 

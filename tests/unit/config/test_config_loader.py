@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from fedscale_halor.config import ConfigError, config_from_mapping, load_config, with_overrides
+from fedscale_halor.config import ConfigError
 from fedscale_halor.config.variables import repository_root
+from fedscale_halor.launch.jobfile import config_from_mapping, load_config, with_overrides
 
 
 def write_config(tmp_path: Path, text: str, name: str = "conf.yml") -> Path:

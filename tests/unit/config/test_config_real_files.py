@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from fedscale_halor.config import RECOGNIZED_UNSUPPORTED_KEYS, config_from_mapping, load_config
+from fedscale_halor.config import RECOGNIZED_UNSUPPORTED_KEYS
 from fedscale_halor.config.variables import repository_root
+from fedscale_halor.launch.jobfile import config_from_mapping, load_config
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SHIPPED_DATASETS = ("digits", "cifar10", "fashion_mnist", "femnist", "google_speech")
@@ -133,11 +134,12 @@ def test_refl_halor_job_loads_with_its_environment(caplog: pytest.LogCaptureFixt
     assert cfg.deployment.setup_commands[2] == "export LD_LIBRARY_PATH=$LD_LIBRARY_PATH:$CONDA_PATH/lib"
     assert (job.deadline, job.target_ratio, job.random_behv, job.exp_type, job.overcommitment) == (
         100.0, 0.8, 1, 1, 1.3)
-    assert (job.avail_priority, job.stale_update, job.filter_class_ratio) == (0, 1, 0.4)
+    assert (job.avail_priority, job.value_of("stale_update"), job.filter_class_ratio) == (0, 1, 0.4)
     assert job.device_avail_file == "/opt/refl/dataset/data/device_info/client_behave_trace"
     expected_unsupported = {"num_loaders", "last_worker", "wandb_key"}
     assert set(cfg.unsupported_keys) == expected_unsupported
-    assert (job.halor, job.halor_history, job.halor_resample) == (True, 5, "under")  # his_beta is halor_history
+    assert (job.value_of("halor"), job.value_of("halor_history"), job.value_of("halor_resample")) == (
+        True, 5, "under")  # his_beta is halor_history
     assert (job.use_wandb, job.wandb_entity) == (True, "fl-lab")
     message = " ".join(record.getMessage() for record in caplog.records if record.levelno == logging.WARNING)
     assert all(key in message for key in expected_unsupported)

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import yaml
 
-from fedscale_halor.config import config_from_mapping, config_to_dict, dump_config, load_config
+from fedscale_halor.config import config_to_dict, dump_config
 from fedscale_halor.config.schema import JobConfig
 from fedscale_halor.config.variables import repository_root
+from fedscale_halor.launch.jobfile import config_from_mapping, load_config
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,7 +34,10 @@ def test_dict_keeps_fedscale_layout() -> None:
     assert data["auth"] == {"ssh_user": "", "ssh_private_key": "~/.ssh/id_rsa", "ssh_port": 0}
     assert all(isinstance(entry, dict) and len(entry) == 1 for entry in data["job_conf"])
     assert {"rounds": 3} in data["job_conf"]
-    assert [next(iter(entry)) for entry in data["job_conf"]] == [f.name for f in dataclasses.fields(JobConfig)]
+    core = [f.name for f in dataclasses.fields(JobConfig) if f.name != "plugin_settings"]
+    plugin_keys = [name for name, _ in cfg.job.plugin_settings.values()]
+    assert "halor" in plugin_keys and "stale_update" in plugin_keys  # the built-in plug-ins' keys, written flat
+    assert [next(iter(entry)) for entry in data["job_conf"]] == core + plugin_keys
 
 
 def test_dump_then_reload_gives_an_equal_config(tmp_path: Path) -> None:

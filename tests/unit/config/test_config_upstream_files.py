@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from fedscale_halor.config import ConfigError, ExperimentConfig, dump_config, load_config
+from fedscale_halor.config import ConfigError, ExperimentConfig, dump_config
+from fedscale_halor.launch.jobfile import load_config
 
 FIXTURES = Path(__file__).parent / "fixtures" / "upstream"
 
@@ -97,13 +98,14 @@ def test_halor_files_load_with_each_run_script(tmp_path: Path, dataset: str, scr
     assert (job.partitioning, job.dirichlet_alpha, job.used_samples, job.filter_class_ratio) == (8, 0.1, 0, 1.0)
     assert (job.filter_less, job.batch_size, job.test_bsz, job.learning_rate) == (
         filter_less, batch_size, batch_size, 0.04)
-    assert (job.data_regulation, job.feddc, job.feddc_alpha, job.halor_history) == (
+    assert (job.value_of("data_regulation"), job.feddc, job.feddc_alpha, job.value_of("halor_history")) == (
         data_regulation, 1, feddc_alpha, 5)
-    assert (job.local_steps, job.exp_type, job.deadline, job.stale_update, job.sample_seed) == (1, 0, 100.0, 0, 0)
+    assert (job.local_steps, job.exp_type, job.deadline, job.value_of("stale_update"), job.sample_seed) == (
+        1, 0, 100.0, 0, 0)
     assert (job.gradient_policy, job.yogi_eta, job.yogi_tau) == ("fedavg", 0.003, 1e-8)
     assert (job.scale_sys, job.scale_sys_percent, job.random_behv, job.overcommitment) == (0.01, 1.0, 1, 1.3)
     assert job.target_ratio == (0.1 if script == "SAFA" else 1.0)  # Halor's 0: no target
-    assert job.adapt_selection == (1 if script == "SAFA" else 0)
+    assert job.value_of("adapt_selection") == (1 if script == "SAFA" else 0)
     assert job.avail_priority == (1 if script == "REFL" else 0)
     assert job.sample_mode == ("oort" if script == "Oort" else "random")
     assert (job.use_wandb, job.wandb_entity, job.wandb_tags) == (True, "", (HALOR_SCRIPTS[script]["TAGS"],))
@@ -125,7 +127,9 @@ def test_halor_speech_file_reads_its_mapping_folder_and_staleness_keys(tmp_path:
     job = cfg.job
     assert (job.task, job.model) == ("speech", "resnet34")
     assert job.data_map_file == "/home/Halor/data/google_speech/client_data_mapping/train.csv"
-    assert (job.stale_factor, job.stale_beta, job.scale_coff, job.dropout_ratio) == (0.0, 0.35, 1.0, 0.0)
+    stale_keys = ("stale_factor", "stale_beta", "scale_coff")
+    assert tuple(job.value_of(key) for key in stale_keys) == (0.0, 0.35, 1.0)
+    assert job.dropout_ratio == 0.0
 
 
 def test_halor_files_leave_no_secret_in_the_dumped_config(tmp_path: Path) -> None:
@@ -182,7 +186,7 @@ def test_refl_files_load_without_availability_priority(tmp_path: Path, dataset: 
     assert (job.data_set, job.rounds, job.num_participants) == (dataset, 1000, 10)
     assert job.total_clients == 0  # REFL's CLIENTS=0: all of the data set's clients, decided once it is opened
     assert (job.partitioning, job.gradient_policy, job.target_ratio, job.exp_type) == (1, "fed-yogi", 0.8, 0)
-    assert (job.stale_update, job.avail_priority, job.local_steps, job.deadline) == (-1, 0, 1, 100.0)
+    assert (job.value_of("stale_update"), job.avail_priority, job.local_steps, job.deadline) == (-1, 0, 1, 100.0)
     assert (job.scale_sys, job.scale_sys_percent) == (1.0, 0.0)
     assert "avail_probability" in cfg.unsupported_keys  # REFL ignores it without availability priority
 
@@ -195,7 +199,7 @@ def test_refl_cifar10_values(tmp_path: Path) -> None:
     # Assert
     job = cfg.job
     assert (job.filter_less, job.learning_rate, job.batch_size, job.filter_class_ratio) == (11, 0.01, 10, 0.4)
-    assert (job.adapt_selection, job.model, job.wandb_tags) == (1, "resnet18", ("avail",))
+    assert (job.value_of("adapt_selection"), job.model, job.wandb_tags) == (1, "resnet18", ("avail",))
 
 
 def test_refl_speech_values(tmp_path: Path) -> None:
@@ -206,7 +210,7 @@ def test_refl_speech_values(tmp_path: Path) -> None:
     # Assert
     job = cfg.job
     assert (job.task, job.filter_less, job.used_samples, job.filter_class_ratio) == ("speech", 21, 0, 0.1)
-    assert (job.stale_factor, job.stale_beta, job.scale_coff) == (-4.0, 0.35, 1.0)
+    assert (job.value_of("stale_factor"), job.value_of("stale_beta"), job.value_of("scale_coff")) == (-4.0, 0.35, 1.0)
     assert job.data_map_file == "/home/user/REFL/dataset/data/google_speech/client_data_mapping/train.csv"
 
 
@@ -219,7 +223,8 @@ def test_refl_safa_block_loads_under_a_tag_that_does_not_start_with_safa(tmp_pat
 
     # Assert
     job = cfg.job
-    assert (job.total_clients, job.stale_update, job.target_ratio, job.gradient_policy) == (3000, 5, 0.8, "fedavg")
+    assert (job.total_clients, job.value_of("stale_update"), job.target_ratio, job.gradient_policy) == (
+        3000, 5, 0.8, "fedavg")
 
 
 @pytest.mark.parametrize("tags", ["safa", "safa1"])

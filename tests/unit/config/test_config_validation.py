@@ -6,10 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from fedscale_halor.config import ConfigError, config_from_mapping
+from fedscale_halor.config import ConfigError
 from fedscale_halor.config.known_keys import KEY_ALIASES, RECOGNIZED_UNSUPPORTED_KEYS
 from fedscale_halor.config.schema import AuthConfig, DeploymentConfig, JobConfig
 from fedscale_halor.config.validation import field_specs
+from fedscale_halor.launch.jobfile import config_from_mapping
+from fedscale_halor.launch.plugins import settings_sections
 
 SOURCE = Path("conf.yml")
 
@@ -231,7 +233,7 @@ def test_every_schema_type_has_a_loading_rule() -> None:
 
 def test_recognized_unsupported_keys_never_shadow_schema_keys() -> None:
     # Prepare
-    schema_keys = {name for config_class in (DeploymentConfig, AuthConfig, JobConfig)
+    schema_keys = {name for config_class in (DeploymentConfig, AuthConfig, JobConfig, *settings_sections(()))
                    for name in field_specs(config_class)}
 
     # Execute

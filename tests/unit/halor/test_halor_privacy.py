@@ -11,7 +11,6 @@ import pytest
 from dp_accounting import dp_event
 
 from fedscale_halor.config.errors import ConfigError
-from fedscale_halor.config.loader import load_config
 from fedscale_halor.halor.privacy import (
     LABEL_CHANGE,
     ORDERS,
@@ -25,6 +24,7 @@ from fedscale_halor.halor.privacy import (
 )
 from fedscale_halor.halor.privacy_ledger import PrivacyLedger
 from fedscale_halor.halor.settings import job_noise
+from fedscale_halor.launch.jobfile import load_config
 
 DELTA = 1e-5
 ROOT = Path(__file__).resolve().parents[3]

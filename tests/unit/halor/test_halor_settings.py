@@ -3,16 +3,16 @@
 import pytest
 
 from fedscale_halor.config.errors import ConfigError
-from fedscale_halor.config.schema import JobConfig
 from fedscale_halor.halor.settings import halor_choices
+from fedscale_halor.launch.jobfile import job_with
 
 
 def test_no_halor_unless_a_key_turns_it_on() -> None:
-    assert halor_choices(JobConfig()) is None
+    assert halor_choices(job_with()) is None
 
 
 def test_halor_true_keeps_the_window_and_its_own_rule() -> None:
-    choices = halor_choices(JobConfig(halor=True, halor_resample="over", filter_less=11, halor_history=3))
+    choices = halor_choices(job_with(halor=True, halor_resample="over", filter_less=11, halor_history=3))
 
     assert choices is not None
     assert (choices.distribution, choices.resample, choices.history) == ("window", "over", 3)
@@ -21,7 +21,7 @@ def test_halor_true_keeps_the_window_and_its_own_rule() -> None:
 
 
 def test_data_regulation_turns_on_the_exact_distribution_under_and_the_guard() -> None:
-    choices = halor_choices(JobConfig(data_regulation=1, filter_less=17, halor_group_size=50))
+    choices = halor_choices(job_with(data_regulation=1, filter_less=17, halor_group_size=50))
 
     assert choices is not None
     assert (choices.distribution, choices.resample, choices.guard_floor) == ("all", "under", 17)
@@ -32,13 +32,13 @@ def test_data_regulation_turns_on_the_exact_distribution_under_and_the_guard() -
 
 
 def test_data_regulation_keeps_a_distribution_the_file_names() -> None:
-    choices = halor_choices(JobConfig(data_regulation=1, halor_distribution="window"))
+    choices = halor_choices(job_with(data_regulation=1, halor_distribution="window"))
 
     assert choices is not None and choices.distribution == "window"
 
 
 def test_a_negative_used_samples_turns_the_guard_off_as_in_halor() -> None:
-    choices = halor_choices(JobConfig(data_regulation=1, filter_less=17, used_samples=-1))
+    choices = halor_choices(job_with(data_regulation=1, filter_less=17, used_samples=-1))
 
     assert choices is not None and choices.guard_floor == 0
 
@@ -47,4 +47,4 @@ def test_a_negative_used_samples_turns_the_guard_off_as_in_halor() -> None:
 def test_data_regulation_with_another_rule_is_refused(mode: str) -> None:
     with pytest.raises(ConfigError, match=f"data_regulation 1 is Halor's own data regulation, whose rule is under; "
                                           f"halor_resample {mode}"):
-        halor_choices(JobConfig(data_regulation=1, halor_resample=mode))
+        halor_choices(job_with(data_regulation=1, halor_resample=mode))

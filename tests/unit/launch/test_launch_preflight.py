@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from fedscale_halor.config.errors import ConfigError
-from fedscale_halor.config.loader import config_from_mapping, read_yaml_mapping
+from fedscale_halor.config.loader import read_yaml_mapping
 from fedscale_halor.config.schema import ExperimentConfig
+from fedscale_halor.launch.jobfile import config_from_mapping
 from fedscale_halor.launch.preflight import check_before_start
 from fedscale_halor.simulation.trace_generator import (
     generate_behavior_trace,

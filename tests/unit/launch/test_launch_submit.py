@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from fedscale_halor.cli import main
-from fedscale_halor.config.loader import load_config
+from fedscale_halor.launch.jobfile import load_config
 from fedscale_halor.launch.records import JobRecord, save_record
 from fedscale_halor.launch.submit import SubmitError, submit_job
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from fedscale_halor.config.loader import load_config
+from fedscale_halor.launch.jobfile import load_config
 from fedscale_halor.launch.records import known_runs
 from fedscale_halor.launch.remote import HostAccess, unreachable_hosts
 from fedscale_halor.launch.submit import SubmitError, submit_job

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from fedscale_halor.config.errors import ConfigError
-from fedscale_halor.config.loader import load_config
 from fedscale_halor.config.schema import ExperimentConfig
 from fedscale_halor.launch import sweep
+from fedscale_halor.launch.jobfile import load_config
 from fedscale_halor.launch.records import JobRecord, ProcessRecord, save_record
 from fedscale_halor.launch.submit import SubmitError
 from fedscale_halor.launch.sweep import (
@@ -99,7 +99,7 @@ def test_a_rendered_config_carries_the_grid_values_its_server_and_its_own_port(t
     rendered = [render_config(cfg, experiment, len(experiments)) for experiment in experiments]
 
     # Assert
-    assert [(c.job.rounds, c.job.gradient_policy, c.job.halor) for c in rendered] == [
+    assert [(c.job.rounds, c.job.gradient_policy, c.job.value_of("halor")) for c in rendered] == [
         (10, "fedavg", True), (10, "fed-yogi", True), (20, "fedavg", True), (20, "fed-yogi", True)]
     assert [(c.deployment.ps_ip, c.deployment.worker_ips, c.deployment.ps_port) for c in rendered] == [
         ("node-a", ("node-a:[2]",), 29501), ("node-b", ("node-b:[2]",), 29502),

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from fedscale_halor.config.loader import config_from_mapping
 from fedscale_halor.config.serialize import dump_config
+from fedscale_halor.launch.jobfile import config_from_mapping
 from fedscale_halor.logging.plots import plot_time_to_accuracy, read_curve, run_labels
 
 HEADER = "round,clock_s,wall_time_s,participants,completed,train_loss,learning_rate,test_loss,test_top1,test_top5," \

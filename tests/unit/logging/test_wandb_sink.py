@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from fedscale_halor.config.schema import JobConfig
+from fedscale_halor.launch.jobfile import job_with
 from fedscale_halor.launch.plugins import run_name_parts
 from fedscale_halor.logging.wandb_sink import WandbSink, WandbStartError, run_name
 from fedscale_halor.types import EvalResult, RoundMetrics
@@ -102,8 +103,8 @@ def test_offline_run_holds_project_name_config_and_each_rounds_metrics(
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_API_KEY", SECRET)
     run_dir = tmp_path / "run"
-    job = JobConfig(data_set="cifar10", model="resnet18", use_wandb=True, wandb_tags=("sweep", "a"), halor=True,
-                    rounds=3)
+    job = job_with(data_set="cifar10", model="resnet18", use_wandb=True, wandb_tags=("sweep", "a"), halor=True,
+                   rounds=3)
     # round 2: 80 of 100 right, 95 in the top 5, loss sum 60 -> top1 0.8, top5 0.95, loss 0.6
     test = EvalResult(num_samples=100, loss_sum=60.0, top1_correct=80, top5_correct=95)
 
@@ -157,13 +158,13 @@ def test_online_without_a_key_fails_at_once_naming_the_way_out(
 
 def test_run_name_spells_out_the_swept_parameters() -> None:
     # Prepare
-    job = JobConfig(sample_mode="oort", gradient_policy="fed-yogi", partitioning=9, dirichlet_alpha=0.1,
-                    num_participants=20, halor=True, halor_resample="over", sample_seed=7)
+    job = job_with(sample_mode="oort", gradient_policy="fed-yogi", partitioning=9, dirichlet_alpha=0.1,
+                   num_participants=20, halor=True, halor_resample="over", sample_seed=7)
 
     # Execute
     jobs = ((job, "0101_120000"), (JobConfig(partitioning=2, zipf_param=1.5), "x"),
-            (JobConfig(partitioning=8, dirichlet_alpha=0.5), "y"), (JobConfig(partitioning=8, data_regulation=1), "z"),
-            (JobConfig(async_mode=True, async_buffer=20), "a"))
+            (JobConfig(partitioning=8, dirichlet_alpha=0.5), "y"), (job_with(partitioning=8, data_regulation=1), "z"),
+            (job_with(async_mode=True, async_buffer=20), "a"))
     names = tuple(run_name(each, stamp, run_name_parts(each)) for each, stamp in jobs)
 
     # Assert

@@ -3,7 +3,6 @@
 import pickle
 import threading
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -14,6 +13,7 @@ from fedscale_halor.aggregation.base import Strategy
 from fedscale_halor.aggregation.fold import RoundFold
 from fedscale_halor.config.schema import JobConfig
 from fedscale_halor.launch.assembly import round_planner
+from fedscale_halor.launch.jobfile import job_with
 from fedscale_halor.launch.plugins import round_plugins
 from fedscale_halor.logging.base import MetricsSink
 from fedscale_halor.plugin.factory import ServerSide
@@ -234,7 +234,7 @@ def test_a_stragglers_update_is_folded_into_the_round_it_reaches(tmp_path: Path,
     # Round 2: fresh 0.5 and 1.5, stale 2.0: equal weight 4/3; DynSGD weight 1/2: (5 + 15 + 10) / 25 = 1.2.
     # Round 3: client 2's round-2 update (0.5 + 2 = 2.5) arrives at 2.3 + 4.3 = 6.6 s, within round 3:
     # equal weight: (4/3 + 7/3 + 2.5) / 3 = 37/18; DynSGD: (12 + 22 + 12.5) / 25 = 1.86.
-    job = replace(_traced_job(tmp_path), stale_update=1, stale_factor=stale_factor)
+    job = job_with(_traced_job(tmp_path), stale_update=1, stale_factor=stale_factor)
 
     # Execute
     aggregator, history = _run_traced(job)
@@ -249,7 +249,7 @@ def test_adaptive_selection_selects_fewer_new_clients_when_stale_updates_are_due
     # Prepare: 3 selected per round (2 x 1.5). Before round 2 (at 2.3 s, a typical round 2.3 s), client 2's round-1
     # update is due at 4.3 s, within the window: the soft rule without a cap selects 3 - 1 = 2. Before round 3 it has
     # arrived (folded in round 2) and client 2 was not selected in round 2: nothing is pending, 3 are selected.
-    job = replace(_traced_job(tmp_path), stale_update=1, adapt_selection=1, adapt_selection_cap=0.0)
+    job = job_with(_traced_job(tmp_path), stale_update=1, adapt_selection=1, adapt_selection_cap=0.0)
 
     _, history = _run_traced(job)
 
