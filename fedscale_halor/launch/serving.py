@@ -134,7 +134,8 @@ def serve_aggregator(cfg: ExperimentConfig, run_dir: Path, token: str, *,
     server = GrpcAggregatorServer(tracker, SERVE_HOST, deployment.ps_port,
                                   chunk_bytes=int(job.message_chunk_mb * 2**20), tls=tls,
                                   max_workers=server_threads(executor_count),
-                                  shared_memory_parent=default_parent() if job.shared_memory else None)
+                                  shared_memory_parent=default_parent() if job.shared_memory else None,
+                                  token=token)
     try:
         _log.info("job %s: logs in %s", job.job_name, run_dir)
         # prepares the data once, before executors open it

@@ -67,7 +67,8 @@ def shared_file_chunk(name: str, size: int, executor_id: str = "") -> pb.Chunk:
 def join_chunks(chunks: Iterable[pb.Chunk], max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
                 shared: SharedFolder | None = None, buffers: ReceiveBuffers | None = None) -> JoinedPayload:
     """Reassemble ``chunk_messages`` (or take the shared file a first chunk names); refuses an oversized payload
-    from its first chunk, before buffering it. Payloads of a megabyte or more are assembled in ``buffers``' reusable
+    from its first chunk, before buffering it, and a stream that carries more than ``max_bytes`` at the chunk that
+    crosses it, before reading on. Payloads of a megabyte or more are assembled in ``buffers``' reusable
     memory when given."""
     buffer: bytearray | memoryview | None = None
     executor_id = ""
@@ -87,6 +88,8 @@ def join_chunks(chunks: Iterable[pb.Chunk], max_bytes: int = DEFAULT_MAX_MESSAGE
         piece = chunk.data  # each read of a bytes field makes a copy
         end = received + len(piece)
         if end > len(buffer):
+            if end > max_bytes:  # refused for its size, as an announced one is, and the rest left unread
+                raise MessageTooLargeError(f"chunks carry more than the limit of {max_bytes} bytes")
             raise MalformedMessageError(f"chunks carry more than the {len(buffer)} bytes announced by the first chunk")
         buffer[received:end] = piece
         received = end

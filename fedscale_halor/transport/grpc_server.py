@@ -1,5 +1,9 @@
 """The aggregator's gRPC endpoint: carries executors' calls to an ``AggregatorService``.
 
+Given the job's token, the server refuses a call that lacks it with UNAUTHENTICATED, and logs the refusal, before
+it reads a byte of the request (``auth_interceptor``); the service checks the token again. A Submit stream is
+refused with RESOURCE_EXHAUSTED as soon as it announces or carries more than ``max_message_bytes``, unread beyond.
+
 Errors the service raises reach the executor as gRPC status codes (a refused token as UNAUTHENTICATED, an unknown
 executor as NOT_FOUND, an undecodable payload as INVALID_ARGUMENT), which ``GrpcTransport`` turns back into the same
 exceptions, so orchestration code sees one behaviour whatever the transport.
@@ -22,6 +26,7 @@ import grpc
 from google.protobuf.message import DecodeError
 
 from fedscale_halor.transport import framing, serde
+from fedscale_halor.transport.auth_interceptor import TokenInterceptor
 from fedscale_halor.transport.base import AggregatorService, AuthenticationError
 from fedscale_halor.transport.grpc_wire import SERVICE_NAME, TOKEN_METADATA_KEY, server_options
 from fedscale_halor.transport.proto import aggregator_pb2 as pb
@@ -210,9 +215,10 @@ class GrpcAggregatorServer:
                  tls: ServerTls | None = None, max_workers: int = 32,
                  max_message_bytes: int = serde.DEFAULT_MAX_MESSAGE_BYTES,
                  shared_memory_parent: str | None = None,
-                 interceptors: Sequence[grpc.ServerInterceptor] = ()) -> None:
+                 interceptors: Sequence[grpc.ServerInterceptor] = (), token: str | None = None) -> None:
         """``shared_memory_parent`` (e.g. /dev/shm) lets executors on this host pass payloads as files there;
-        ``interceptors`` see every call before the service does."""
+        ``interceptors`` see every call before the service does; ``token``, the job's, refuses calls without it
+        before any interceptor or the service sees them, and before their request is read."""
         if chunk_bytes <= 0:
             raise ValueError(f"chunk_bytes must be positive, got {chunk_bytes}")
         if max_workers < 2:
@@ -227,7 +233,8 @@ class GrpcAggregatorServer:
         self._server: grpc.Server | None = None
         self._port: int | None = None
         self._shared_memory_parent = shared_memory_parent
-        self._interceptors = tuple(interceptors)
+        token_check = (TokenInterceptor(token),) if token is not None else ()
+        self._interceptors = (*token_check, *interceptors)  # the first runs first: nothing sees a refused call
 
     @property
     def traffic(self) -> Traffic:
