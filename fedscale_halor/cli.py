@@ -34,13 +34,19 @@ def _start(args: argparse.Namespace) -> int:
 
     if args.resume and not args.timestamp:
         raise SystemExit("fedscale-halor: --resume needs the --timestamp of the run to continue")
+    if args.force_config and not args.resume:
+        raise SystemExit("fedscale-halor: --force-config only applies with --resume")
     cfg = load_config(args.config, overrides=_parse_overrides(args.set))
     check_before_start(cfg)
     restore_sigterm = stop_on_sigterm()  # so that `fedscale-halor stop` from another terminal lets cleanup run
     try:
         # a fresh command may fork its executors: they share its memory instead of importing everything again
-        outcome = run_in_process(cfg, timestamp=args.timestamp, resume=args.resume) if args.in_process else run_local(
-            cfg, timestamp=args.timestamp, fork=True, resume=args.resume)
+        if args.in_process:
+            outcome = run_in_process(cfg, timestamp=args.timestamp, resume=args.resume,
+                                     force_config=args.force_config)
+        else:
+            outcome = run_local(cfg, timestamp=args.timestamp, fork=True, resume=args.resume,
+                                force_config=args.force_config)
     finally:
         restore_sigterm()
     final = final_accuracy(outcome.history)
@@ -179,7 +185,12 @@ def build_parser() -> argparse.ArgumentParser:
                                               "per worker_ips slot, over gRPC")
     _add_job_arguments(start)
     start.add_argument("--resume", action="store_true",
-                       help="continue the run of --timestamp from its last checkpoint (after the aggregator died)")
+                       help="continue the run of --timestamp from its last checkpoint (after the aggregator died); "
+                            "refused when the config differs from the run's config.yml in keys that change what is "
+                            "trained")
+    start.add_argument("--force-config", action="store_true",
+                       help="with --resume: continue even with such keys changed; the run folder keeps its former "
+                            "config and records the changes in config_changes.log")
     start.add_argument("--in-process", action="store_true",
                        help="run the executors as threads of this process over the in-memory transport")
     start.set_defaults(handler=_start)

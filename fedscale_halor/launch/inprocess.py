@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fedscale_halor.config.schema import ExperimentConfig
-from fedscale_halor.config.serialize import dump_config
 from fedscale_halor.data.federated import FederatedDataset
 from fedscale_halor.launch.assembly import build_aggregator, build_executor, new_board
 from fedscale_halor.launch.hosts import executor_slots
 from fedscale_halor.launch.process_tuning import tune_process_for_training
+from fedscale_halor.launch.resume_check import log_config_changes, write_run_config
 from fedscale_halor.launch.rundir import attach_log_file, detach_log_file, open_run_dir
 from fedscale_halor.server.board import WorkBoard
 from fedscale_halor.server.service import BoardService
@@ -36,13 +36,16 @@ class JobOutcome:
 
 
 def run_in_process(cfg: ExperimentConfig, *, timestamp: str | None = None, echo: bool = True,
-                   resume: bool = False) -> JobOutcome:
+                   resume: bool = False, force_config: bool = False) -> JobOutcome:
+    """``resume``: continue the run of ``timestamp`` from its last checkpoint, refused when the config changes what
+    is trained (``resume_check``) unless ``force_config``."""
     job = cfg.job
     run_dir = open_run_dir(job.log_path, job.job_name, timestamp, resume=resume)
-    dump_config(cfg, run_dir / "config.yml")
+    _, config_changes = write_run_config(cfg, run_dir, resume=resume, force_config=force_config)
     handler = attach_log_file("fedscale_halor", run_dir / "aggregator.log", echo=echo)
     try:
         _log.info("job %s: logs in %s", job.job_name, run_dir)
+        log_config_changes(config_changes, _log)
         tune_process_for_training()
         board = new_board(job)
         token = secrets.token_hex(16)

@@ -19,7 +19,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from fedscale_halor.config.schema import ExperimentConfig
-from fedscale_halor.config.serialize import dump_config
 from fedscale_halor.launch.assembly import torch_threads_per_executor
 from fedscale_halor.launch.executor_main import TOKEN_VARIABLE
 from fedscale_halor.launch.executor_watch import ExecutorWatch
@@ -27,6 +26,7 @@ from fedscale_halor.launch.forked import ForkedExecutor, can_fork, fork_executor
 from fedscale_halor.launch.hosts import ExecutorSlot, executor_slots, is_local_host
 from fedscale_halor.launch.inprocess import JobOutcome
 from fedscale_halor.launch.records import JobRecord, ProcessRecord, forget_record, save_record
+from fedscale_halor.launch.resume_check import log_config_changes, write_run_config
 from fedscale_halor.launch.rundir import attach_log_file, detach_log_file, open_run_dir
 from fedscale_halor.launch.serving import SERVE_HOST, check_port_free, serve_aggregator
 from fedscale_halor.launch.stop import process_command_line
@@ -39,15 +39,18 @@ _THIS_HOST = "localhost"
 
 
 def run_local(cfg: ExperimentConfig, *, timestamp: str | None = None, echo: bool = True,
-              token: str | None = None, fork: bool = False, resume: bool = False) -> JobOutcome:
+              token: str | None = None, fork: bool = False, resume: bool = False,
+              force_config: bool = False) -> JobOutcome:
     """Run the job to its end. ``fork``: executors are forked from this process, which must not have started any
     thread, gRPC object or parallel torch work yet (a fresh `start`); otherwise they are new interpreters.
-    ``resume``: continue the run of ``timestamp`` from its last checkpoint."""
+    ``resume``: continue the run of ``timestamp`` from its last checkpoint, refused when the config changes what is
+    trained (``resume_check``) unless ``force_config``."""
     job, deployment = cfg.job, cfg.deployment
     check_port_free(SERVE_HOST, deployment.ps_port)  # before a run folder exists that would hold only the failure
     run_dir = open_run_dir(job.log_path, job.job_name, timestamp, resume=resume)
-    config_path = dump_config(cfg, run_dir / "config.yml")
+    config_path, config_changes = write_run_config(cfg, run_dir, resume=resume, force_config=force_config)
     handler = attach_log_file("fedscale_halor", run_dir / "aggregator.log", echo=echo)
+    log_config_changes(config_changes, _log)
     slots = executor_slots(deployment.worker_ips)
     remote = sorted({slot.host for slot in slots if not is_local_host(slot.host)})
     if remote:
