@@ -3,6 +3,8 @@ several at once.
 
 It registers with the aggregator, then pulls events until told to shut down. It holds one copy of the global model
 per version and trains whichever clients it is handed; data is memory-mapped, so any executor can train any client.
+A client's training or a test shard's evaluation that raises is reported as a failure (task_errors.py says which are
+fatal to the job) and the executor carries on.
 
 An aggregator that is briefly unreachable is waited for by the transport (up to the job's reconnect_timeout), and
 the executor carries on where it was. An aggregator that was restarted (a resumed job) does not know the executor:
@@ -29,6 +31,7 @@ from fedscale_halor.data.federated import FederatedDataset
 from fedscale_halor.executor.lanes import TrainingLanes
 from fedscale_halor.executor.outbox import Outbox
 from fedscale_halor.executor.plugin import ExecutorPlugin
+from fedscale_halor.executor.task_errors import describe, is_transient
 from fedscale_halor.plugin.payloads import PayloadRegistry
 from fedscale_halor.transport.base import AggregatorGoneError, Transport
 from fedscale_halor.transport.messages import (
@@ -37,6 +40,7 @@ from fedscale_halor.transport.messages import (
     ClientUpdate,
     Completion,
     Envelope,
+    EvalFailure,
     EvalOutcome,
     Event,
     ExecutorInfo,
@@ -202,9 +206,9 @@ class Executor:
         try:
             data = self._parts.dataset.client_data(task.client_id, self._training_positions(task, hints))
             result = self._parts.trainer.train(model, self._weights, data, task)
-        except Exception as error:  # one broken client must not take the executor's other clients down
+        except Exception as error:  # reported, not raised: the aggregator decides whether the job goes on
             _log.exception("executor %s: client %d failed in round %d", self._id, task.client_id, task.round)
-            self._outbox.send(ClientFailure(task.round, task.client_id, repr(error)))
+            self._outbox.send(ClientFailure(task.round, task.client_id, describe(error), fatal=not is_transient(error)))
             return
         with self._count_lock:
             self.clients_trained += 1
@@ -212,10 +216,17 @@ class Executor:
 
     def _on_model_test(self, event: Event) -> bool:
         assert isinstance(event, ModelTest)
-        features, labels = self._parts.dataset.test_shard(event.shard_index, event.shard_count)
-        with self._all_threads_for_one_task():
-            result = evaluate(self._parts.model, self._weights, features, labels, self._parts.test_batch_size,
-                              self._parts.device)
+        try:
+            features, labels = self._parts.dataset.test_shard(event.shard_index, event.shard_count)
+            with self._all_threads_for_one_task():
+                result = evaluate(self._parts.model, self._weights, features, labels, self._parts.test_batch_size,
+                                  self._parts.device)
+        except Exception as error:  # reported, not raised: dying here left the job waiting out the executor timeout
+            _log.exception("executor %s: evaluating test shard %d of round %d failed", self._id, event.shard_index,
+                           event.round)
+            self._outbox.send(EvalFailure(event.round, event.model_version, event.shard_index, describe(error),
+                                          fatal=not is_transient(error)))
+            return True
         self._outbox.send(EvalOutcome(event.round, event.model_version, event.shard_index, result))
         return True
 

@@ -97,13 +97,15 @@ class Aggregator:
         self._parts.selector.register(self._planner.client_infos(sizes))
         self._parts.strategy.register_clients(sizes)
         history: list[RoundMetrics] = []
+        ending = "job failed"  # what the executors' logs say they stopped for
         try:
             for plugin in self._parts.plugins:
                 plugin.before_run(self._parts.client_ids)
             for round_index in range(self._first_round, self._job.rounds + 1):
                 history.append(self._run_round(round_index, executor_count))
+            ending = "job finished"
         finally:
-            board.shutdown("job finished")
+            board.shutdown(ending)
             self._parts.sink.close()
         return history
 

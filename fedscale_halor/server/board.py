@@ -24,9 +24,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 from fedscale_halor.plugin.payloads import PayloadRegistry
-from fedscale_halor.server.errors import JobFailedError
+from fedscale_halor.server.errors import ExecutorTaskError, JobFailedError
 from fedscale_halor.server.exchange import Answer, Exchange, ExchangeOutcome
 from fedscale_halor.server.round_terms import LivenessPolicy, RoundOutcome
+from fedscale_halor.server.task_failures import TaskFailures
 from fedscale_halor.server.update_check import update_mismatch
 from fedscale_halor.transport.messages import (
     ClientFailure,
@@ -34,6 +35,7 @@ from fedscale_halor.transport.messages import (
     ClientUpdate,
     Completion,
     Envelope,
+    EvalFailure,
     EvalOutcome,
     Event,
     Heartbeat,
@@ -91,6 +93,7 @@ class WorkBoard:
         self._pending_shards: deque[int] = deque()
         self._shard_count = 0
         self._test_outcomes: dict[int, EvalResult] = {}
+        self._task_failures = TaskFailures()
         self._shutdown_reason: str | None = None
         self._failure: str | None = None
 
@@ -176,6 +179,7 @@ class WorkBoard:
                         self._results[result.client_id] = replace(result, weights={}, client_state={})
             elif isinstance(completion, ClientFailure):
                 state.clients.pop(completion.client_id, None)
+                self._task_failures.client_failed(executor_id, completion)
                 self._record_failure(completion)
             elif isinstance(completion, Envelope):
                 self._take_answer(executor_id, self._payloads.unwrap(completion))
@@ -183,6 +187,10 @@ class WorkBoard:
                 state.shards.discard(completion.shard_index)
                 if completion.round == self._test_round:
                     self._test_outcomes[completion.shard_index] = completion.result
+            elif isinstance(completion, EvalFailure):
+                state.shards.discard(completion.shard_index)
+                if self._task_failures.shard_failed(executor_id, completion, self._test_round, self._test_outcomes):
+                    self._pending_shards.append(completion.shard_index)
             elif not isinstance(completion, Heartbeat):
                 raise TypeError(f"unknown completion {type(completion).__name__}")
             self._changed.notify_all()
@@ -345,6 +353,7 @@ class WorkBoard:
             self._shard_count = shard_count
             self._pending_shards = deque(range(shard_count))
             self._test_outcomes = {}
+            self._task_failures.new_test()
             self._changed.notify_all()
         self._wait(lambda: len(self._test_outcomes) == shard_count)
         with self._changed:
@@ -362,6 +371,8 @@ class WorkBoard:
         check_every = min(1.0, self._liveness.executor_timeout_s / 4)
         while True:
             with self._changed:
+                if self._task_failures.fatal is not None:  # the cause, where an executor crashed later too
+                    raise ExecutorTaskError(self._task_failures.fatal)
                 if self._failure is not None:
                     raise JobFailedError(self._failure)
                 arrived: list[TrainResult] = []

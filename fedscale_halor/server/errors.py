@@ -9,3 +9,8 @@ class JobFailedError(RuntimeError):
 
 class NoExecutorsError(JobFailedError):
     """No executor registered within the register timeout."""
+
+
+class ExecutorTaskError(JobFailedError):
+    """An executor's training or evaluation raised an error that would recur on any executor (a data or programming
+    error; see executor/task_errors.py), or a transient one that kept recurring."""

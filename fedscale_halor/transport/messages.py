@@ -79,11 +79,13 @@ class ClientUpdate:
 
 @dataclass(frozen=True)
 class ClientFailure:
-    """A client whose training raised; the aggregator counts it as dropped instead of waiting for it."""
+    """A client whose training raised; the aggregator counts it as dropped instead of waiting for it, or, when
+    ``fatal`` (the error would recur on any executor: see executor/task_errors.py), stops the job with it."""
 
     round: int
     client_id: int
-    error: str
+    error: str  # the exception's type and message
+    fatal: bool = False
 
 
 @dataclass(frozen=True)
@@ -95,8 +97,20 @@ class EvalOutcome:
 
 
 @dataclass(frozen=True)
+class EvalFailure:
+    """A test shard whose evaluation raised: ``fatal`` stops the job, else the shard is handed out again (a few
+    times at most)."""
+
+    round: int
+    model_version: int
+    shard_index: int
+    error: str  # the exception's type and message
+    fatal: bool = False
+
+
+@dataclass(frozen=True)
 class Heartbeat:
     """Sent while an executor is busy, so a long local training is not mistaken for a dead executor."""
 
 
-Completion = ClientUpdate | ClientFailure | EvalOutcome | Heartbeat | Envelope
+Completion = ClientUpdate | ClientFailure | EvalOutcome | EvalFailure | Heartbeat | Envelope

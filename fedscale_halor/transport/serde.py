@@ -29,6 +29,7 @@ from fedscale_halor.transport.messages import (
     ClientUpdate,
     Completion,
     Envelope,
+    EvalFailure,
     EvalOutcome,
     Event,
     ExecutorInfo,
@@ -209,11 +210,15 @@ def completion_to_proto(completion: Completion, blobs: list[tuple[Buffer, ...]])
             client_state=_client_state_to_proto(result.client_state, blobs))))
     if isinstance(completion, ClientFailure):
         return pb.Completion(client_failure=pb.ClientFailure(round=completion.round, client_id=completion.client_id,
-                                                             error=completion.error))
+                                                             error=completion.error, fatal=completion.fatal))
     if isinstance(completion, EvalOutcome):
         return pb.Completion(eval_outcome=pb.EvalOutcome(
             round=completion.round, model_version=completion.model_version, shard_index=completion.shard_index,
             result=_eval_result_to_proto(completion.result)))
+    if isinstance(completion, EvalFailure):
+        return pb.Completion(eval_failure=pb.EvalFailure(
+            round=completion.round, model_version=completion.model_version, shard_index=completion.shard_index,
+            error=completion.error, fatal=completion.fatal))
     if isinstance(completion, Heartbeat):
         return pb.Completion(heartbeat=pb.Heartbeat())
     if isinstance(completion, Envelope):
@@ -243,8 +248,11 @@ def _eval_outcome_from_proto(message: pb.EvalOutcome, _: Sequence[memoryview]) -
 _COMPLETION_DECODERS: dict[str, Callable[[Any, Sequence[memoryview]], Completion]] = {
     "client_update": _client_update_from_proto,
     "client_failure": lambda message, _: ClientFailure(round=message.round, client_id=message.client_id,
-                                                       error=message.error),
+                                                       error=message.error, fatal=message.fatal),
     "eval_outcome": _eval_outcome_from_proto,
+    "eval_failure": lambda message, _: EvalFailure(round=message.round, model_version=message.model_version,
+                                                   shard_index=message.shard_index, error=message.error,
+                                                   fatal=message.fatal),
     "heartbeat": lambda message, _: Heartbeat(),
     "plugin": _envelope_from_proto,
 }

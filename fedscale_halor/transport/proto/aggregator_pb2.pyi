@@ -191,14 +191,16 @@ class ClientUpdate(_message.Message):
     def __init__(self, result: _Optional[_Union[TrainResult, _Mapping]] = ...) -> None: ...
 
 class ClientFailure(_message.Message):
-    __slots__ = ("round", "client_id", "error")
+    __slots__ = ("round", "client_id", "error", "fatal")
     ROUND_FIELD_NUMBER: _ClassVar[int]
     CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    FATAL_FIELD_NUMBER: _ClassVar[int]
     round: int
     client_id: int
     error: str
-    def __init__(self, round: _Optional[int] = ..., client_id: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...
+    fatal: bool
+    def __init__(self, round: _Optional[int] = ..., client_id: _Optional[int] = ..., error: _Optional[str] = ..., fatal: _Optional[bool] = ...) -> None: ...
 
 class EvalOutcome(_message.Message):
     __slots__ = ("round", "model_version", "shard_index", "result")
@@ -212,19 +214,35 @@ class EvalOutcome(_message.Message):
     result: EvalResult
     def __init__(self, round: _Optional[int] = ..., model_version: _Optional[int] = ..., shard_index: _Optional[int] = ..., result: _Optional[_Union[EvalResult, _Mapping]] = ...) -> None: ...
 
+class EvalFailure(_message.Message):
+    __slots__ = ("round", "model_version", "shard_index", "error", "fatal")
+    ROUND_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    SHARD_INDEX_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    FATAL_FIELD_NUMBER: _ClassVar[int]
+    round: int
+    model_version: int
+    shard_index: int
+    error: str
+    fatal: bool
+    def __init__(self, round: _Optional[int] = ..., model_version: _Optional[int] = ..., shard_index: _Optional[int] = ..., error: _Optional[str] = ..., fatal: _Optional[bool] = ...) -> None: ...
+
 class Completion(_message.Message):
-    __slots__ = ("client_update", "client_failure", "eval_outcome", "heartbeat", "plugin")
+    __slots__ = ("client_update", "client_failure", "eval_outcome", "heartbeat", "plugin", "eval_failure")
     CLIENT_UPDATE_FIELD_NUMBER: _ClassVar[int]
     CLIENT_FAILURE_FIELD_NUMBER: _ClassVar[int]
     EVAL_OUTCOME_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
     PLUGIN_FIELD_NUMBER: _ClassVar[int]
+    EVAL_FAILURE_FIELD_NUMBER: _ClassVar[int]
     client_update: ClientUpdate
     client_failure: ClientFailure
     eval_outcome: EvalOutcome
     heartbeat: Heartbeat
     plugin: Envelope
-    def __init__(self, client_update: _Optional[_Union[ClientUpdate, _Mapping]] = ..., client_failure: _Optional[_Union[ClientFailure, _Mapping]] = ..., eval_outcome: _Optional[_Union[EvalOutcome, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., plugin: _Optional[_Union[Envelope, _Mapping]] = ...) -> None: ...
+    eval_failure: EvalFailure
+    def __init__(self, client_update: _Optional[_Union[ClientUpdate, _Mapping]] = ..., client_failure: _Optional[_Union[ClientFailure, _Mapping]] = ..., eval_outcome: _Optional[_Union[EvalOutcome, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., plugin: _Optional[_Union[Envelope, _Mapping]] = ..., eval_failure: _Optional[_Union[EvalFailure, _Mapping]] = ...) -> None: ...
 
 class Heartbeat(_message.Message):
     __slots__ = ()

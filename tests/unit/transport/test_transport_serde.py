@@ -12,6 +12,7 @@ from fedscale_halor.transport.messages import (
     ClientTrain,
     ClientUpdate,
     Completion,
+    EvalFailure,
     EvalOutcome,
     Event,
     ExecutorInfo,
@@ -106,6 +107,9 @@ def test_client_update_round_trips_exactly() -> None:
 
 @pytest.mark.parametrize("completion", [
     ClientFailure(round=4, client_id=8, error="RuntimeError('out of memory')"),
+    ClientFailure(round=4, client_id=8, error="IndexError: Target 12 is out of bounds.", fatal=True),
+    EvalFailure(round=3, model_version=2, shard_index=1, error="IndexError: Target 12 is out of bounds.", fatal=True),
+    EvalFailure(round=3, model_version=2, shard_index=0, error="OutOfMemoryError: CUDA out of memory"),
     EvalOutcome(round=5, model_version=4, shard_index=2,
                 result=EvalResult(num_samples=333, loss_sum=123.456789, top1_correct=300, top5_correct=330)),
     EvalOutcome(round=0, model_version=0, shard_index=0, result=EvalResult()),
