@@ -126,3 +126,4 @@ class RoundMetrics:
     executor_round_trip_s: Mapping[str, float] = field(default_factory=dict)
     # straggler balancing: the local steps of the clients it shortened
     shortened_local_steps: Mapping[int, int] = field(default_factory=dict)
+    cohort: int = 0  # whose round this was, in a job of several cohorts (each logs its own rounds)

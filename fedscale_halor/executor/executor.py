@@ -103,8 +103,9 @@ class Executor:
         self._id = executor_id
         self._transport = transport
         self._parts = parts
-        self._version = -1
-        self._weights: Weights = {}
+        # cohort -> (version, weights): the latest model of each cohort the aggregator has sent
+        self._models: dict[int, tuple[int, Weights]] = {}
+        self._training_cohort = 0  # whose model the lanes train on
         self._handlers: dict[type, Callable[[Event], bool]] = {
             UpdateModel: self._on_update_model,
             ClientTrain: self._on_client_train,
@@ -173,7 +174,7 @@ class Executor:
             self._lanes.drain()  # the old aggregator's clients; their updates are dropped with the outbox's
         self._outbox.flush()
         self._register()
-        self._version = -1  # a resumed aggregator may number its models as the old one did, with other weights
+        self._models.clear()  # a resumed aggregator may number its models as the old one did, with other weights
         return self._transport.next_event(self._id)
 
     def _send_heartbeats(self, stop: threading.Event) -> None:
@@ -186,14 +187,19 @@ class Executor:
 
     def _on_update_model(self, event: Event) -> bool:
         assert isinstance(event, UpdateModel)
-        self._version, self._weights = event.version, event.weights
+        self._models[event.cohort] = (event.version, event.weights)
         return True
 
     def _on_client_train(self, event: Event) -> bool:
         assert isinstance(event, ClientTrain)
-        if event.model_version != self._version:
-            raise RuntimeError(f"executor {self._id}: asked to train on model version {event.model_version} "
-                               f"but holds version {self._version}")
+        held = self._models.get(event.cohort, (-1, {}))[0]
+        if event.model_version != held:
+            raise RuntimeError(f"executor {self._id}: asked to train on model version {event.model_version} of "
+                               f"cohort {event.cohort} but holds version {held}")
+        if event.cohort != self._training_cohort:
+            if self._lanes is not None:
+                self._lanes.drain()  # the lanes read the cohort's model: another cohort's clients finish first
+            self._training_cohort = event.cohort
         hints = tuple(self._payloads.unwrap(hint) for hint in event.hints)
         if self._lanes is not None:
             self._lanes.submit([(task, hints) for task in event.tasks])
@@ -205,7 +211,7 @@ class Executor:
     def _train_one(self, model: torch.nn.Module, task: TrainTask, hints: Sequence[object]) -> None:
         try:
             data = self._parts.dataset.client_data(task.client_id, self._training_positions(task, hints))
-            result = self._parts.trainer.train(model, self._weights, data, task)
+            result = self._parts.trainer.train(model, self._weights_of(self._training_cohort), data, task)
         except Exception as error:  # reported, not raised: the aggregator decides whether the job goes on
             _log.exception("executor %s: client %d failed in round %d", self._id, task.client_id, task.round)
             self._outbox.send(ClientFailure(task.round, task.client_id, describe(error), fatal=not is_transient(error)))
@@ -219,8 +225,8 @@ class Executor:
         try:
             features, labels = self._parts.dataset.test_shard(event.shard_index, event.shard_count)
             with self._all_threads_for_one_task():
-                result = evaluate(self._parts.model, self._weights, features, labels, self._parts.test_batch_size,
-                                  self._parts.device)
+                result = evaluate(self._parts.model, self._weights_of(event.cohort), features, labels,
+                                  self._parts.test_batch_size, self._parts.device)
         except Exception as error:  # reported, not raised: dying here left the job waiting out the executor timeout
             _log.exception("executor %s: evaluating test shard %d of round %d failed", self._id, event.shard_index,
                            event.round)
@@ -229,6 +235,9 @@ class Executor:
             return True
         self._outbox.send(EvalOutcome(event.round, event.model_version, event.shard_index, result))
         return True
+
+    def _weights_of(self, cohort: int) -> Weights:
+        return self._models.get(cohort, (-1, {}))[1]
 
     @contextlib.contextmanager
     def _all_threads_for_one_task(self) -> Iterator[None]:

@@ -15,6 +15,7 @@ from fedscale_halor.executor.executor import Executor, ExecutorParts
 from fedscale_halor.launch.components import build_selector, build_strategy, build_trainer, executor_device
 from fedscale_halor.launch.hosts import ExecutorSlot
 from fedscale_halor.launch.plugins import (
+    cohort_plugin,
     executor_plugins,
     payload_registry,
     planner_of,
@@ -113,7 +114,8 @@ def build_aggregator(job: JobConfig, board: WorkBoard, run_dir: Path,
     weights = initial_weights(model, job.sample_seed)
     client_sizes = {client: dataset.num_samples(client) for client in dataset.client_ids}
     model_bytes = sum(tensor.numel() * tensor.element_size() for tensor in weights.values())
-    plugins = round_plugins(job, ServerSide(board, dataset.client_ids, client_sizes, dataset.num_classes))
+    server = ServerSide(board, dataset.client_ids, client_sizes, dataset.num_classes)
+    plugins = round_plugins(job, server)
     aggregator = Aggregator(job, AggregatorParts(
         board=board, client_ids=dataset.client_ids, initial_weights=weights,
         selector=build_selector(job), strategy=build_strategy(job), sink=sink,
@@ -121,12 +123,11 @@ def build_aggregator(job: JobConfig, board: WorkBoard, run_dir: Path,
         client_sizes=client_sizes,
         planner=planner_of(plugins, round_planner(job, dataset.client_ids, model_bytes)),
         plugins=plugins,
+        cohorts=cohort_plugin(job, server),
     ))
     if resume:
         aggregator.restore(run_dir / "checkpoint")
     return aggregator
-
-
 
 
 def build_executor(cfg: ExperimentConfig, slot: ExecutorSlot, transport: Transport,

@@ -14,6 +14,7 @@ from fedscale_halor.config.errors import ConfigError
 from fedscale_halor.config.schema import JobConfig
 from fedscale_halor.executor.plugin import ExecutorPlugin
 from fedscale_halor.halor.factory import HalorPluginFactory
+from fedscale_halor.plugin.cohorts import CohortPlugin, OneCohort
 from fedscale_halor.plugin.factory import ExecutorSide, PluginFactory, ServerSide
 from fedscale_halor.plugin.payloads import PayloadRegistry
 from fedscale_halor.plugin.round import RoundPlugin
@@ -95,3 +96,13 @@ def planner_of(plugins: tuple[RoundPlugin, ...], default: RoundPlanner) -> Round
         names = " and ".join(type(plugin).__name__ for plugin, _ in replacing)
         raise ConfigError(f"job_conf: {names} each replace the round's planner; a job runs at most one of them")
     return replacing[0][1] if replacing else default
+
+
+def cohort_plugin(job: JobConfig, server: ServerSide) -> CohortPlugin:
+    """How the job's clients form cohorts: the one plug-in of the job that forms them, or one cohort."""
+    built = [(factory, plugin) for factory in job_factories(job)
+             if (plugin := factory.cohort_plugin(job, server)) is not None]
+    if len(built) > 1:
+        names = " and ".join(factory.name for factory, _ in built)
+        raise ConfigError(f"job_conf: {names} each form cohorts; a job runs at most one of them")
+    return built[0][1] if built else OneCohort()

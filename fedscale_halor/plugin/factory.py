@@ -1,10 +1,10 @@
 """How a job gets its plug-ins: one ``PluginFactory`` per feature builds the feature's parts from the job.
 
 A factory owns its feature's settings (its ``settings`` class of job-file keys, validated by the config layer; more
-checks when the aggregator builds its side), its
-messages (the payload codecs it registers) and its hooks: a ``RoundPlugin`` on the aggregator, an
-``ExecutorPlugin`` on each executor. Built-in features are listed in ``launch/plugins.py``; a job runs more with
-its ``plugins`` key, each entry naming a factory as ``package.module:name`` (docs/architecture.md).
+checks when the aggregator builds its side), its messages (the payload codecs it registers) and its hooks: a
+``RoundPlugin`` on the aggregator, an ``ExecutorPlugin`` on each executor, a ``CohortPlugin`` where the feature
+forms cohorts. Built-in features are listed in ``launch/plugins.py``; a job runs more with its ``plugins`` key, each
+entry naming a factory as ``package.module:name`` (docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 from fedscale_halor.config.schema import JobConfig
 from fedscale_halor.data.federated import FederatedDataset
 from fedscale_halor.executor.plugin import ExecutorPlugin
+from fedscale_halor.plugin.cohorts import CohortPlugin
 from fedscale_halor.plugin.payloads import PayloadCodec
 from fedscale_halor.plugin.round import RoundPlugin
 from fedscale_halor.server.board import WorkBoard
@@ -70,4 +71,8 @@ class PluginFactory(ABC):
         """The feature's aggregator side; raises ``ConfigError`` for settings it cannot run with."""
 
     def executor_plugin(self, job: JobConfig, executor: ExecutorSide) -> ExecutorPlugin | None:
+        return None
+
+    def cohort_plugin(self, job: JobConfig, server: ServerSide) -> CohortPlugin | None:
+        """How the feature forms cohorts (plugin/cohorts.py); at most one feature of a job does."""
         return None

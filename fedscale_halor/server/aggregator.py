@@ -16,6 +16,7 @@ from fedscale_halor.aggregation.fold import RoundFold
 from fedscale_halor.client.schedule import learning_rate_at
 from fedscale_halor.config.schema import JobConfig
 from fedscale_halor.logging.base import MetricsSink
+from fedscale_halor.plugin.cohorts import CohortLayout, CohortPlugin, OneCohort
 from fedscale_halor.plugin.round import RoundPlugin
 from fedscale_halor.seeding import derive_seed
 from fedscale_halor.selection.base import ClientOutcome, ClientSelector
@@ -27,6 +28,7 @@ from fedscale_halor.server.checkpoint import (
     save_checkpoint,
     saved_files,
 )
+from fedscale_halor.server.cohort import Cohort, cohort_files, restore_cohorts
 from fedscale_halor.server.errors import NoExecutorsError
 from fedscale_halor.server.planning import EveryoneCompletes, PlannedRound, RoundPlanner
 from fedscale_halor.server.quorum import QuorumPolicy
@@ -50,35 +52,51 @@ class AggregatorParts:
     client_sizes: Mapping[int, int] = field(default_factory=dict)  # training samples per client, for selectors
     planner: RoundPlanner | None = None  # None: no device traces, every selected client completes
     plugins: tuple[RoundPlugin, ...] = ()  # the job's features that hook the round (Halor's pre-round step)
+    cohorts: CohortPlugin = field(default_factory=OneCohort)  # how clients form cohorts (Auxo); one by default
 
 
 class Aggregator:
     def __init__(self, job: JobConfig, parts: AggregatorParts) -> None:
         self._job = job
         self._parts = parts
-        self._weights: Weights = parts.initial_weights
-        self._version = 0
-        self._clock_s = 0.0
-        self._planner = parts.planner or EveryoneCompletes(job.num_participants)
+        self._cohorts = [Cohort(index=0, members=tuple(parts.client_ids), weights=parts.initial_weights, version=0,
+                                planner=parts.planner or EveryoneCompletes(job.num_participants),
+                                selector=parts.selector, strategy=parts.strategy,
+                                participants=job.num_participants)]
         self._quorum = QuorumPolicy(job.quorum, job.round_retries)
         self._first_round = 1
 
     def restore(self, checkpoint_dir: Path) -> int:
-        """Continue from a checkpoint: its weights, model version, clock, server optimizer state and the plug-ins'
-        files; returns the round it was taken after. Selectors start afresh (their own state is not saved)."""
+        """Continue from a checkpoint: every cohort's weights, model version, clock and server optimizer state,
+        and the plug-ins' files; returns the round it was taken after. Selectors start afresh (their own state is
+        not saved)."""
         state, weights = load_checkpoint(checkpoint_dir)
-        self._weights, self._version, self._clock_s = weights, state.model_version, state.clock_s
-        self._parts.strategy.load_state_dict(load_strategy_state(checkpoint_dir))
+        first = self._cohorts[0]
+        first.weights, first.version = weights, state.model_version
+        first.strategy.load_state_dict(load_strategy_state(checkpoint_dir))
+        first.planner.restore(state.clock_s)
+        files = saved_files(checkpoint_dir)
+        self._cohorts = restore_cohorts(first, files)
         for plugin in self._parts.plugins:
-            plugin.restore(saved_files(checkpoint_dir))
-        self._planner.restore(state.clock_s)
+            plugin.restore(files)
+        self._parts.cohorts.restore(files)
         self._first_round = state.round + 1
-        _log.info("resuming after round %d from %s (clock %.1f s)", state.round, checkpoint_dir, state.clock_s)
+        _log.info("resuming after round %d from %s (clock %.1f s, %d cohort%s)", state.round, checkpoint_dir,
+                  state.clock_s, len(self._cohorts), "" if len(self._cohorts) == 1 else "s")
         return state.round
 
     @property
     def weights(self) -> Weights:
-        return self._weights
+        """Cohort 0's model: the job's model when it has one cohort."""
+        return self._cohorts[0].weights
+
+    @property
+    def cohort_weights(self) -> tuple[Weights, ...]:
+        return tuple(cohort.weights for cohort in self._cohorts)
+
+    @property
+    def cohort_members(self) -> tuple[tuple[int, ...], ...]:
+        return tuple(cohort.members for cohort in self._cohorts)
 
     def run(self, executor_count: int, register_timeout_s: float = 120.0) -> list[RoundMetrics]:
         board = self._parts.board
@@ -92,33 +110,40 @@ class Aggregator:
             # the others may still come: a late executor gets work from the next round it asks for
             _log.warning("only %d of %d executors registered within %g s; starting with them", registered,
                          executor_count, register_timeout_s)
-        board.set_model(self._version, self._weights)
         sizes = self._client_sizes()
-        self._parts.selector.register(self._planner.client_infos(sizes))
-        self._parts.strategy.register_clients(sizes)
+        for cohort in self._cohorts:
+            cohort.selector.register(cohort.planner.client_infos(sizes))
+            cohort.strategy.register_clients(sizes)
         history: list[RoundMetrics] = []
         ending = "job failed"  # what the executors' logs say they stopped for
         try:
             for plugin in self._parts.plugins:
                 plugin.before_run(self._parts.client_ids)
             for round_index in range(self._first_round, self._job.rounds + 1):
-                history.append(self._run_round(round_index, executor_count))
+                for cohort in list(self._cohorts):  # cohorts made in this round start in the next
+                    if cohort.members:  # a cohort all of whose clients moved elsewhere waits for new ones
+                        history.append(self._run_round(round_index, cohort, executor_count))
+                if round_index % self._job.eval_interval == 0 or round_index == self._job.rounds:
+                    self._save(round_index)
             ending = "job finished"
         finally:
             board.shutdown(ending)
             self._parts.sink.close()
         return history
 
-    def _run_round(self, round_index: int, executor_count: int) -> RoundMetrics:
+    def _run_round(self, round_index: int, cohort: Cohort, executor_count: int) -> RoundMetrics:
         job, parts = self._job, self._parts
         started = time.perf_counter()
+        cohort.set_participants(parts.cohorts.participants(
+            round_index, cohort.index, [len(other.members) for other in self._cohorts], job.num_participants))
+        parts.board.set_model(cohort.version, cohort.weights, cohort.index)
         learning_rate = learning_rate_at(round_index - 1, job.learning_rate, job.decay_factor, job.decay_round,
                                          job.min_learning_rate)
         hints = _OncePerRound(round_index, parts.plugins)
         excluded: set[int] = set()
         short: list[tuple[int, Sequence[ClientFailure]]] = []
         for attempt_number in range(1, job.round_retries + 2):
-            attempt = self._attempt(round_index, learning_rate, excluded, hints)
+            attempt = self._attempt(round_index, cohort, learning_rate, excluded, hints)
             if self._quorum.met(len(attempt.planned.sampled), attempt.outcome.failures):
                 break
             self._quorum.note_short(round_index, attempt_number, len(attempt.planned.sampled), attempt.outcome.failures)
@@ -126,26 +151,33 @@ class Aggregator:
             excluded.update(failure.client_id for failure in attempt.outcome.failures)
         else:
             raise self._quorum.failure(round_index, short)
-        return self._commit(round_index, attempt, learning_rate, executor_count, started, attempts=len(short) + 1)
+        metrics = self._commit(round_index, cohort, attempt, learning_rate, executor_count, started,
+                               attempts=len(short) + 1)
+        layout = parts.cohorts.after_cohort_round(round_index, cohort.index, self.cohort_members,
+                                                  attempt.outcome.results)
+        if layout is not None:
+            self._apply(round_index, layout)
+        return metrics
 
-    def _attempt(self, round_index: int, learning_rate: float, excluded: set[int],
+    def _attempt(self, round_index: int, cohort: Cohort, learning_rate: float, excluded: set[int],
                  hints: _OncePerRound) -> _Attempt:
-        """Select, plan, train and fold one run of the round; nothing is committed yet."""
+        """Select, plan, train and fold one run of the cohort's round; nothing is committed yet."""
         job, parts = self._job, self._parts
-        planned, late = self._choose(round_index, excluded)
+        planned, late = self._choose(round_index, cohort, excluded)
         participants = sorted([*planned.completing, *late])
         round_hints = hints.of(planned.sampled)
         tasks = [
-            TrainTask(round=round_index, client_id=client_id, model_version=self._version,
+            TrainTask(round=round_index, client_id=client_id, model_version=cohort.version,
                       learning_rate=learning_rate, local_steps=planned.local_steps.get(client_id, job.local_steps),
                       batch_size=job.batch_size, seed=derive_seed(job.sample_seed, round_index, "train", client_id),
-                      client_state=parts.strategy.task_state(client_id))  # FedDC: the client's drift
+                      client_state=cohort.strategy.task_state(client_id))  # FedDC: the client's drift
             for client_id in participants
         ]
-        fold = parts.strategy.start_round(self._weights, planned.completing)
+        fold = cohort.strategy.start_round(cohort.weights, planned.completing)
         late_results: list[TrainResult] = []
 
         def take(result: TrainResult) -> None:
+            parts.cohorts.take_update(round_index, cohort.index, cohort.weights, result)
             if result.client_id in late:  # trained now, arrives after the cut: kept for a later round
                 late_results.append(result)
             else:
@@ -154,11 +186,11 @@ class Aggregator:
         outcome = parts.board.run_round(round_index, tasks, on_result=take, hints=round_hints)
         return _Attempt(planned, late, tuple(participants), fold, outcome, tuple(late_results))
 
-    def _commit(self, round_index: int, attempt: _Attempt, learning_rate: float, executor_count: int,
-                started: float, attempts: int) -> RoundMetrics:
+    def _commit(self, round_index: int, cohort: Cohort, attempt: _Attempt, learning_rate: float,
+                executor_count: int, started: float, attempts: int) -> RoundMetrics:
         job, parts = self._job, self._parts
         planned, late, outcome = attempt.planned, attempt.late, attempt.outcome
-        round_start_s = self._clock_s
+        round_start_s = cohort.planner.now_s
         for plugin in parts.plugins:
             plugin.take_late(round_index, attempt.late_results, round_start_s, late)
         for plugin in parts.plugins:
@@ -166,24 +198,24 @@ class Aggregator:
         for failure in outcome.failures:
             _log.warning("round %d: client %d failed and is dropped: %s", round_index, failure.client_id,
                          failure.error)
-        self._clock_s = self._planner.advance(planned, outcome.results)
+        planner = cohort.planner
+        clock_s = planner.advance(planned, outcome.results)
         fresh = [result.client_id for result in outcome.results if result.client_id not in late]
         for plugin in parts.plugins:
-            plugin.fold_more(round_index, attempt.fold, fresh, self._clock_s)
-        self._weights = attempt.fold.finish()
-        self._version += 1
-        parts.board.set_model(self._version, self._weights)
-        parts.selector.feedback(round_index, [
+            plugin.fold_more(round_index, attempt.fold, fresh, clock_s)
+        cohort.weights = attempt.fold.finish()
+        cohort.version += 1
+        parts.board.set_model(cohort.version, cohort.weights, cohort.index)
+        cohort.selector.feedback(round_index, [
             ClientOutcome(result.client_id, result.num_samples, result.loss_square_mean,
-                          self._planner.duration_s(planned, result), completed=self._planner.completed(planned, result))
+                          planner.duration_s(planned, result), completed=planner.completed(planned, result))
             for result in sorted(outcome.results, key=lambda result: result.client_id)])
 
         test = None
         if round_index % job.eval_interval == 0 or round_index == job.rounds:
             test = parts.board.run_test(round_index, shard_count=executor_count)
-            self._save(round_index)
         metrics = RoundMetrics(
-            round=round_index, clock_s=self._clock_s, wall_time_s=time.perf_counter() - started,
+            round=round_index, clock_s=clock_s, cohort=cohort.index, wall_time_s=time.perf_counter() - started,
             participants=attempt.participants, completed=len(fresh),
             train_loss=_mean_train_loss(outcome), learning_rate=learning_rate, test=test,
             dropouts=len(planned.dropped), stragglers=len(planned.stragglers), attempts=attempts,
@@ -195,15 +227,17 @@ class Aggregator:
         parts.sink.on_round(metrics)
         return metrics
 
-    def _choose(self, round_index: int, excluded: set[int]) -> tuple[PlannedRound, Mapping[int, float]]:
-        """The round's plan, and the stragglers that plug-ins train anyway for a later round (client -> finishing
-        time after the round's start). ``excluded``: clients that failed in an earlier attempt of the round."""
-        parts, planner = self._parts, self._planner
+    def _choose(self, round_index: int, cohort: Cohort,
+                excluded: set[int]) -> tuple[PlannedRound, Mapping[int, float]]:
+        """The cohort's plan for the round, and the stragglers that plug-ins train anyway for a later round
+        (client -> finishing time after the round's start). ``excluded``: clients that failed in an earlier attempt
+        of the round."""
+        parts, planner = self._parts, cohort.planner
         count = planner.selection_size()
         for plugin in parts.plugins:
             count = plugin.selection_size(round_index, count, planner)
-        candidates = self._guarded(round_index, _without(planner.feasible(parts.client_ids), excluded), count)
-        planned = planner.plan(round_index, parts.selector.select(round_index, candidates, count), failed=excluded)
+        candidates = self._guarded(round_index, _without(planner.feasible(cohort.members), excluded), count)
+        planned = planner.plan(round_index, cohort.selector.select(round_index, candidates, count), failed=excluded)
         # dropouts never report; stragglers train only when a plug-in keeps their updates for later
         late: dict[int, float] = {}
         for plugin in parts.plugins:
@@ -220,12 +254,25 @@ class Aggregator:
     def _client_sizes(self) -> dict[int, int]:
         return {client: self._parts.client_sizes.get(client, 0) for client in self._parts.client_ids}
 
+    def _apply(self, round_index: int, layout: CohortLayout) -> None:
+        """A cohort plug-in's new layout: new cohorts branch from their parents, every cohort takes its members."""
+        for index in range(len(self._cohorts), len(layout.members)):
+            parent = self._cohorts[layout.parents[index]]
+            self._cohorts.append(parent.branch(index, layout.members[index]))
+            _log.info("round %d: cohort %d branches from cohort %d", round_index, index, parent.index)
+        for cohort, members in zip(self._cohorts, layout.members, strict=True):
+            cohort.set_members(members)
+        _log.info("round %d: cohort sizes %s", round_index, [len(cohort.members) for cohort in self._cohorts])
 
     def _save(self, round_index: int) -> None:
         if self._parts.checkpoint_dir is not None and self._job.save_checkpoint:
             files = {name: data for plugin in self._parts.plugins for name, data in plugin.save().items()}
-            save_checkpoint(self._parts.checkpoint_dir, CheckpointState(round_index, self._version, self._clock_s),
-                            self._weights, self._parts.strategy.state_dict(), plugin_files=files)
+            files.update(self._parts.cohorts.save())
+            files.update(cohort_files(self._cohorts))
+            first = self._cohorts[0]
+            save_checkpoint(self._parts.checkpoint_dir, CheckpointState(round_index, first.version,
+                                                                        first.planner.now_s),
+                            first.weights, first.strategy.state_dict(), plugin_files=files)
 
 
 @dataclass(frozen=True)

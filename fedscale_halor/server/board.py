@@ -51,7 +51,7 @@ _log = logging.getLogger("fedscale_halor.aggregator")
 
 @dataclass
 class _ExecutorState:
-    known_version: int = -1
+    known_versions: dict[int, int] = field(default_factory=dict)  # cohort -> the latest version it was sent
     last_seen: float = field(default_factory=time.monotonic)
     clients: dict[int, TrainTask] = field(default_factory=dict)
     shards: set[int] = field(default_factory=set)
@@ -77,6 +77,7 @@ class WorkBoard:
         self._orphaned_since: float | None = None
         self._model_version = -1
         self._model: Weights = {}
+        self._model_cohort = 0  # whose model the current round trains and the current test evaluates
         self._round = -1
         self._hints: tuple[Envelope, ...] = ()
         self._exchange: Exchange | None = None
@@ -142,9 +143,9 @@ class WorkBoard:
             if question is not None:
                 return self._payloads.wrap(question)
         has_work = bool(self._pending_tasks or self._pending_shards)
-        if has_work and state.known_version < self._model_version:
-            state.known_version = self._model_version
-            return UpdateModel(self._model_version, self._model)
+        if has_work and state.known_versions.get(self._model_cohort, -1) < self._model_version:
+            state.known_versions[self._model_cohort] = self._model_version
+            return UpdateModel(self._model_version, self._model, self._model_cohort)
         if self._pending_tasks:
             share = math.ceil(len(self._pending_tasks) / (max(1, len(self._executors)) * self._chunks_per_executor))
             tasks = tuple(self._pending_tasks.popleft() for _ in range(share))
@@ -152,11 +153,11 @@ class WorkBoard:
             now = time.monotonic()
             self._handed_out_at.update((task.client_id, now) for task in tasks)
             self._executor_first_task_at.setdefault(executor_id, now)
-            return ClientTrain(self._round, self._model_version, tasks, self._hints)
+            return ClientTrain(self._round, self._model_version, tasks, self._hints, self._model_cohort)
         if self._pending_shards:
             shard = self._pending_shards.popleft()
             state.shards.add(shard)
-            return ModelTest(self._test_round, self._model_version, shard, self._shard_count)
+            return ModelTest(self._test_round, self._model_version, shard, self._shard_count, self._model_cohort)
         return None
 
     def submit(self, executor_id: str, completion: Completion) -> None:
@@ -298,10 +299,12 @@ class WorkBoard:
         self._changed.notify_all()
 
     # round-loop side ------------------------------------------------------------------------------------------
-    def set_model(self, version: int, weights: Weights) -> None:
+    def set_model(self, version: int, weights: Weights, cohort: int = 0) -> None:
+        """The model that the next round trains and the next test evaluates: ``cohort``'s, at ``version``."""
         with self._changed:
             self._model_version = version
             self._model = weights
+            self._model_cohort = cohort
 
     def wait_for_executors(self, count: int, timeout_s: float) -> bool:
         with self._changed:

@@ -75,6 +75,10 @@ class RoundPlanner(ABC):
     def restore(self, now_s: float) -> None:
         self.now_s = now_s
 
+    def set_participants(self, count: int) -> None:
+        """How many clients a round aims for: a cohort's share of the job's participants."""
+        raise NotImplementedError(f"{type(self).__name__} cannot plan a cohort's share of the participants")
+
 
 class EveryoneCompletes(RoundPlanner):
     def __init__(self, num_participants: int) -> None:
@@ -83,6 +87,9 @@ class EveryoneCompletes(RoundPlanner):
 
     def selection_size(self) -> int:
         return self._num_participants
+
+    def set_participants(self, count: int) -> None:
+        self._num_participants = count
 
     def feasible(self, client_ids: Sequence[int]) -> Sequence[int]:
         return client_ids
@@ -126,6 +133,10 @@ class TracedClock(RoundPlanner):
 
     def selection_size(self) -> int:
         return self._clock.selection_size(self._num_participants, self._overcommitment)
+
+    def set_participants(self, count: int) -> None:
+        self._num_participants = count
+        self._clock.set_participants(count)
 
     def feasible(self, client_ids: Sequence[int]) -> Sequence[int]:
         return self._clock.feasible(client_ids)

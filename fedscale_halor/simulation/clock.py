@@ -6,6 +6,7 @@ without a device trace has no virtual clock, and every selected client completes
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 
@@ -68,6 +69,11 @@ class VirtualClock:
 
     def selection_size(self, num_participants: int, overcommitment: float) -> int:
         return math.ceil(num_participants * overcommitment)
+
+    def set_participants(self, count: int) -> None:
+        """The clients a round waits for (the first-K cut and straggler balancing's deadline), for a cohort that
+        gets a share of the job's participants."""
+        self._settings = dataclasses.replace(self._settings, num_participants=count)
 
     def plan(self, round_index: int, selected: Sequence[int],
              local_steps: Mapping[int, int] | None = None) -> RoundPlan:

@@ -38,6 +38,7 @@ class Envelope:
 class UpdateModel:
     version: int
     weights: Weights
+    cohort: int = 0  # whose model: executors keep the latest version of each cohort's
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,7 @@ class ClientTrain:
     model_version: int
     tasks: tuple[TrainTask, ...]
     hints: tuple[Envelope, ...] = ()  # plug-ins' words for every task of the event (Halor: what to resample toward)
+    cohort: int = 0  # the cohort whose model ``model_version`` is
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,7 @@ class ModelTest:
     model_version: int
     shard_index: int
     shard_count: int
+    cohort: int = 0
 
 
 @dataclass(frozen=True)

@@ -139,15 +139,17 @@ def _require(message: Any, field: str, where: str) -> None:
 # events -----------------------------------------------------------------------------------------------------------
 def event_to_proto(event: Event, blobs: list[tuple[Buffer, ...]]) -> pb.Event:
     if isinstance(event, UpdateModel):
-        return pb.Event(update_model=pb.UpdateModel(version=event.version,
+        return pb.Event(update_model=pb.UpdateModel(version=event.version, cohort=event.cohort,
                                                     weights=weights_to_proto(event.weights, blobs)))
     if isinstance(event, ClientTrain):
         tasks = [_task_to_proto(task, blobs) for task in event.tasks]
         return pb.Event(client_train=pb.ClientTrain(round=event.round, model_version=event.model_version, tasks=tasks,
-                                                    hints=[_envelope_to_proto(hint) for hint in event.hints]))
+                                                    hints=[_envelope_to_proto(hint) for hint in event.hints],
+                                                    cohort=event.cohort))
     if isinstance(event, ModelTest):
         return pb.Event(model_test=pb.ModelTest(round=event.round, model_version=event.model_version,
-                                                shard_index=event.shard_index, shard_count=event.shard_count))
+                                                shard_index=event.shard_index, shard_count=event.shard_count,
+                                                cohort=event.cohort))
     if isinstance(event, Idle):
         return pb.Event(idle=pb.Idle(wait_s=event.wait_s))
     if isinstance(event, Shutdown):
@@ -159,7 +161,7 @@ def event_to_proto(event: Event, blobs: list[tuple[Buffer, ...]]) -> pb.Event:
 
 def _update_model_from_proto(message: pb.UpdateModel, blobs: Sequence[memoryview]) -> UpdateModel:
     _require(message, "weights", "UpdateModel")
-    return UpdateModel(version=message.version,
+    return UpdateModel(version=message.version, cohort=message.cohort,
                        weights=weights_from_proto(message.weights, blobs, "UpdateModel.weights"))
 
 
@@ -168,9 +170,10 @@ _EVENT_DECODERS: dict[str, Callable[[Any, Sequence[memoryview]], Event]] = {
     "client_train": lambda message, blobs: ClientTrain(
         round=message.round, model_version=message.model_version,
         tasks=tuple(_task_from_proto(task, blobs) for task in message.tasks),
-        hints=tuple(_envelope_from_proto(hint) for hint in message.hints)),
+        hints=tuple(_envelope_from_proto(hint) for hint in message.hints), cohort=message.cohort),
     "model_test": lambda message, _: ModelTest(round=message.round, model_version=message.model_version,
-                                               shard_index=message.shard_index, shard_count=message.shard_count),
+                                               shard_index=message.shard_index, shard_count=message.shard_count,
+                                               cohort=message.cohort),
     "idle": lambda message, _: Idle(wait_s=message.wait_s),
     "shutdown": lambda message, _: Shutdown(reason=message.reason),
     "plugin": _envelope_from_proto,

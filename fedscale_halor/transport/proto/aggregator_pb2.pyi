@@ -117,24 +117,28 @@ class EvalResult(_message.Message):
     def __init__(self, num_samples: _Optional[int] = ..., loss_sum: _Optional[float] = ..., top1_correct: _Optional[int] = ..., top5_correct: _Optional[int] = ...) -> None: ...
 
 class UpdateModel(_message.Message):
-    __slots__ = ("version", "weights")
+    __slots__ = ("version", "weights", "cohort")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     WEIGHTS_FIELD_NUMBER: _ClassVar[int]
+    COHORT_FIELD_NUMBER: _ClassVar[int]
     version: int
     weights: Tensors
-    def __init__(self, version: _Optional[int] = ..., weights: _Optional[_Union[Tensors, _Mapping]] = ...) -> None: ...
+    cohort: int
+    def __init__(self, version: _Optional[int] = ..., weights: _Optional[_Union[Tensors, _Mapping]] = ..., cohort: _Optional[int] = ...) -> None: ...
 
 class ClientTrain(_message.Message):
-    __slots__ = ("round", "model_version", "tasks", "hints")
+    __slots__ = ("round", "model_version", "tasks", "hints", "cohort")
     ROUND_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     TASKS_FIELD_NUMBER: _ClassVar[int]
     HINTS_FIELD_NUMBER: _ClassVar[int]
+    COHORT_FIELD_NUMBER: _ClassVar[int]
     round: int
     model_version: int
     tasks: _containers.RepeatedCompositeFieldContainer[TrainTask]
     hints: _containers.RepeatedCompositeFieldContainer[Envelope]
-    def __init__(self, round: _Optional[int] = ..., model_version: _Optional[int] = ..., tasks: _Optional[_Iterable[_Union[TrainTask, _Mapping]]] = ..., hints: _Optional[_Iterable[_Union[Envelope, _Mapping]]] = ...) -> None: ...
+    cohort: int
+    def __init__(self, round: _Optional[int] = ..., model_version: _Optional[int] = ..., tasks: _Optional[_Iterable[_Union[TrainTask, _Mapping]]] = ..., hints: _Optional[_Iterable[_Union[Envelope, _Mapping]]] = ..., cohort: _Optional[int] = ...) -> None: ...
 
 class Envelope(_message.Message):
     __slots__ = ("kind", "body")
@@ -145,16 +149,18 @@ class Envelope(_message.Message):
     def __init__(self, kind: _Optional[str] = ..., body: _Optional[bytes] = ...) -> None: ...
 
 class ModelTest(_message.Message):
-    __slots__ = ("round", "model_version", "shard_index", "shard_count")
+    __slots__ = ("round", "model_version", "shard_index", "shard_count", "cohort")
     ROUND_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     SHARD_INDEX_FIELD_NUMBER: _ClassVar[int]
     SHARD_COUNT_FIELD_NUMBER: _ClassVar[int]
+    COHORT_FIELD_NUMBER: _ClassVar[int]
     round: int
     model_version: int
     shard_index: int
     shard_count: int
-    def __init__(self, round: _Optional[int] = ..., model_version: _Optional[int] = ..., shard_index: _Optional[int] = ..., shard_count: _Optional[int] = ...) -> None: ...
+    cohort: int
+    def __init__(self, round: _Optional[int] = ..., model_version: _Optional[int] = ..., shard_index: _Optional[int] = ..., shard_count: _Optional[int] = ..., cohort: _Optional[int] = ...) -> None: ...
 
 class Idle(_message.Message):
     __slots__ = ("wait_s",)

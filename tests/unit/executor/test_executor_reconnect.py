@@ -152,7 +152,7 @@ def test_an_executor_registers_again_with_a_restarted_aggregator_and_forgets_its
     assert len(_messages(caplog, "registering again")) == 1
     [error] = errors
     assert isinstance(error, RuntimeError)
-    assert "asked to train on model version 3 but holds version -1" in str(error)
+    assert "asked to train on model version 3 of cohort 0 but holds version -1" in str(error)
 
 
 def test_an_executor_gives_up_an_aggregator_gone_for_longer_than_the_reconnect_window(
