@@ -125,7 +125,9 @@ def config_from_mapping(data: Mapping[str, object], source: Path | None,
         if raw.name not in ignored:
             ignored.append(raw.name)
     config = ExperimentConfig(deployment=deployment, job=job, source=source, unsupported_keys=tuple(ignored))
-    if overrides:
+    if overrides:  # the overrides may name plug-ins of their own, whose keys they set too
+        schema = KeySchema.of(_sections_for(sections, lambda: _overridden_plugins(config, overrides, variables,
+                                                                                  label)))
         config = _apply_overrides(config, overrides, variables, schema)
     _warn_unsupported(config.unsupported_keys, label)
     return config

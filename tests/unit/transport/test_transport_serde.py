@@ -56,6 +56,8 @@ def _task(client_id: int) -> TrainTask:
     ClientTrain(round=3, model_version=2, tasks=(_task(7), _task(11))),
     ClientTrain(round=0, model_version=0, tasks=()),
     ModelTest(round=5, model_version=4, shard_index=1, shard_count=3),
+    ModelTest(round=5, model_version=4, shard_index=1, shard_count=3, cohort=2),
+    ClientTrain(round=3, model_version=2, tasks=(_task(7),), cohort=1),
     Idle(wait_s=0.25),
     Idle(wait_s=0.0),
     Shutdown(reason="the job is over"),
@@ -68,10 +70,10 @@ def test_events_without_tensors_round_trip_exactly(event: Event) -> None:
 def test_update_model_round_trips_weights_with_their_dtypes_and_order() -> None:
     weights = _model_weights()
 
-    received = serde.event_from_bytes(serde.event_to_bytes(UpdateModel(version=9, weights=weights)))
+    received = serde.event_from_bytes(serde.event_to_bytes(UpdateModel(version=9, weights=weights, cohort=3)))
 
     assert isinstance(received, UpdateModel)
-    assert received.version == 9
+    assert (received.version, received.cohort) == (9, 3)
     _assert_same_weights(received.weights, weights)
 
 
