@@ -1,6 +1,6 @@
-"""The numbers behind Auxo's reward table (FedScale's examples/auxo, QEntry): for every client and cohort, a reward
-R saying how well the client fits the cohort, two sub-rewards saying which half of the cohort it leans to (the
-halves a split would make), and a count of the rounds that taught the table about the pair.
+"""The numbers behind Auxo's reward table (QEntry in Auxo's published code): for every client and cohort, a reward R
+saying how well the client fits the cohort, two sub-rewards saying which half of the cohort it leans to (the halves
+a split would make), and a count of the rounds that taught the table about the pair.
 
 A new entry starts at R = 1, sub-rewards [R/2, R/2] and no rounds. A reward r adds r to R and r/2 to each half; a
 negative reward also forgets the halves (they restart at R/2 each) and the rounds counted so far, because a client

@@ -1,5 +1,5 @@
 """Auxo's reward table: which cohort each client belongs to, learnt from the clients' signals one cohort-round at a
-time, and when a cohort splits in two (FedScale's examples/auxo: QTable, HeterClientManager.cohort_clustering).
+time, and when a cohort splits in two (Auxo's published code in FedScale: QTable, HeterClientManager.cohort_clustering).
 
 One ``observe(cohort, client_ids, signals)`` call is one cohort's clustering step after a round, given the raw
 signals (signals.py) of the clients that reported in it:

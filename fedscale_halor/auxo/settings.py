@@ -1,4 +1,4 @@
-"""Auxo's settings, with the defaults of its published config (FedScale's examples/auxo/config.yml).
+"""Auxo's settings, with the defaults of its published config (the Auxo example in FedScale).
 
 ``split_round`` lists the clustering epochs (per cohort) at which a cohort splits in two; a cohort's epoch counts
 the rounds in which it was clustered. ``explorerate`` is the starting probability that the policy sends a client to

@@ -1,5 +1,5 @@
 """How many participants each cohort gets, and the two job-wide numbers Auxo derives from the client count
-(FedScale's examples/auxo: schedule_plan and getDataInfo)."""
+(Auxo's published code in FedScale: schedule_plan and getDataInfo)."""
 
 from __future__ import annotations
 

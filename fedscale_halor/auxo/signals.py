@@ -3,7 +3,7 @@
 A client's signal is its model update ``old - new``: every tensor flattened and concatenated in the model's tensor
 order (the order of ``old``), of which the last ``len // grad_ratio`` values are kept (the last layers, which
 separate data distributions best, at a fraction of the size) and stored as float16 to keep many clients' signals
-small (FedScale's examples/auxo, register_gradient).
+small (Auxo's published code in FedScale, register_gradient).
 
 Deliberate differences from upstream:
 - differences are taken in float64 before the cast to float16 (upstream subtracts in each tensor's own dtype);

@@ -9,7 +9,7 @@ from fedscale_halor.auxo.shares import cohort_participants, known_client_count, 
 def test_defaults_are_auxos_published_config() -> None:
     # Execute
     settings = AuxoSettings()
-    # Assert: examples/auxo/config.yml, register_gradient's grad_ratio, QTable's base_reward, the 5-client guard
+    # Assert: Auxo's published config, register_gradient's grad_ratio, QTable's base_reward, the 5-client guard
     assert settings.split_round == (50, 100)
     assert (settings.exploredecay, settings.explorerate) == (0.99, 0.01)
     assert (settings.metric, settings.start_round) == ("cosine", 0)
