@@ -91,6 +91,11 @@ class EvalResult:
             top5_correct=self.top5_correct + other.top5_correct,
         )
 
+    def times(self, count: int) -> EvalResult:
+        """The sums of ``count`` evaluations alike (each client of a test view counts its view once)."""
+        return EvalResult(self.num_samples * count, self.loss_sum * count, self.top1_correct * count,
+                          self.top5_correct * count)
+
     @property
     def loss(self) -> float:
         return self.loss_sum / self.num_samples if self.num_samples else float("nan")
@@ -127,3 +132,7 @@ class RoundMetrics:
     # straggler balancing: the local steps of the clients it shortened
     shortened_local_steps: Mapping[int, int] = field(default_factory=dict)
     cohort: int = 0  # whose round this was, in a job of several cohorts (each logs its own rounds)
+    members: int = 0  # the cohort's clients when the round was evaluated (0: not evaluated)
+    # with planted label groups: the model's result on each test view its members hold, and how many hold each
+    view_tests: Mapping[int, EvalResult] = field(default_factory=dict)
+    view_members: Mapping[int, int] = field(default_factory=dict)

@@ -77,6 +77,10 @@ class JobConfig:
     dirichlet_alpha: float = knob(0.5, "concentration of the Dirichlet partition (smaller is more skewed)",
                                   range=(1e-6, None))
     zipf_param: float = knob(1.95, "exponent of the Zipf partition", range=(1.0 + 1e-9, None))
+    label_groups: int = knob(1, "planted groups of clients whose label maps differ (client id mod label_groups); "
+                                "group g's labels, in training and in its clients' test view, are shifted by "
+                                "g * (num_classes // label_groups) modulo num_classes; 1: no shift",
+                             range=(1, None))
     filter_less: int = knob(0, "drop clients with fewer training samples than this; with Halor on, selection also "
                                "leaves out clients whose resampled size is below it (Halor's guard)",
                             range=(0, None))

@@ -145,6 +145,26 @@ def no_client_left(job: JobConfig, partitions: list[np.ndarray]) -> ConfigError:
                        f"{largest} samples, the smallest {smallest}; {remedy}")
 
 
+def group_label_maps(groups: int, num_classes: int) -> tuple[np.ndarray, ...]:
+    """Label maps of planted client groups: group g shifts each label by g * (num_classes // groups), so that
+    the groups' tasks share their inputs and disagree on every label (for groups >= 2)."""
+    if groups < 1 or groups > num_classes:
+        raise ConfigError(f"label_groups {groups}: expected 1 to num_classes ({num_classes}) groups")
+    step = num_classes // groups
+    return tuple((np.arange(num_classes) + group * step) % num_classes for group in range(groups))
+
+
+def _label_counts(partitions: Mapping[int, np.ndarray], train_labels: np.ndarray, maps: tuple[np.ndarray, ...],
+                  num_classes: int) -> np.ndarray:
+    """Samples of each class over the clients' rows (each client's under its group's map), a bincount per group."""
+    counts = np.zeros(num_classes, dtype=np.int64)
+    for group, label_map in enumerate(maps):
+        parts = [rows for client, rows in partitions.items() if client % len(maps) == group]
+        if parts:
+            counts += np.bincount(label_map[train_labels[np.concatenate(parts)]], minlength=num_classes)
+    return counts
+
+
 class FederatedDataset:
     """Clients over a memory-mapped prepared data set; reading a client touches only that client's rows.
 
@@ -154,7 +174,9 @@ class FederatedDataset:
 
     def __init__(self, dataset: PreparedDataset, client_indices: Mapping[int, np.ndarray],
                  num_classes: int | None = None, *, partition_clients: int | None = None,
-                 partition_label_counts: np.ndarray | None = None) -> None:
+                 partition_label_counts: np.ndarray | None = None, label_groups: int = 1) -> None:
+        """``label_groups``: planted groups of clients (client id mod label_groups) whose label maps differ
+        (``label_map``); each group's clients are tested on the test set under their group's map, their test view."""
         self._dataset = dataset
         self._clients = {int(client): np.asarray(indices, dtype=np.int64)
                          for client, indices in sorted(client_indices.items())}
@@ -165,9 +187,12 @@ class FederatedDataset:
             raise ValueError(f"num_classes {self._num_classes} is smaller than the {dataset.num_classes} classes "
                              f"of {dataset.name}")
         self._partition_clients = partition_clients if partition_clients is not None else len(self._clients)
+        if label_groups < 1 or label_groups > self._num_classes:
+            raise ConfigError(f"label_groups {label_groups}: expected 1 to num_classes ({self._num_classes}) groups")
+        self._label_maps = group_label_maps(label_groups, self._num_classes)
         if partition_label_counts is None:
-            rows = np.concatenate(list(self._clients.values())) if self._clients else np.empty(0, dtype=np.int64)
-            partition_label_counts = np.bincount(self._train_labels[rows], minlength=self._num_classes)
+            partition_label_counts = _label_counts(self._clients, self._train_labels,
+                                                   self._label_maps, self._num_classes)
         self._partition_label_counts = np.asarray(partition_label_counts, dtype=np.int64)
 
     @classmethod
@@ -200,10 +225,10 @@ class FederatedDataset:
         logger.info("partitioning %d (%s): %d clients, %d kept by filter_less / filter_more", job.partitioning,
                     SCHEME_NAMES[job.partitioning], len(partitions), len(clients))
         # Every client of the partition, filtered ones included: Halor's exact global distribution counts them all.
-        rows = np.concatenate(partitions) if partitions else np.empty(0, dtype=np.int64)
-        label_counts = np.bincount(np.asarray(dataset.train_labels)[rows], minlength=plan.num_classes)
+        label_counts = _label_counts(dict(enumerate(partitions)), np.asarray(dataset.train_labels),
+                                     group_label_maps(job.label_groups, plan.num_classes), plan.num_classes)
         return cls(dataset, clients, plan.num_classes, partition_clients=len(partitions),
-                   partition_label_counts=label_counts)
+                   partition_label_counts=label_counts, label_groups=job.label_groups)
 
     @property
     def dataset(self) -> PreparedDataset:
@@ -250,7 +275,16 @@ class FederatedDataset:
 
     def client_labels(self, client_id: int) -> np.ndarray:
         """The labels of the client's samples, in the order of ``client_indices``, without reading features."""
-        return self._train_labels[self.client_indices(client_id)]
+        return self._label_maps[self.test_view(client_id)][self._train_labels[self.client_indices(client_id)]]
+
+    @property
+    def test_views(self) -> tuple[int, ...]:
+        """The test views (one per planted label group; 0 alone without groups)."""
+        return tuple(range(len(self._label_maps)))
+
+    def test_view(self, client_id: int) -> int:
+        """The view of the test set that ``client_id`` is evaluated on: its label group."""
+        return client_id % len(self._label_maps)
 
     def label_counts(self, client_id: int) -> np.ndarray:
         """How many samples of each class the client holds (length num_classes)."""
@@ -262,16 +296,19 @@ class FederatedDataset:
         rows = self.client_indices(client_id)
         if positions is not None:
             rows = rows[np.asarray(positions, dtype=np.int64)]
+        label_map = self._label_maps[self.test_view(client_id)]
         return ClientData(
             client_id=client_id,
             features=to_model_input(self._dataset, self._dataset.train_features[rows]),
-            labels=torch.from_numpy(self._train_labels[rows].astype(np.int64)),
+            labels=torch.from_numpy(label_map[self._train_labels[rows]].astype(np.int64)),
         )
 
-    def test_shard(self, index: int, count: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Shard ``index`` of ``count`` contiguous test shards, as (features, labels); the shards cover the test set
-        exactly once."""
+    def test_shard(self, index: int, count: int, view: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        """Shard ``index`` of ``count`` contiguous test shards of test view ``view``, as (features, labels); the
+        shards cover the test set exactly once."""
+        if not 0 <= view < len(self._label_maps):
+            raise ValueError(f"test view {view} of {self._dataset.name}: it has {len(self._label_maps)} views")
         start, end = shard_bounds(self.num_test_samples, index, count)
         features = to_model_input(self._dataset, self._dataset.test_features[start:end])
-        labels = torch.from_numpy(np.array(self._dataset.test_labels[start:end], dtype=np.int64))
-        return features, labels
+        labels = self._label_maps[view][np.array(self._dataset.test_labels[start:end], dtype=np.int64)]
+        return features, torch.from_numpy(labels.astype(np.int64))

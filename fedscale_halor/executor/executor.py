@@ -223,17 +223,17 @@ class Executor:
     def _on_model_test(self, event: Event) -> bool:
         assert isinstance(event, ModelTest)
         try:
-            features, labels = self._parts.dataset.test_shard(event.shard_index, event.shard_count)
+            features, labels = self._parts.dataset.test_shard(event.shard_index, event.shard_count, event.view)
             with self._all_threads_for_one_task():
                 result = evaluate(self._parts.model, self._weights_of(event.cohort), features, labels,
                                   self._parts.test_batch_size, self._parts.device)
         except Exception as error:  # reported, not raised: dying here left the job waiting out the executor timeout
-            _log.exception("executor %s: evaluating test shard %d of round %d failed", self._id, event.shard_index,
-                           event.round)
+            _log.exception("executor %s: evaluating test shard %d (view %d) of round %d failed", self._id,
+                           event.shard_index, event.view, event.round)
             self._outbox.send(EvalFailure(event.round, event.model_version, event.shard_index, describe(error),
-                                          fatal=not is_transient(error)))
+                                          fatal=not is_transient(error), view=event.view))
             return True
-        self._outbox.send(EvalOutcome(event.round, event.model_version, event.shard_index, result))
+        self._outbox.send(EvalOutcome(event.round, event.model_version, event.shard_index, result, event.view))
         return True
 
     def _weights_of(self, cohort: int) -> Weights:

@@ -124,6 +124,8 @@ def build_aggregator(job: JobConfig, board: WorkBoard, run_dir: Path,
         planner=planner_of(plugins, round_planner(job, dataset.client_ids, model_bytes)),
         plugins=plugins,
         cohorts=cohort_plugin(job, server),
+        client_views={client: dataset.test_view(client) for client in dataset.client_ids}
+        if len(dataset.test_views) > 1 else {},
     ))
     if resume:
         aggregator.restore(run_dir / "checkpoint")

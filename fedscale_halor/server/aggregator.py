@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +54,7 @@ class AggregatorParts:
     planner: RoundPlanner | None = None  # None: no device traces, every selected client completes
     plugins: tuple[RoundPlugin, ...] = ()  # the job's features that hook the round (Halor's pre-round step)
     cohorts: CohortPlugin = field(default_factory=OneCohort)  # how clients form cohorts (Auxo); one by default
+    client_views: Mapping[int, int] = field(default_factory=dict)  # client -> its test view; absent: view 0
 
 
 class Aggregator:
@@ -211,11 +213,16 @@ class Aggregator:
                           planner.duration_s(planned, result), completed=planner.completed(planned, result))
             for result in sorted(outcome.results, key=lambda result: result.client_id)])
 
-        test = None
+        test, view_tests, view_members = None, {}, Counter[int]()
         if round_index % job.eval_interval == 0 or round_index == job.rounds:
-            test = parts.board.run_test(round_index, shard_count=executor_count)
+            view_members = Counter(parts.client_views.get(client, 0) for client in cohort.members)
+            view_tests = parts.board.run_tests(round_index, executor_count, sorted(view_members))
+            test = _member_weighted(view_tests, view_members)
         metrics = RoundMetrics(
-            round=round_index, clock_s=clock_s, cohort=cohort.index, wall_time_s=time.perf_counter() - started,
+            round=round_index, clock_s=clock_s, cohort=cohort.index,
+            members=len(cohort.members) if test is not None else 0,
+            view_tests=view_tests if len(view_tests) > 1 else {}, view_members=dict(view_members),
+            wall_time_s=time.perf_counter() - started,
             participants=attempt.participants, completed=len(fresh),
             train_loss=_mean_train_loss(outcome), learning_rate=learning_rate, test=test,
             dropouts=len(planned.dropped), stragglers=len(planned.stragglers), attempts=attempts,
@@ -303,6 +310,16 @@ class _OncePerRound:
 
 def _without(clients: Sequence[int], excluded: set[int]) -> Sequence[int]:
     return [client for client in clients if client not in excluded] if excluded else clients
+
+
+def _member_weighted(view_tests: Mapping[int, EvalResult], view_members: Mapping[int, int]) -> EvalResult:
+    """A cohort's test: each member evaluated on its own test view; one view is the test set's own result."""
+    if len(view_tests) == 1:
+        return next(iter(view_tests.values()))
+    total = EvalResult()
+    for view, result in sorted(view_tests.items()):
+        total = total + result.times(view_members[view])
+    return total
 
 
 def _mean_train_loss(outcome: RoundOutcome) -> float:

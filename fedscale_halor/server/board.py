@@ -54,7 +54,7 @@ class _ExecutorState:
     known_versions: dict[int, int] = field(default_factory=dict)  # cohort -> the latest version it was sent
     last_seen: float = field(default_factory=time.monotonic)
     clients: dict[int, TrainTask] = field(default_factory=dict)
-    shards: set[int] = field(default_factory=set)
+    shards: set[tuple[int, int]] = field(default_factory=set)  # (test view, shard) it is evaluating
     hung_up_at: float | None = None  # when its held connection broke, until a call of its own shows it is alive
 
 
@@ -91,9 +91,9 @@ class WorkBoard:
         self._executor_first_task_at: dict[str, float] = {}
         self._executor_round_trip_s: dict[str, float] = {}
         self._test_round = -1
-        self._pending_shards: deque[int] = deque()
+        self._pending_shards: deque[tuple[int, int]] = deque()  # (test view, shard)
         self._shard_count = 0
-        self._test_outcomes: dict[int, EvalResult] = {}
+        self._test_outcomes: dict[tuple[int, int], EvalResult] = {}
         self._task_failures = TaskFailures()
         self._shutdown_reason: str | None = None
         self._failure: str | None = None
@@ -155,9 +155,10 @@ class WorkBoard:
             self._executor_first_task_at.setdefault(executor_id, now)
             return ClientTrain(self._round, self._model_version, tasks, self._hints, self._model_cohort)
         if self._pending_shards:
-            shard = self._pending_shards.popleft()
-            state.shards.add(shard)
-            return ModelTest(self._test_round, self._model_version, shard, self._shard_count, self._model_cohort)
+            view, shard = self._pending_shards.popleft()
+            state.shards.add((view, shard))
+            return ModelTest(self._test_round, self._model_version, shard, self._shard_count, self._model_cohort,
+                             view)
         return None
 
     def submit(self, executor_id: str, completion: Completion) -> None:
@@ -185,13 +186,13 @@ class WorkBoard:
             elif isinstance(completion, Envelope):
                 self._take_answer(executor_id, self._payloads.unwrap(completion))
             elif isinstance(completion, EvalOutcome):
-                state.shards.discard(completion.shard_index)
+                state.shards.discard((completion.view, completion.shard_index))
                 if completion.round == self._test_round:
-                    self._test_outcomes[completion.shard_index] = completion.result
+                    self._test_outcomes[completion.view, completion.shard_index] = completion.result
             elif isinstance(completion, EvalFailure):
-                state.shards.discard(completion.shard_index)
+                state.shards.discard((completion.view, completion.shard_index))
                 if self._task_failures.shard_failed(executor_id, completion, self._test_round, self._test_outcomes):
-                    self._pending_shards.append(completion.shard_index)
+                    self._pending_shards.append((completion.view, completion.shard_index))
             elif not isinstance(completion, Heartbeat):
                 raise TypeError(f"unknown completion {type(completion).__name__}")
             self._changed.notify_all()
@@ -351,19 +352,24 @@ class WorkBoard:
                                 dict(self._client_round_trip_s), dict(self._executor_round_trip_s))
 
     def run_test(self, round_index: int, shard_count: int) -> EvalResult:
+        return self.run_tests(round_index, shard_count, (0,))[0]
+
+    def run_tests(self, round_index: int, shard_count: int, views: Sequence[int]) -> dict[int, EvalResult]:
+        """Evaluate the current model on each test view, each in ``shard_count`` shards."""
+        items = [(view, shard) for view in views for shard in range(shard_count)]
         with self._changed:
             self._test_round = round_index
             self._shard_count = shard_count
-            self._pending_shards = deque(range(shard_count))
+            self._pending_shards = deque(items)
             self._test_outcomes = {}
             self._task_failures.new_test()
             self._changed.notify_all()
-        self._wait(lambda: len(self._test_outcomes) == shard_count)
+        self._wait(lambda: len(self._test_outcomes) == len(items))
         with self._changed:
-            total = EvalResult()
-            for shard in range(shard_count):
-                total = total + self._test_outcomes[shard]
-            return total
+            totals = {view: EvalResult() for view in views}
+            for view, shard in items:
+                totals[view] = totals[view] + self._test_outcomes[view, shard]
+            return totals
 
     def _wait(self, done: Callable[[], bool], on_result: Callable[[TrainResult], None] | None = None,
               deadline: float | None = None) -> None:

@@ -25,7 +25,7 @@ class TaskFailures:
 
     def __init__(self) -> None:
         self.fatal: str | None = None
-        self._shard_failures: Counter[int] = Counter()
+        self._shard_failures: Counter[tuple[int, int]] = Counter()  # (test view, shard) -> transient failures
 
     def new_test(self) -> None:
         self._shard_failures.clear()
@@ -35,16 +35,19 @@ class TaskFailures:
             self._stop(f"executor {executor_id} failed training client {failure.client_id} in round {failure.round}: "
                        f"{failure.error}")
 
-    def shard_failed(self, executor_id: str, failure: EvalFailure, test_round: int, evaluated: Container[int]) -> bool:
-        """Whether the shard goes back to the queue. ``evaluated``: the shards of ``test_round`` that came back."""
+    def shard_failed(self, executor_id: str, failure: EvalFailure, test_round: int,
+                     evaluated: Container[tuple[int, int]]) -> bool:
+        """Whether the shard goes back to the queue. ``evaluated``: the (view, shard)s of ``test_round`` that came
+        back."""
         reason = f"executor {executor_id} failed evaluating round {failure.round}: {failure.error}"
         if failure.fatal:
             self._stop(reason)
             return False
-        if failure.round != test_round or failure.shard_index in evaluated:
+        item = (failure.view, failure.shard_index)
+        if failure.round != test_round or item in evaluated:
             return False  # a shard of another test, or one another executor has evaluated since
-        self._shard_failures[failure.shard_index] += 1
-        if self._shard_failures[failure.shard_index] < EVAL_TRIES:
+        self._shard_failures[item] += 1
+        if self._shard_failures[item] < EVAL_TRIES:
             _log.warning("%s; test shard %d is handed out again", reason, failure.shard_index)
             return True
         self._stop(f"{reason} (test shard {failure.shard_index}, {EVAL_TRIES} tries)")

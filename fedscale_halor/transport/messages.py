@@ -57,6 +57,7 @@ class ModelTest:
     shard_index: int
     shard_count: int
     cohort: int = 0
+    view: int = 0  # which test view (a planted label group's labels) the shard is of
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,7 @@ class EvalOutcome:
     model_version: int
     shard_index: int
     result: EvalResult
+    view: int = 0
 
 
 @dataclass(frozen=True)
@@ -109,6 +111,7 @@ class EvalFailure:
     shard_index: int
     error: str  # the exception's type and message
     fatal: bool = False
+    view: int = 0
 
 
 @dataclass(frozen=True)

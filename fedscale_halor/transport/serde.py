@@ -149,7 +149,7 @@ def event_to_proto(event: Event, blobs: list[tuple[Buffer, ...]]) -> pb.Event:
     if isinstance(event, ModelTest):
         return pb.Event(model_test=pb.ModelTest(round=event.round, model_version=event.model_version,
                                                 shard_index=event.shard_index, shard_count=event.shard_count,
-                                                cohort=event.cohort))
+                                                cohort=event.cohort, view=event.view))
     if isinstance(event, Idle):
         return pb.Event(idle=pb.Idle(wait_s=event.wait_s))
     if isinstance(event, Shutdown):
@@ -173,7 +173,7 @@ _EVENT_DECODERS: dict[str, Callable[[Any, Sequence[memoryview]], Event]] = {
         hints=tuple(_envelope_from_proto(hint) for hint in message.hints), cohort=message.cohort),
     "model_test": lambda message, _: ModelTest(round=message.round, model_version=message.model_version,
                                                shard_index=message.shard_index, shard_count=message.shard_count,
-                                               cohort=message.cohort),
+                                               cohort=message.cohort, view=message.view),
     "idle": lambda message, _: Idle(wait_s=message.wait_s),
     "shutdown": lambda message, _: Shutdown(reason=message.reason),
     "plugin": _envelope_from_proto,
@@ -217,11 +217,11 @@ def completion_to_proto(completion: Completion, blobs: list[tuple[Buffer, ...]])
     if isinstance(completion, EvalOutcome):
         return pb.Completion(eval_outcome=pb.EvalOutcome(
             round=completion.round, model_version=completion.model_version, shard_index=completion.shard_index,
-            result=_eval_result_to_proto(completion.result)))
+            result=_eval_result_to_proto(completion.result), view=completion.view))
     if isinstance(completion, EvalFailure):
         return pb.Completion(eval_failure=pb.EvalFailure(
             round=completion.round, model_version=completion.model_version, shard_index=completion.shard_index,
-            error=completion.error, fatal=completion.fatal))
+            error=completion.error, fatal=completion.fatal, view=completion.view))
     if isinstance(completion, Heartbeat):
         return pb.Completion(heartbeat=pb.Heartbeat())
     if isinstance(completion, Envelope):
@@ -245,7 +245,7 @@ def _client_update_from_proto(message: pb.ClientUpdate, blobs: Sequence[memoryvi
 def _eval_outcome_from_proto(message: pb.EvalOutcome, _: Sequence[memoryview]) -> EvalOutcome:
     _require(message, "result", "EvalOutcome")
     return EvalOutcome(round=message.round, model_version=message.model_version, shard_index=message.shard_index,
-                       result=_eval_result_from_proto(message.result))
+                       result=_eval_result_from_proto(message.result), view=message.view)
 
 
 _COMPLETION_DECODERS: dict[str, Callable[[Any, Sequence[memoryview]], Completion]] = {
@@ -255,7 +255,7 @@ _COMPLETION_DECODERS: dict[str, Callable[[Any, Sequence[memoryview]], Completion
     "eval_outcome": _eval_outcome_from_proto,
     "eval_failure": lambda message, _: EvalFailure(round=message.round, model_version=message.model_version,
                                                    shard_index=message.shard_index, error=message.error,
-                                                   fatal=message.fatal),
+                                                   fatal=message.fatal, view=message.view),
     "heartbeat": lambda message, _: Heartbeat(),
     "plugin": _envelope_from_proto,
 }

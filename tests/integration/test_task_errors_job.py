@@ -33,8 +33,9 @@ def _labels_out_of_range(monkeypatch: pytest.MonkeyPatch, where: str) -> None:
     if where == "test":
         original_shard = FederatedDataset.test_shard
 
-        def test_shard(self: FederatedDataset, index: int, count: int) -> tuple[torch.Tensor, torch.Tensor]:
-            features, labels = original_shard(self, index, count)
+        def test_shard(self: FederatedDataset, index: int, count: int,
+                       view: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+            features, labels = original_shard(self, index, count, view)
             return features, labels + 12
 
         monkeypatch.setattr(FederatedDataset, "test_shard", test_shard)

@@ -149,18 +149,20 @@ class Envelope(_message.Message):
     def __init__(self, kind: _Optional[str] = ..., body: _Optional[bytes] = ...) -> None: ...
 
 class ModelTest(_message.Message):
-    __slots__ = ("round", "model_version", "shard_index", "shard_count", "cohort")
+    __slots__ = ("round", "model_version", "shard_index", "shard_count", "cohort", "view")
     ROUND_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     SHARD_INDEX_FIELD_NUMBER: _ClassVar[int]
     SHARD_COUNT_FIELD_NUMBER: _ClassVar[int]
     COHORT_FIELD_NUMBER: _ClassVar[int]
+    VIEW_FIELD_NUMBER: _ClassVar[int]
     round: int
     model_version: int
     shard_index: int
     shard_count: int
     cohort: int
-    def __init__(self, round: _Optional[int] = ..., model_version: _Optional[int] = ..., shard_index: _Optional[int] = ..., shard_count: _Optional[int] = ..., cohort: _Optional[int] = ...) -> None: ...
+    view: int
+    def __init__(self, round: _Optional[int] = ..., model_version: _Optional[int] = ..., shard_index: _Optional[int] = ..., shard_count: _Optional[int] = ..., cohort: _Optional[int] = ..., view: _Optional[int] = ...) -> None: ...
 
 class Idle(_message.Message):
     __slots__ = ("wait_s",)
@@ -209,30 +211,34 @@ class ClientFailure(_message.Message):
     def __init__(self, round: _Optional[int] = ..., client_id: _Optional[int] = ..., error: _Optional[str] = ..., fatal: _Optional[bool] = ...) -> None: ...
 
 class EvalOutcome(_message.Message):
-    __slots__ = ("round", "model_version", "shard_index", "result")
+    __slots__ = ("round", "model_version", "shard_index", "result", "view")
     ROUND_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     SHARD_INDEX_FIELD_NUMBER: _ClassVar[int]
     RESULT_FIELD_NUMBER: _ClassVar[int]
+    VIEW_FIELD_NUMBER: _ClassVar[int]
     round: int
     model_version: int
     shard_index: int
     result: EvalResult
-    def __init__(self, round: _Optional[int] = ..., model_version: _Optional[int] = ..., shard_index: _Optional[int] = ..., result: _Optional[_Union[EvalResult, _Mapping]] = ...) -> None: ...
+    view: int
+    def __init__(self, round: _Optional[int] = ..., model_version: _Optional[int] = ..., shard_index: _Optional[int] = ..., result: _Optional[_Union[EvalResult, _Mapping]] = ..., view: _Optional[int] = ...) -> None: ...
 
 class EvalFailure(_message.Message):
-    __slots__ = ("round", "model_version", "shard_index", "error", "fatal")
+    __slots__ = ("round", "model_version", "shard_index", "error", "fatal", "view")
     ROUND_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     SHARD_INDEX_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     FATAL_FIELD_NUMBER: _ClassVar[int]
+    VIEW_FIELD_NUMBER: _ClassVar[int]
     round: int
     model_version: int
     shard_index: int
     error: str
     fatal: bool
-    def __init__(self, round: _Optional[int] = ..., model_version: _Optional[int] = ..., shard_index: _Optional[int] = ..., error: _Optional[str] = ..., fatal: _Optional[bool] = ...) -> None: ...
+    view: int
+    def __init__(self, round: _Optional[int] = ..., model_version: _Optional[int] = ..., shard_index: _Optional[int] = ..., error: _Optional[str] = ..., fatal: _Optional[bool] = ..., view: _Optional[int] = ...) -> None: ...
 
 class Completion(_message.Message):
     __slots__ = ("client_update", "client_failure", "eval_outcome", "heartbeat", "plugin", "eval_failure")

@@ -61,7 +61,7 @@ class ScriptedTransport(Transport):
 class FakeDataset:
     """Test shard 1's labels name class 12, which the 3-class model does not have; shard 0's are fine."""
 
-    def test_shard(self, index: int, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def test_shard(self, index: int, count: int, view: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
         labels = [0, 12] if index == 1 else [0, 1]
         return torch.ones(len(labels), 2), torch.tensor(labels, dtype=torch.int64)
 
