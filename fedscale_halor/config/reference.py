@@ -28,7 +28,8 @@ from fedscale_halor.config.variables import HOME_VARIABLES
 
 REGENERATE_COMMAND = "python -m fedscale_halor.launch.config_reference > docs/configuration.md"
 
-_TYPE_NAMES = {"str": "string", "int": "integer", "float": "number", "bool": "boolean", "strings": "list of strings"}
+_TYPE_NAMES = {"str": "string", "int": "integer", "float": "number", "bool": "boolean", "strings": "list of strings",
+               "integers": "list of integers"}
 
 _INTRODUCTION = """\
 Job files use FedScale's YAML layout (REFL, Halor and Oort files use the same one): deployment keys at the top level,

@@ -47,7 +47,8 @@ class FieldSpec:
     value_range: tuple[float | None, float | None] | None = None
 
 
-_KINDS: Mapping[Any, str] = {str: "str", int: "int", float: "float", bool: "bool", tuple[str, ...]: "strings"}
+_KINDS: Mapping[Any, str] = {str: "str", int: "int", float: "float", bool: "bool", tuple[str, ...]: "strings",
+                              tuple[int, ...]: "integers"}
 
 
 def field_specs(config_class: type) -> dict[str, FieldSpec]:
@@ -73,7 +74,7 @@ def describe_expected(spec: FieldSpec) -> str:
     if spec.choices is not None:
         return "one of " + ", ".join(repr(choice) for choice in spec.choices)
     base = {"str": "a string", "int": "an integer", "float": "a number", "bool": "true or false",
-            "strings": "a list of strings", "section": "a mapping"}[spec.kind]
+            "strings": "a list of strings", "integers": "a list of integers", "section": "a mapping"}[spec.kind]
     if spec.value_range is None:
         return base
     low, high = spec.value_range
@@ -154,6 +155,8 @@ def _coerce_kind(spec: FieldSpec, value: object, source_label: str, key_path: st
         return _as_bool(value)
     if spec.kind == "strings":
         return _as_strings(value, source_label, key_path)
+    if spec.kind == "integers":
+        return _as_integers(value, source_label, key_path)
     raise _MismatchError
 
 
@@ -210,6 +213,23 @@ def _as_bool(value: object) -> bool:
         if word in _FALSE_WORDS:
             return False
     raise _MismatchError
+
+
+def _as_integers(value: object, source_label: str, key_path: str) -> tuple[int, ...]:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return (value,)
+    if isinstance(value, str):  # a command line's "50,100"
+        value = [item.strip() for item in value.strip("[]").split(",") if item.strip()]
+    if not isinstance(value, Sequence):
+        raise _MismatchError
+    items: list[int] = []
+    for index, item in enumerate(value):
+        try:
+            items.append(_as_integer(item))
+        except _MismatchError:
+            raise config_error(source_label, f"{key_path}[{index}]",
+                               f"expected an integer, got {show_value(item)}") from None
+    return tuple(items)
 
 
 def _as_strings(value: object, source_label: str, key_path: str) -> tuple[str, ...]:

@@ -10,6 +10,7 @@ import importlib
 from collections.abc import Sequence
 
 from fedscale_halor.asyncfl.plugin import AsyncFactory
+from fedscale_halor.auxo.factory import AuxoFactory
 from fedscale_halor.config.errors import ConfigError
 from fedscale_halor.config.schema import JobConfig
 from fedscale_halor.executor.plugin import ExecutorPlugin
@@ -21,7 +22,7 @@ from fedscale_halor.plugin.round import RoundPlugin
 from fedscale_halor.server.planning import RoundPlanner
 from fedscale_halor.server.stale import StaleUpdatesFactory
 
-BUILT_IN: tuple[PluginFactory, ...] = (HalorPluginFactory(), StaleUpdatesFactory(), AsyncFactory())
+BUILT_IN: tuple[PluginFactory, ...] = (HalorPluginFactory(), StaleUpdatesFactory(), AsyncFactory(), AuxoFactory())
 
 
 def job_factories(job: JobConfig) -> tuple[PluginFactory, ...]:

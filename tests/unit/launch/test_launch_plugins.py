@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from fedscale_halor.asyncfl.settings import AsyncConfig
+from fedscale_halor.auxo.factory import AuxoKeys
 from fedscale_halor.config import ConfigError, dump_config
 from fedscale_halor.config.schema import JobConfig
 from fedscale_halor.halor.settings import HalorConfig
@@ -44,8 +45,8 @@ def write_job(tmp_path: Path, *entries: str) -> Path:
 
 
 def test_built_in_sections_then_those_of_the_named_factories() -> None:
-    assert settings_sections(()) == (HalorConfig, StaleConfig, AsyncConfig)
-    assert settings_sections((MEDIAN_CAP,)) == (HalorConfig, StaleConfig, AsyncConfig, MedianCapSettings)
+    assert settings_sections(()) == (HalorConfig, StaleConfig, AsyncConfig, AuxoKeys)
+    assert settings_sections((MEDIAN_CAP,)) == (HalorConfig, StaleConfig, AsyncConfig, AuxoKeys, MedianCapSettings)
 
 
 def test_a_third_party_plugin_key_loads_from_the_file_and_from_an_override(tmp_path: Path) -> None:
