@@ -1,4 +1,8 @@
-"""metrics.csv: one row per round, written as it happens so a killed job keeps its history."""
+"""metrics.csv: one row per round, written as it happens so a killed job keeps its history.
+
+In a job of several cohorts each cohort's round is its own row, told apart by the last column, ``cohort`` (0 for a
+job of one cohort). Files written before that column existed are read as cohort 0's.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from fedscale_halor.types import RoundMetrics
 COLUMNS = (
     "round", "clock_s", "wall_time_s", "participants", "completed", "train_loss", "learning_rate",
     "test_loss", "test_top1", "test_top5", "test_samples", "attempts", "client_round_trip_mean_s",
-    "client_round_trip_max_s", "executor_round_trip_max_s", "shortened_clients",
+    "client_round_trip_max_s", "executor_round_trip_max_s", "shortened_clients", "cohort",
 )
 
 
@@ -37,6 +41,7 @@ class CsvSink(MetricsSink):
             metrics.attempts,
             *_round_trips(metrics),
             len(metrics.shortened_local_steps),
+            metrics.cohort,
         ])
         self._file.flush()
 
@@ -54,8 +59,19 @@ def _round_trips(metrics: RoundMetrics) -> list[str]:
 
 
 def _rows_up_to(path: Path, last_round: int) -> list[list[str]]:
+    """Every cohort's rows of the rounds up to ``last_round``, in today's columns: an older file's rows get the
+    columns it lacked, empty, and cohort 0."""
     if not path.is_file():
         return []
     with path.open(newline="", encoding="utf-8") as handle:
-        rows = list(csv.reader(handle))[1:]
-    return [row for row in rows if row and row[0].isdigit() and int(row[0]) <= last_round]
+        rows = list(csv.reader(handle))
+    if not rows:
+        return []
+    header, kept = rows[0], []
+    for row in rows[1:]:
+        if not (row and row[0].isdigit() and int(row[0]) <= last_round):
+            continue
+        cells = dict(zip(header, row, strict=False))
+        cells["cohort"] = cells.get("cohort") or "0"
+        kept.append([cells.get(column, "") for column in COLUMNS])
+    return kept

@@ -2,6 +2,10 @@
 
 Each run folder holds ``metrics.csv`` and the resolved ``config.yml``; the legend names each run by the config keys
 whose values differ between the runs compared (the parameters of a sweep), or by its folder when none differ.
+
+A run of several cohorts (``metrics.csv``'s ``cohort`` column; a file without it is cohort 0's alone) draws one line
+per cohort, ``<run label> cohort <c>``, and one ``<run label> overall`` line: see ``overall_curve``. A run of one
+cohort draws its one line, labelled by the run.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ import csv
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -25,19 +30,81 @@ class RunCurve:
     top1: tuple[float, ...]
 
 
-def read_curve(run_dir: Path) -> tuple[list[int], list[float], list[float]]:
-    """The evaluated rounds of a run: round, simulated clock, top-1 accuracy."""
+@dataclass(frozen=True)
+class _Evaluation:
+    round: int
+    clock_s: float
+    top1: float
+    samples: int
+
+
+def _evaluations(run_dir: Path) -> dict[int, list[_Evaluation]]:
+    """Each cohort's evaluated rounds, in the file's order."""
     metrics = run_dir / "metrics.csv"
     if not metrics.is_file():
         raise FileNotFoundError(f"{run_dir}: no metrics.csv (is it a run folder?)")
-    rounds, clocks, accuracies = [], [], []
+    by_cohort: dict[int, list[_Evaluation]] = {}
     with metrics.open(newline="", encoding="utf-8") as handle:
         for row in csv.DictReader(handle):
             if row.get("test_top1"):
-                rounds.append(int(row["round"]))
-                clocks.append(float(row["clock_s"]))
-                accuracies.append(float(row["test_top1"]))
-    return rounds, clocks, accuracies
+                cohort = int(row.get("cohort") or 0)
+                by_cohort.setdefault(cohort, []).append(_Evaluation(
+                    int(row["round"]), float(row["clock_s"]), float(row["test_top1"]),
+                    int(row.get("test_samples") or 0)))
+    return by_cohort
+
+
+def _curve(label: str, evaluations: Sequence[_Evaluation]) -> RunCurve:
+    return RunCurve(label, tuple(each.round for each in evaluations), tuple(each.clock_s for each in evaluations),
+                    tuple(each.top1 for each in evaluations))
+
+
+def read_curve(run_dir: Path, cohort: int = 0) -> tuple[list[int], list[float], list[float]]:
+    """The evaluated rounds of a run's cohort: round, simulated clock, top-1 accuracy."""
+    evaluations = _evaluations(run_dir).get(cohort, [])
+    return ([each.round for each in evaluations], [each.clock_s for each in evaluations],
+            [each.top1 for each in evaluations])
+
+
+def overall_curve(run_dir: Path, label: str) -> RunCurve:
+    """The job's accuracy over all its cohorts, at each round in which every cohort that ran was evaluated.
+
+    A cohort ran in a round when it has a row of that round (cohorts branched later, or left without clients, have
+    none). The accuracy is the sample-weighted mean of those cohorts' top-1, weighted by each row's
+    ``test_samples``: sum(top1_c * samples_c) / sum(samples_c), e.g. 0.5 on 100 and 0.8 on 300 samples give 0.725.
+    Its simulated time is the latest of those cohorts' clocks, when the last of the evaluations was there. Rounds
+    in which a cohort that ran was not evaluated, or whose weights sum to 0, are left out."""
+    ran: dict[int, set[int]] = {}
+    with (run_dir / "metrics.csv").open(newline="", encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            ran.setdefault(int(row["round"]), set()).add(int(row.get("cohort") or 0))
+    by_round: dict[int, dict[int, _Evaluation]] = {}
+    for cohort, evaluations in _evaluations(run_dir).items():
+        for each in evaluations:
+            by_round.setdefault(each.round, {})[cohort] = each
+    rounds, clocks, accuracies = [], [], []
+    for round_index in sorted(by_round):
+        evaluated = by_round[round_index]
+        samples = sum(each.samples for each in evaluated.values())
+        if set(evaluated) != ran[round_index] or samples == 0:
+            continue
+        rounds.append(round_index)
+        clocks.append(max(each.clock_s for each in evaluated.values()))
+        accuracies.append(sum(each.top1 * each.samples for each in evaluated.values()) / samples)
+    return RunCurve(f"{label} overall", tuple(rounds), tuple(clocks), tuple(accuracies))
+
+
+def run_curves(run_dirs: Sequence[Path]) -> list[RunCurve]:
+    """The lines to draw: one per run of one cohort; per cohort and overall for a run of several."""
+    curves = []
+    for run_dir, label in zip(run_dirs, run_labels(run_dirs), strict=True):
+        by_cohort = _evaluations(run_dir)
+        if set(by_cohort) <= {0}:
+            curves.append(_curve(label, by_cohort.get(0, [])))
+            continue
+        curves += [_curve(f"{label} cohort {cohort}", by_cohort[cohort]) for cohort in sorted(by_cohort)]
+        curves.append(overall_curve(run_dir, label))
+    return curves
 
 
 def _job_settings(run_dir: Path) -> dict[str, object]:
@@ -64,19 +131,13 @@ def run_labels(run_dirs: Sequence[Path]) -> list[str]:
     return labels
 
 
-def plot_time_to_accuracy(run_dirs: Sequence[Path], out: Path, *, target: float | None = None) -> Path:
-    """Write a PNG with top-1 accuracy against rounds (left) and against simulated time (right)."""
+def draw_time_to_accuracy(curves: Sequence[RunCurve], *, target: float | None = None) -> Any:
+    """A matplotlib figure with top-1 accuracy against rounds (left) and against simulated time (right)."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only: no display is needed or assumed
     import matplotlib.pyplot as plt
 
-    if not run_dirs:
-        raise ValueError("plot: no run folder given")
-    curves = []
-    for run_dir, label in zip(run_dirs, run_labels(run_dirs), strict=True):
-        rounds, clocks, accuracies = read_curve(run_dir)
-        curves.append(RunCurve(label, tuple(rounds), tuple(clocks), tuple(accuracies)))
     figure, (by_round, by_time) = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
     for curve in curves:
         by_round.plot(curve.rounds, curve.top1, marker=".", label=curve.label)
@@ -91,6 +152,16 @@ def plot_time_to_accuracy(run_dirs: Sequence[Path], out: Path, *, target: float 
     by_time.legend(fontsize="small", loc="lower right")
     figure.suptitle("time to accuracy")
     figure.tight_layout()
+    return figure
+
+
+def plot_time_to_accuracy(run_dirs: Sequence[Path], out: Path, *, target: float | None = None) -> Path:
+    """Write a PNG with top-1 accuracy against rounds (left) and against simulated time (right)."""
+    if not run_dirs:
+        raise ValueError("plot: no run folder given")
+    figure = draw_time_to_accuracy(run_curves(run_dirs), target=target)
+    import matplotlib.pyplot as plt
+
     out.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(out, dpi=120)
     plt.close(figure)

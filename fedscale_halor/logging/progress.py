@@ -2,6 +2,9 @@
 
 Off a terminal (a log file, a pipe, a batch system) the sink does nothing: the TextSink's plain lines already tell
 the progress there, and a bar's carriage returns would only clutter the file.
+
+In a job of several cohorts the bar still counts the job's rounds; once a cohort other than 0 has logged, its text
+also names the cohort whose round it last showed (``cohort=1``), with that cohort's latest accuracy.
 """
 
 from __future__ import annotations
@@ -65,7 +68,8 @@ class ProgressSink(MetricsSink):
         target = stream if stream is not None else sys.stderr
         self._bar: Any = None
         self._done = rounds_done
-        self._top1 = math.nan
+        self._top1: dict[int, float] = {}  # each cohort's latest evaluation
+        self._several_cohorts = False
         self._filtered: list[logging.Handler] = []
         if not is_terminal(target):
             return
@@ -91,10 +95,13 @@ class ProgressSink(MetricsSink):
         if self._bar is None:
             return
         if metrics.test is not None:
-            self._top1 = metrics.test.top1
-        # the accuracy shown is the latest evaluation's: rounds between evaluations keep it
-        postfix = {"top1": "-" if math.isnan(self._top1) else f"{self._top1:.4f}",
-                   "loss": f"{metrics.train_loss:.4f}", "clock": f"{metrics.clock_s:.0f}s"}
+            self._top1[metrics.cohort] = metrics.test.top1
+        self._several_cohorts = self._several_cohorts or metrics.cohort > 0
+        # the accuracy shown is the cohort's latest evaluation's: rounds between evaluations keep it
+        top1 = self._top1.get(metrics.cohort, math.nan)
+        postfix = {"cohort": str(metrics.cohort)} if self._several_cohorts else {}
+        postfix.update({"top1": "-" if math.isnan(top1) else f"{top1:.4f}",
+                        "loss": f"{metrics.train_loss:.4f}", "clock": f"{metrics.clock_s:.0f}s"})
         self._bar.set_postfix(postfix, refresh=False)
         self._bar.update(max(0, metrics.round - self._done))
         self._done = max(self._done, metrics.round)

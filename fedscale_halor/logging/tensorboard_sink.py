@@ -4,6 +4,9 @@ Scalars are logged against the round, and the test accuracy also against simulat
 virtual clock), which is how time-to-accuracy is read in FedScale's and Halor's papers. With Halor on, the global
 label distribution of each round is logged as one scalar per class (``halor/class_<c>``) and as a histogram over the
 class indices (``halor/class_distribution``, the Histograms tab), which shows the distribution drifting over rounds.
+
+In a job of several cohorts, cohort 0 logs under these tags and cohort c > 0 under the same tags behind
+``cohort_<c>/`` (``cohort_1/test/top1``, ``cohort_1/test/top1_by_time`` on cohort 1's own clock, ...).
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from fedscale_halor.logging.base import MetricsSink
-from fedscale_halor.logging.scalars import round_scalars
+from fedscale_halor.logging.scalars import CohortClocks, cohort_name, round_scalars
 from fedscale_halor.types import RoundMetrics
 
 
@@ -22,30 +25,30 @@ class TensorBoardSink(MetricsSink):
         from torch.utils.tensorboard import SummaryWriter
 
         self._writer: Any = SummaryWriter(log_dir=str(folder))
-        self._previous_clock_s = 0.0
+        self._clocks = CohortClocks()
 
     def on_round(self, metrics: RoundMetrics) -> None:
-        step = metrics.round
-        for tag, value in round_scalars(metrics, self._previous_clock_s).items():
-            self._writer.add_scalar(tag, value, step)
-        self._previous_clock_s = metrics.clock_s
+        step, cohort = metrics.round, metrics.cohort
+        for tag, value in round_scalars(metrics, self._clocks.previous(cohort)).items():
+            self._writer.add_scalar(cohort_name(tag, cohort), value, step)
+        self._clocks.update(metrics)
         test = metrics.test
         if test is not None:
             for tag, value in (("test/top1", test.top1), ("test/top5", test.top5), ("test/loss", test.loss)):
-                self._writer.add_scalar(tag, value, step)
-                self._writer.add_scalar(f"{tag}_by_time", value, int(metrics.clock_s))
+                self._writer.add_scalar(cohort_name(tag, cohort), value, step)
+                self._writer.add_scalar(cohort_name(f"{tag}_by_time", cohort), value, int(metrics.clock_s))
         if metrics.class_distribution is not None:
-            self._log_distribution(metrics.class_distribution, step)
+            self._log_distribution(metrics.class_distribution, step, cohort)
         self._writer.flush()
 
-    def _log_distribution(self, shares: tuple[float, ...], step: int) -> None:
+    def _log_distribution(self, shares: tuple[float, ...], step: int, cohort: int) -> None:
         for label, share in enumerate(shares):
-            self._writer.add_scalar(f"halor/class_{label}", share, step)
+            self._writer.add_scalar(cohort_name(f"halor/class_{label}", cohort), share, step)
         if not shares:
             return
         # class c is the bucket (c - 0.5, c + 0.5] holding its share, so the histogram is the distribution itself
         self._writer.add_histogram_raw(
-            "halor/class_distribution", min=0.0, max=float(len(shares) - 1), num=sum(shares),
+            cohort_name("halor/class_distribution", cohort), min=0.0, max=float(len(shares) - 1), num=sum(shares),
             sum=sum(label * share for label, share in enumerate(shares)),
             sum_squares=sum(label * label * share for label, share in enumerate(shares)),
             bucket_limits=[label + 0.5 for label in range(len(shares))], bucket_counts=list(shares),

@@ -5,6 +5,10 @@ logged under ``test_by_time/`` against ``clock_s`` (the simulated clock), so the
 The run's files go to ``<run folder>/wandb``; with ``WANDB_MODE=offline`` nothing leaves the machine and
 ``wandb sync <run folder>/wandb/offline-run-*`` uploads the run later.
 
+In a job of several cohorts, cohort 0 logs under these keys and cohort c > 0 under the same keys behind
+``cohort_<c>/`` (``cohort_1/train/loss``, ``cohort_1/test/top1``), with its own clock as ``cohort_<c>/clock_s``, the
+x-axis of its ``cohort_<c>/test_by_time/*``. The cohorts of one round share the round's step (and ``round``).
+
 The API key comes only from the environment (``WANDB_API_KEY``) or the user's ``wandb login``: it is never read
 from the job's config, and never written to the run config, the logs or any file of the run folder.
 """
@@ -20,7 +24,7 @@ from typing import Any
 from fedscale_halor.config.schema import DeploymentConfig, ExperimentConfig, JobConfig
 from fedscale_halor.config.serialize import config_to_dict
 from fedscale_halor.logging.base import MetricsSink
-from fedscale_halor.logging.scalars import round_scalars
+from fedscale_halor.logging.scalars import CohortClocks, cohort_name, round_scalars
 from fedscale_halor.types import RoundMetrics
 
 _ONLINE_MODES = frozenset({"online", "run", "shared"})
@@ -80,33 +84,45 @@ class WandbSink(MetricsSink):
             )
         except Exception as exc:
             raise WandbStartError(_advice(f"wandb could not start a run: {exc}")) from exc
-        for name in ("round", "clock_s"):
-            self._run.define_metric(name)
+        self._run.define_metric("round")
+        self._clocks = CohortClocks()
+        self._defined: set[int] = set()
+        self._define_cohort(0)
+
+    def _define_cohort(self, cohort: int) -> None:
+        """The x-axes of a cohort's keys; cohorts are branched mid-job, so each is defined at its first round."""
+        self._defined.add(cohort)
+        self._run.define_metric(cohort_name("clock_s", cohort))
         for pattern in ("train/*", "round/*", "test/*", "halor/*"):
-            self._run.define_metric(pattern, step_metric="round")
-        self._run.define_metric("test_by_time/*", step_metric="clock_s")
-        self._previous_clock_s = 0.0
+            self._run.define_metric(cohort_name(pattern, cohort), step_metric="round")
+        self._run.define_metric(cohort_name("test_by_time/*", cohort), step_metric=cohort_name("clock_s", cohort))
 
     def on_round(self, metrics: RoundMetrics) -> None:
-        self._run.log(round_record(metrics, self._previous_clock_s), step=metrics.round)
-        self._previous_clock_s = metrics.clock_s
+        if metrics.cohort not in self._defined:
+            self._define_cohort(metrics.cohort)
+        # the cohorts of a round log at the same step: WandB merges their keys into the round's row
+        self._run.log(round_record(metrics, self._clocks.previous(metrics.cohort)), step=metrics.round)
+        self._clocks.update(metrics)
 
     def close(self) -> None:
         self._run.finish()
 
 
-def round_record(metrics: RoundMetrics, previous_clock_s: float) -> dict[str, float]:
-    """One round as WandB history values; non-finite ones (no client finished) are left out, as in TensorBoard."""
-    record: dict[str, float] = {"round": float(metrics.round), "clock_s": metrics.clock_s,
-                                **round_scalars(metrics, previous_clock_s)}
+def round_record(metrics: RoundMetrics, previous_clock_s: float | None) -> dict[str, float]:
+    """One round as WandB history values, under its cohort's names (``round`` is the job's, shared); non-finite
+    ones (no client finished) are left out, as in TensorBoard. ``previous_clock_s``: the cohort's clock at its
+    previous round (None: unknown, no duration)."""
+    values: dict[str, float] = {"clock_s": metrics.clock_s, **round_scalars(metrics, previous_clock_s)}
     test = metrics.test
     if test is not None:
         for name, value in (("top1", test.top1), ("top5", test.top5), ("loss", test.loss)):
-            record[f"test/{name}"] = value
-            record[f"test_by_time/{name}"] = value
+            values[f"test/{name}"] = value
+            values[f"test_by_time/{name}"] = value
     for label, share in enumerate(metrics.class_distribution or ()):
-        record[f"halor/class_{label}"] = share
-    return {key: value for key, value in record.items() if math.isfinite(value)}
+        values[f"halor/class_{label}"] = share
+    record = {"round": float(metrics.round)}
+    record.update({cohort_name(key, metrics.cohort): value for key, value in values.items() if math.isfinite(value)})
+    return record
 
 
 def _require_credentials(wandb: Any) -> None:
