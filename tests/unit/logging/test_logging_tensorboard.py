@@ -64,3 +64,37 @@ def test_dropouts_stragglers_and_halor_class_distribution_are_logged_each_round(
     assert list(last.bucket_limit) == [0.5, 1.5, 2.5]
     assert [round(count, 6) for count in last.bucket] == [0.2, 0.3, 0.5]
     assert last.sum == pytest.approx(1.3)  # mean class index: 0*0.2 + 1*0.3 + 2*0.5
+
+
+def test_cohorts_beyond_the_first_log_under_their_prefix_on_their_own_clock(tmp_path: Path) -> None:
+    # Prepare: cohort 1 branched after round 1; its clock runs apart from cohort 0's
+    sink = TensorBoardSink(tmp_path / "tb")
+
+    def metrics(index: int, cohort: int, clock_s: float, test: EvalResult | None = None) -> RoundMetrics:
+        return RoundMetrics(round=index, clock_s=clock_s, wall_time_s=0.1, participants=(1, 2), completed=2,
+                            train_loss=0.1 * index + cohort, learning_rate=0.05, test=test, cohort=cohort,
+                            class_distribution=(0.25, 0.75) if cohort else None)
+
+    # Execute: cohort 0 at 10 s, 25 s, 40 s; cohort 1 at 30 s (round 2), 42 s (round 3)
+    sink.on_round(metrics(1, 0, 10.0))
+    sink.on_round(metrics(2, 0, 25.0, EvalResult(num_samples=100, loss_sum=60.0, top1_correct=50, top5_correct=90)))
+    sink.on_round(metrics(2, 1, 30.0, EvalResult(num_samples=300, loss_sum=90.0, top1_correct=240, top5_correct=300)))
+    sink.on_round(metrics(3, 0, 40.0))
+    sink.on_round(metrics(3, 1, 42.0))
+    sink.close()
+
+    # Assert
+    events = EventAccumulator(str(tmp_path / "tb"))
+    events.Reload()
+
+    def series(tag: str) -> list[tuple[int, float]]:
+        return [(event.step, round(event.value, 6)) for event in events.Scalars(tag)]
+
+    assert series("train/loss") == [(1, 0.1), (2, 0.2), (3, 0.3)]  # cohort 0 alone under the plain tags
+    assert series("cohort_1/train/loss") == [(2, 1.2), (3, 1.3)]
+    assert series("round/duration_s") == [(1, 10.0), (2, 15.0), (3, 15.0)]
+    assert series("cohort_1/round/duration_s") == [(3, 12.0)]  # its first round's start is its parent's: unknown
+    assert series("test/top1") == [(2, 0.5)] and series("test/top1_by_time") == [(25, 0.5)]
+    assert series("cohort_1/test/top1") == [(2, 0.8)] and series("cohort_1/test/top1_by_time") == [(30, 0.8)]
+    assert series("cohort_1/halor/class_1") == [(2, 0.75), (3, 0.75)]
+    assert "halor/class_1" not in events.Tags()["scalars"]

@@ -90,6 +90,14 @@ def wandb_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path
     wandb.teardown()
 
 
+def finish_writing() -> None:
+    """wandb's service can still be writing the .wandb file when run.finish() returns (offline, 1 run in 10 here):
+    its teardown waits for it to end."""
+    import wandb
+
+    wandb.teardown()
+
+
 def _round(index: int, clock_s: float, **extra: object) -> RoundMetrics:
     fields: dict[str, object] = {"round": index, "clock_s": clock_s, "wall_time_s": 0.25, "participants": (1, 2, 3, 4),
                                  "completed": 3, "train_loss": 0.5, "learning_rate": 0.05}
@@ -113,6 +121,7 @@ def test_offline_run_holds_project_name_config_and_each_rounds_metrics(
     sink.on_round(_round(1, 10.0, dropouts=1, stragglers=0, class_distribution=(0.25, 0.75)))
     sink.on_round(_round(2, 25.0, dropouts=0, stragglers=2, test=test, class_distribution=(0.5, 0.5)))
     sink.close()
+    finish_writing()
 
     # Assert: exactly one offline run under <run>/wandb, read back record by record
     files = list((run_dir / "wandb").glob("offline-run-*/*.wandb"))
@@ -141,6 +150,44 @@ def test_offline_run_holds_project_name_config_and_each_rounds_metrics(
     assert [metric.step_metric for metric in by_time] == ["clock_s"]
     leaks = [path for path in tmp_path.rglob("*") if path.is_file() and SECRET.encode() in path.read_bytes()]
     assert leaks == []
+
+
+def test_cohorts_share_the_rounds_step_under_their_own_keys_and_clock(
+        tmp_path: Path, wandb_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Prepare: offline; cohort 1 branched after round 1, its clock apart from cohort 0's
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    run_dir = tmp_path / "run"
+    half = EvalResult(num_samples=100, loss_sum=60.0, top1_correct=50, top5_correct=90)  # 0.5, loss 0.6
+    most = EvalResult(num_samples=300, loss_sum=90.0, top1_correct=240, top5_correct=300)  # 0.8, loss 0.3
+
+    # Execute
+    sink = WandbSink(JobConfig(use_wandb=True, rounds=3), run_dir, timestamp="t")
+    sink.on_round(_round(1, 10.0))
+    sink.on_round(_round(2, 25.0, test=half))
+    sink.on_round(_round(2, 30.0, test=most, cohort=1, train_loss=1.5))
+    sink.on_round(_round(3, 40.0))
+    sink.on_round(_round(3, 42.0, cohort=1))
+    sink.close()
+    finish_writing()
+
+    # Assert: one row per round, cohort 0's plain keys beside cohort 1's prefixed ones
+    records = read_wandb_records(next((run_dir / "wandb").glob("offline-run-*/*.wandb")))
+    history = history_by_step(records)
+    assert sorted(history) == [1, 2, 3]
+    second, third = history[2], history[3]
+    assert second["round"] == 2 and second["clock_s"] == pytest.approx(25.0)
+    assert second["cohort_1/clock_s"] == pytest.approx(30.0)
+    assert second["train/loss"] == pytest.approx(0.5) and second["cohort_1/train/loss"] == pytest.approx(1.5)
+    assert second["test/top1"] == pytest.approx(0.5) and second["cohort_1/test/top1"] == pytest.approx(0.8)
+    assert second["cohort_1/test_by_time/loss"] == pytest.approx(0.3)
+    assert "cohort_1/round/duration_s" not in second  # its start is its parent's clock, which it does not name
+    assert third["round/duration_s"] == pytest.approx(15.0)  # 40 - 25 on cohort 0's clock
+    assert third["cohort_1/round/duration_s"] == pytest.approx(12.0)  # 42 - 30 on cohort 1's
+    assert "cohort_1/clock_s" not in history[1]
+    axes = {record.metric.glob_name: record.metric.step_metric for record in records  # type: ignore[attr-defined]
+            if record.WhichOneof("record_type") == "metric" and record.metric.glob_name}
+    assert axes["cohort_1/test_by_time/*"] == "cohort_1/clock_s" and axes["cohort_1/train/*"] == "round"
+    assert axes["test_by_time/*"] == "clock_s"
 
 
 def test_online_without_a_key_fails_at_once_naming_the_way_out(
