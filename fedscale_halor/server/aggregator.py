@@ -76,11 +76,11 @@ class Aggregator:
         first = self._cohorts[0]
         first.weights, first.version = weights, state.model_version
         first.strategy.load_state_dict(load_strategy_state(checkpoint_dir))
-        first.planner.restore(state.clock_s)
         files = saved_files(checkpoint_dir)
-        self._cohorts = restore_cohorts(first, files)
         for plugin in self._parts.plugins:
             plugin.restore(files)
+        first.planner.restore(state.clock_s)  # after the plug-ins: a plug-in's planner checks it against theirs
+        self._cohorts = restore_cohorts(first, files)
         self._parts.cohorts.restore(files)
         self._first_round = state.round + 1
         _log.info("resuming after round %d from %s (clock %.1f s, %d cohort%s)", state.round, checkpoint_dir,
