@@ -187,9 +187,7 @@ class FederatedDataset:
             raise ValueError(f"num_classes {self._num_classes} is smaller than the {dataset.num_classes} classes "
                              f"of {dataset.name}")
         self._partition_clients = partition_clients if partition_clients is not None else len(self._clients)
-        if label_groups < 1 or label_groups > self._num_classes:
-            raise ConfigError(f"label_groups {label_groups}: expected 1 to num_classes ({self._num_classes}) groups")
-        self._label_maps = group_label_maps(label_groups, self._num_classes)
+        self._label_maps = group_label_maps(label_groups, self._num_classes)  # refuses impossible groups
         if partition_label_counts is None:
             partition_label_counts = _label_counts(self._clients, self._train_labels,
                                                    self._label_maps, self._num_classes)
