@@ -1,7 +1,9 @@
 """metrics.csv: one row per round, written as it happens so a killed job keeps its history.
 
-In a job of several cohorts each cohort's round is its own row, told apart by the last column, ``cohort`` (0 for a
-job of one cohort). Files written before that column existed are read as cohort 0's.
+In a job of several cohorts each cohort's round is its own row, told apart by ``cohort`` (0 for a job of one
+cohort); ``members``, the last column, is how many clients the cohort had when it was evaluated (empty in rounds
+without an evaluation), which the overall accuracy of the cohorts is weighted by. Files written before those columns
+existed are read as cohort 0's, without member counts.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from fedscale_halor.types import RoundMetrics
 COLUMNS = (
     "round", "clock_s", "wall_time_s", "participants", "completed", "train_loss", "learning_rate",
     "test_loss", "test_top1", "test_top5", "test_samples", "attempts", "client_round_trip_mean_s",
-    "client_round_trip_max_s", "executor_round_trip_max_s", "shortened_clients", "cohort",
+    "client_round_trip_max_s", "executor_round_trip_max_s", "shortened_clients", "cohort", "members",
 )
 
 
@@ -42,6 +44,7 @@ class CsvSink(MetricsSink):
             *_round_trips(metrics),
             len(metrics.shortened_local_steps),
             metrics.cohort,
+            "" if test is None else metrics.members,
         ])
         self._file.flush()
 
@@ -60,7 +63,7 @@ def _round_trips(metrics: RoundMetrics) -> list[str]:
 
 def _rows_up_to(path: Path, last_round: int) -> list[list[str]]:
     """Every cohort's rows of the rounds up to ``last_round``, in today's columns: an older file's rows get the
-    columns it lacked, empty, and cohort 0."""
+    columns it lacked, empty (so no member count), and cohort 0."""
     if not path.is_file():
         return []
     with path.open(newline="", encoding="utf-8") as handle:

@@ -36,6 +36,7 @@ class _Evaluation:
     clock_s: float
     top1: float
     samples: int
+    members: int  # 0: the file has no member count (written before the column existed)
 
 
 def _evaluations(run_dir: Path) -> dict[int, list[_Evaluation]]:
@@ -50,7 +51,7 @@ def _evaluations(run_dir: Path) -> dict[int, list[_Evaluation]]:
                 cohort = int(row.get("cohort") or 0)
                 by_cohort.setdefault(cohort, []).append(_Evaluation(
                     int(row["round"]), float(row["clock_s"]), float(row["test_top1"]),
-                    int(row.get("test_samples") or 0)))
+                    int(row.get("test_samples") or 0), int(row.get("members") or 0)))
     return by_cohort
 
 
@@ -70,10 +71,13 @@ def overall_curve(run_dir: Path, label: str) -> RunCurve:
     """The job's accuracy over all its cohorts, at each round in which every cohort that ran was evaluated.
 
     A cohort ran in a round when it has a row of that round (cohorts branched later, or left without clients, have
-    none). The accuracy is the sample-weighted mean of those cohorts' top-1, weighted by each row's
-    ``test_samples``: sum(top1_c * samples_c) / sum(samples_c), e.g. 0.5 on 100 and 0.8 on 300 samples give 0.725.
-    Its simulated time is the latest of those cohorts' clocks, when the last of the evaluations was there. Rounds
-    in which a cohort that ran was not evaluated, or whose weights sum to 0, are left out."""
+    none). The accuracy is the mean of those cohorts' top-1 weighted by their clients, each row's ``members``:
+    sum(top1_c * members_c) / sum(members_c), e.g. 0.5 for 30 clients and 0.8 for 10 give 0.575. Weighting by test
+    samples would not do: a cohort whose members all hold one test view reports that view's result, on that view's
+    samples, however many clients it has. A round with a row without a member count (a file written before the
+    column existed) is weighted by ``test_samples`` instead, all its rows alike (0.5 on 100 and 0.8 on 300 samples
+    give 0.725). Its simulated time is the latest of those cohorts' clocks, when the last of the evaluations was
+    there. Rounds in which a cohort that ran was not evaluated, or whose weights sum to 0, are left out."""
     ran: dict[int, set[int]] = {}
     with (run_dir / "metrics.csv").open(newline="", encoding="utf-8") as handle:
         for row in csv.DictReader(handle):
@@ -84,14 +88,23 @@ def overall_curve(run_dir: Path, label: str) -> RunCurve:
             by_round.setdefault(each.round, {})[cohort] = each
     rounds, clocks, accuracies = [], [], []
     for round_index in sorted(by_round):
-        evaluated = by_round[round_index]
-        samples = sum(each.samples for each in evaluated.values())
-        if set(evaluated) != ran[round_index] or samples == 0:
+        evaluated = list(by_round[round_index].values())
+        weights = _weights(evaluated)
+        if set(by_round[round_index]) != ran[round_index] or sum(weights) == 0:
             continue
         rounds.append(round_index)
-        clocks.append(max(each.clock_s for each in evaluated.values()))
-        accuracies.append(sum(each.top1 * each.samples for each in evaluated.values()) / samples)
+        clocks.append(max(each.clock_s for each in evaluated))
+        accuracies.append(sum(each.top1 * weight for each, weight in zip(evaluated, weights, strict=True))
+                          / sum(weights))
     return RunCurve(f"{label} overall", tuple(rounds), tuple(clocks), tuple(accuracies))
+
+
+def _weights(evaluated: Sequence[_Evaluation]) -> list[int]:
+    """Each cohort's clients, or each cohort's test samples when a row lacks its member count: one unit for the
+    whole round, since clients and samples do not add up."""
+    if all(each.members > 0 for each in evaluated):
+        return [each.members for each in evaluated]
+    return [each.samples for each in evaluated]
 
 
 def run_curves(run_dirs: Sequence[Path]) -> list[RunCurve]:

@@ -23,10 +23,10 @@ HALF = EvalResult(num_samples=100, loss_sum=60.0, top1_correct=50, top5_correct=
 MOST = EvalResult(num_samples=300, loss_sum=90.0, top1_correct=240, top5_correct=300)
 
 
-def _metrics(round_index: int, cohort: int, test: EvalResult | None = None) -> RoundMetrics:
+def _metrics(round_index: int, cohort: int, test: EvalResult | None = None, members: int = 0) -> RoundMetrics:
     return RoundMetrics(round=round_index, clock_s=10.0 * round_index + cohort, wall_time_s=0.25,
                         participants=(1, 2, 3), completed=2, train_loss=0.5, learning_rate=0.05, test=test,
-                        cohort=cohort)
+                        cohort=cohort, members=members)
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
@@ -34,19 +34,20 @@ def _rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
-def test_csv_rows_name_their_cohort_in_the_last_column(tmp_path: Path) -> None:
+def test_csv_rows_name_their_cohort_and_its_members_in_the_last_columns(tmp_path: Path) -> None:
     # Prepare
     path = tmp_path / "metrics.csv"
     sink = CsvSink(path)
 
-    # Execute: round 1 is cohort 0's alone, round 2 both cohorts'
-    for metrics in (_metrics(1, 0), _metrics(2, 0, HALF), _metrics(2, 1, MOST)):
+    # Execute: round 1 is cohort 0's alone, unevaluated; round 2 both cohorts', evaluated with 30 and 10 clients
+    for metrics in (_metrics(1, 0), _metrics(2, 0, HALF, members=30), _metrics(2, 1, MOST, members=10)):
         sink.on_round(metrics)
     sink.close()
 
     # Assert
     rows = _rows(path)
-    assert COLUMNS[-1] == "cohort" and tuple(rows[0]) == COLUMNS
+    assert COLUMNS[-2:] == ("cohort", "members") and tuple(rows[0]) == COLUMNS
+    assert [row["members"] for row in rows] == ["", "30", "10"]
     assert [(row["round"], row["cohort"]) for row in rows] == [("1", "0"), ("2", "0"), ("2", "1")]
     assert [row["test_top1"] for row in rows] == ["", "0.500000", "0.800000"]
     assert rows[2]["clock_s"] == "21.0000"  # cohort 1's own clock: 10 * 2 + 1
@@ -70,19 +71,42 @@ def test_csv_resume_keeps_every_cohorts_rows_up_to_the_round(tmp_path: Path) -> 
 
 
 def test_csv_resume_of_a_file_without_the_cohort_column_keeps_its_rows_as_cohort_0(tmp_path: Path) -> None:
-    # Prepare: a file written before the column existed (its columns but the last)
+    # Prepare: a file written before the cohort and members columns existed (its columns but the last two)
     path = tmp_path / "metrics.csv"
-    old_columns = COLUMNS[:-1]
+    old_columns = COLUMNS[:-2]
     row = ["1", "10.0000", "0.2500", "3", "2", "0.500000", "0.05", "", "", "", "", "1", "", "", "", "0"]
     path.write_text(",".join(old_columns) + "\n" + ",".join(row) + "\n")
 
     # Execute
     CsvSink(path, keep_rounds_up_to=1).close()
 
-    # Assert: the same cells, and cohort 0 at the end
+    # Assert: the same cells, then cohort 0 and no member count
     with path.open(newline="") as handle:
         lines = list(csv.reader(handle))
-    assert lines == [list(COLUMNS), [*row, "0"]]
+    assert lines == [list(COLUMNS), [*row, "0", ""]]
+
+
+def test_csv_resume_of_a_file_without_the_members_column_appends_counted_rows(tmp_path: Path) -> None:
+    # Prepare: rounds 1 and 2 written before the members column existed, round 2 evaluated for two cohorts
+    path = tmp_path / "metrics.csv"
+    old = CsvSink(path)
+    for metrics in (_metrics(1, 0), _metrics(2, 0, HALF), _metrics(2, 1, MOST)):
+        old.on_round(metrics)
+    old.close()
+    with path.open(newline="") as handle:
+        old_lines = [line[:-1] for line in csv.reader(handle)]
+    path.write_text("".join(",".join(line) + "\n" for line in old_lines))
+
+    # Execute: resumed after round 2, round 3 evaluated with 25 clients
+    resumed = CsvSink(path, keep_rounds_up_to=2)
+    resumed.on_round(_metrics(3, 0, HALF, members=25))
+    resumed.close()
+
+    # Assert: one header in today's columns; the old rows without a count, the new one with its count
+    rows = _rows(path)
+    assert path.read_text().count("round,clock_s") == 1
+    assert [(row["round"], row["cohort"], row["members"]) for row in rows] == [
+        ("1", "0", ""), ("2", "0", ""), ("2", "1", ""), ("3", "0", "25")]
 
 
 def test_testing_perf_keeps_cohort_0_in_perf_and_the_others_under_cohort_perf(tmp_path: Path) -> None:
