@@ -147,6 +147,13 @@ def _prepare(args: argparse.Namespace) -> int:
 
 
 def _plot(args: argparse.Namespace) -> int:
+    if args.signals:
+        from fedscale_halor.logging.signal_plots import plot_signals
+
+        for run_dir in args.runs:
+            for picture in plot_signals(Path(run_dir)):
+                print(f"wrote {picture}")
+        return 0
     from fedscale_halor.logging.plots import plot_time_to_accuracy
 
     written = plot_time_to_accuracy([Path(run_dir) for run_dir in args.runs], Path(args.out), target=args.target)
@@ -231,6 +238,9 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("runs", nargs="+", help="run folders (<log_path>/<job_name>/<timestamp>)")
     plot.add_argument("--out", default="time_to_accuracy.png", help="PNG to write (default time_to_accuracy.png)")
     plot.add_argument("--target", type=float, help="draw this accuracy as a dashed line")
+    plot.add_argument("--signals", action="store_true",
+                      help="instead, draw each Auxo run's saved client signals (signal_rounds) in two dimensions, "
+                           "coloured by cohort: <run>/auxo_signals/round_<r>.png per saved round")
     plot.set_defaults(handler=_plot)
 
     traces = commands.add_parser("traces", help="write synthetic device-capacity and availability traces in "

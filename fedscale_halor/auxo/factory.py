@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from fedscale_halor.auxo.plugin import AuxoCohorts
 from fedscale_halor.auxo.settings import AuxoSettings
+from fedscale_halor.auxo.signal_log import SIGNALS_FOLDER
 from fedscale_halor.config.errors import ConfigError
 from fedscale_halor.config.schema import JobConfig
 from fedscale_halor.plugin.cohorts import CohortPlugin
@@ -26,6 +27,9 @@ class AuxoKeys:
     explorerate: float = knob(0.01, "Auxo: chance that a client is sent to a random cohort", range=(0.0, 1.0))
     start_round: int = knob(0, "Auxo: the first round whose updates are clustered", range=(0, None))
     metric: str = knob("cosine", "Auxo: the clustering metric (k-means on normalised updates)", choices=("cosine",))
+    signal_rounds: tuple[int, ...] = knob((), "Auxo: global rounds at whose end the clients' signals are saved in "
+                                              "the run folder's auxo_signals/, which fedscale-halor plot --signals "
+                                              "draws; empty: none")
     reduction: bool = knob(False, "Auxo: reduce the updates by t-SNE first (off in Auxo's config; not offered)",
                            choices=(False,))
 
@@ -39,7 +43,7 @@ class AuxoKeys:
         try:
             return AuxoSettings(split_round=self.split_round,
                                 exploredecay=self.exploredecay, explorerate=self.explorerate, metric=self.metric,
-                                start_round=self.start_round)
+                                start_round=self.start_round, signal_rounds=self.signal_rounds)
         except ValueError as error:
             raise ConfigError(f"job_conf: Auxo: {error}") from None
 
@@ -60,5 +64,8 @@ class AuxoFactory(PluginFactory):
         return None
 
     def cohort_plugin(self, job: JobConfig, server: ServerSide) -> CohortPlugin:
-        return AuxoCohorts(server.client_ids, job.plugin_settings.get(AuxoKeys).settings(),
-                           num_participants=job.num_participants, seed=job.sample_seed)
+        settings = job.plugin_settings.get(AuxoKeys).settings()
+        if settings.signal_rounds and server.run_dir is None:
+            raise ConfigError("job_conf: Auxo: signal_rounds saves signals in the run folder, and this job has none")
+        return AuxoCohorts(server.client_ids, settings, num_participants=job.num_participants, seed=job.sample_seed,
+                           signals_folder=None if server.run_dir is None else server.run_dir / SIGNALS_FOLDER)

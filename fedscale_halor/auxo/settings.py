@@ -5,7 +5,8 @@ the rounds in which it was clustered. ``explorerate`` is the starting probabilit
 a random cohort, multiplied by ``exploredecay`` at every policy decision. ``start_round`` is the first round whose
 updates are clustered, ``grad_ratio`` keeps the last ``1 / grad_ratio`` of the flattened update as the client's
 signal, ``base_reward`` is the reward at distance zero from a cohort's centre and ``min_clients`` the fewest
-reporting clients a cohort needs in a round to be clustered.
+reporting clients a cohort needs in a round to be clustered. ``signal_rounds`` lists the global rounds at whose end
+the clients' signals are saved to the run folder (signal_log.py); empty: none are.
 
 Only the ``cosine`` metric (k-means on L2-normalised signals) is supported; Auxo's ``kl`` metric is refused.
 Upstream's automatic split test (``split_round`` unset) is not offered: its published config always sets it.
@@ -34,10 +35,15 @@ class AuxoSettings:
     grad_ratio: int = 2
     base_reward: float = 5.0
     min_clients: int = 5
+    signal_rounds: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
-        # YAML gives lists; the dataclass is frozen, so the tuple is set through object.__setattr__.
+        # YAML gives lists; the dataclass is frozen, so the tuples are set through object.__setattr__.
         object.__setattr__(self, "split_round", tuple(self.split_round))
+        object.__setattr__(self, "signal_rounds", tuple(self.signal_rounds))
+        for round_index in self.signal_rounds:
+            if isinstance(round_index, bool) or not isinstance(round_index, int) or round_index < 1:
+                raise ValueError(f"signal_rounds must hold positive integers, got {list(self.signal_rounds)}")
         if not self.split_round:
             raise ValueError("split_round must list at least one clustering epoch")
         for epoch in self.split_round:

@@ -114,7 +114,7 @@ def build_aggregator(job: JobConfig, board: WorkBoard, run_dir: Path,
     weights = initial_weights(model, job.sample_seed)
     client_sizes = {client: dataset.num_samples(client) for client in dataset.client_ids}
     model_bytes = sum(tensor.numel() * tensor.element_size() for tensor in weights.values())
-    server = ServerSide(board, dataset.client_ids, client_sizes, dataset.num_classes)
+    server = ServerSide(board, dataset.client_ids, client_sizes, dataset.num_classes, run_dir=run_dir)
     plugins = round_plugins(job, server)
     aggregator = Aggregator(job, AggregatorParts(
         board=board, client_ids=dataset.client_ids, initial_weights=weights,

@@ -34,6 +34,7 @@ HARMLESS_KEYS: frozenset[str] = frozenset({
     "rounds", "eval_interval", "test_bsz", "save_checkpoint",
     # where the logs go and who else sees them
     "job_name", "log_path", "tensorboard", "use_wandb", "wandb_project", "wandb_entity", "wandb_tags",
+    "signal_rounds",
     # where and how the processes run, and the wire between them
     "ps_ip", "ps_port", "worker_ips", "exp_path", "setup_commands", "auth.ssh_user", "auth.ssh_private_key",
     "auth.ssh_port", "executor_threads", "executor_restarts", "message_chunk_mb", "shared_memory",

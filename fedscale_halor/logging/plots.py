@@ -5,7 +5,7 @@ whose values differ between the runs compared (the parameters of a sweep), or by
 
 A run of several cohorts (``metrics.csv``'s ``cohort`` column; a file without it is cohort 0's alone) draws one line
 per cohort, ``<run label> cohort <c>``, and one ``<run label> overall`` line: see ``overall_curve``. A run of one
-cohort draws its one line, labelled by the run.
+cohort draws its one line, labelled by the run. An Auxo run's saved client signals are drawn by signal_plots.py.
 """
 
 from __future__ import annotations
@@ -120,7 +120,8 @@ def run_curves(run_dirs: Sequence[Path]) -> list[RunCurve]:
     return curves
 
 
-def _job_settings(run_dir: Path) -> dict[str, object]:
+def saved_job_settings(run_dir: Path) -> dict[str, object]:
+    """The job keys of the run's config.yml; none when it has no config.yml."""
     path = run_dir / "config.yml"
     if not path.is_file():
         return {}
@@ -134,7 +135,7 @@ def _job_settings(run_dir: Path) -> dict[str, object]:
 
 def run_labels(run_dirs: Sequence[Path]) -> list[str]:
     """A label per run from the job keys whose values differ across the runs."""
-    settings = [_job_settings(run_dir) for run_dir in run_dirs]
+    settings = [saved_job_settings(run_dir) for run_dir in run_dirs]
     keys = sorted({key for each in settings for key in each} - _NOT_PARAMETERS)
     varying = [key for key in keys if len({repr(each.get(key)) for each in settings}) > 1]
     labels = []

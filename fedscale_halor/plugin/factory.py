@@ -12,6 +12,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 from fedscale_halor.config.schema import JobConfig
@@ -31,6 +32,8 @@ class ServerSide:
     client_ids: Sequence[int]
     client_sizes: Mapping[int, int]  # training samples per client
     num_classes: int
+    # the run's folder, where a plug-in may leave files of its own beside the logs; None: a job without one
+    run_dir: Path | None = None
 
 
 @dataclass(frozen=True)

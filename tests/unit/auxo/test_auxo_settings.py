@@ -20,6 +20,11 @@ def test_split_round_from_a_yaml_list_becomes_a_tuple() -> None:
     assert AuxoSettings(split_round=[3, 7]).split_round == (3, 7)  # type: ignore[arg-type]
 
 
+def test_signal_rounds_from_a_yaml_list_becomes_a_tuple_and_is_empty_by_default() -> None:
+    assert AuxoSettings(signal_rounds=[5, 1]).signal_rounds == (5, 1)  # type: ignore[arg-type]
+    assert AuxoSettings().signal_rounds == ()
+
+
 @pytest.mark.parametrize(("key", "value"), [
     ("split_round", ()),
     ("split_round", (0,)),
@@ -32,6 +37,8 @@ def test_split_round_from_a_yaml_list_becomes_a_tuple() -> None:
     ("grad_ratio", 0),
     ("base_reward", 0.0),
     ("min_clients", 3),
+    ("signal_rounds", (0,)),
+    ("signal_rounds", (True,)),
 ])
 def test_a_bad_value_is_refused_naming_its_key(key: str, value: object) -> None:
     # Execute / Assert
