@@ -27,6 +27,7 @@ from pathlib import Path
 
 from scipy import stats
 
+from fedscale_halor.auxo.outcome import cohort_purity, view_top1
 from fedscale_halor.launch.inprocess import run_in_process
 from fedscale_halor.launch.jobfile import load_config
 from fedscale_halor.types import RoundMetrics
@@ -45,14 +46,6 @@ class RunSummary:
     purity: float
 
 
-def view_top1(metrics: RoundMetrics) -> dict[int, float]:
-    """Top-1 of the cohort's model on each test view its members hold (one view: the cohort's plain result)."""
-    if metrics.view_tests:
-        return {view: result.top1 for view, result in metrics.view_tests.items()}
-    assert metrics.test is not None and len(metrics.view_members) == 1
-    return {view: metrics.test.top1 for view in metrics.view_members}
-
-
 def client_weighted(rows: Sequence[RoundMetrics]) -> tuple[dict[int, float], float]:
     """Per group and overall, the mean top-1 over clients, each tested with its cohort's model."""
     correct: dict[int, float] = {}
@@ -64,11 +57,6 @@ def client_weighted(rows: Sequence[RoundMetrics]) -> tuple[dict[int, float], flo
             clients[view] = clients.get(view, 0) + count
     groups = {view: correct[view] / clients[view] for view in sorted(clients)}
     return groups, sum(correct.values()) / sum(clients.values())
-
-
-def purity(rows: Sequence[RoundMetrics]) -> float:
-    majority = sum(max(metrics.view_members.values()) for metrics in rows)
-    return majority / sum(sum(metrics.view_members.values()) for metrics in rows)
 
 
 def evaluated_rounds(history: Sequence[RoundMetrics]) -> dict[int, list[RoundMetrics]]:
@@ -88,7 +76,7 @@ def run(variant: str, seed: int, rounds: int, target: float, partitioning: int, 
                     if client_weighted(rows)[1] >= target), None)
     final = tested[max(tested)]
     groups, overall = client_weighted(final)
-    return RunSummary(groups, overall, reached, purity(final))
+    return RunSummary(groups, overall, reached, cohort_purity(final))
 
 
 def mean_interval(values: Sequence[float], digits: int = 4) -> str:

@@ -1,4 +1,5 @@
-"""Where YAML names become objects: the only place that reads the registries by a config value."""
+"""Where YAML names become objects: the selector, strategy and trainer named by the job file (models resolve their
+names in models/registry.py)."""
 
 from __future__ import annotations
 

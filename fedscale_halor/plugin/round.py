@@ -1,6 +1,6 @@
 """A feature's hooks into the aggregator's round pipeline.
 
-The round runs its stages in a fixed order (docs/architecture.md): select, pre-round protocols, plan on the clock,
+The round runs its stages in a fixed order (docs/architecture.md): select, plan on the clock, pre-round protocols,
 train, fold, evaluate, log and checkpoint; the planning itself is the round's ``RoundPlanner``
 (server/planning.py). A ``RoundPlugin`` hooks the stages it needs; every hook has a default that leaves the round
 as it is, so the loop calls every plug-in's hooks and names none of them.

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from fedscale_halor.auxo.outcome import cohort_purity, view_top1
 from fedscale_halor.config import ExperimentConfig
 from fedscale_halor.launch.inprocess import run_in_process
 from fedscale_halor.launch.jobfile import load_config
@@ -73,19 +74,6 @@ def test_a_resumed_auxo_run_ends_bit_identical(tmp_path: Path) -> None:
         assert resumed_bytes == (whole.run_dir / "checkpoint" / name).read_bytes(), name
 
 
-def _purity(final_rows: list) -> float:
-    """The share of clients in their cohort's majority group, from the cohorts' members per test view."""
-    majority = sum(max(metrics.view_members.values()) for metrics in final_rows)
-    return majority / sum(sum(metrics.view_members.values()) for metrics in final_rows)
-
-
-def _group_top1(metrics) -> dict[int, float]:
-    if metrics.view_tests:
-        return {view: result.top1 for view, result in metrics.view_tests.items()}
-    (view,) = metrics.view_members
-    return {view: metrics.test.top1}
-
-
 @pytest.mark.slow
 def test_auxo_separates_the_planted_digits_groups_and_each_cohort_beats_the_single_model(tmp_path: Path) -> None:
     # Prepare: 40 clients in two planted label groups, half of them per round; the cohort splits at its 5th
@@ -100,12 +88,12 @@ def test_auxo_separates_the_planted_digits_groups_and_each_cohort_beats_the_sing
     # the group most of its members hold than the single model on that group
     final = [metrics for metrics in auxo.history if metrics.round == 25]
     assert sorted(metrics.cohort for metrics in final) == [0, 1]
-    assert _purity(final) >= 0.9
+    assert cohort_purity(final) >= 0.9
     (one_model,) = [metrics for metrics in single.history if metrics.round == 25]
-    single_top1 = _group_top1(one_model)
+    single_top1 = view_top1(one_model)
     groups = set()
     for metrics in final:
         group = max(metrics.view_members, key=metrics.view_members.get)
         groups.add(group)
-        assert _group_top1(metrics)[group] > single_top1[group] + 0.05, (metrics.cohort, group)
+        assert view_top1(metrics)[group] > single_top1[group] + 0.05, (metrics.cohort, group)
     assert groups == {0, 1}
