@@ -40,8 +40,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from sklearn.cluster import MiniBatchKMeans
-from sklearn.exceptions import ConvergenceWarning
 
 from fedscale_halor.auxo.entries import UNDECIDED, RewardEntries
 from fedscale_halor.auxo.settings import AuxoSettings
@@ -143,6 +141,10 @@ class RewardTable:
                 if len(known) <= 1:
                     return
                 ids, points = ids[known], points[known]
+            # imported here: scikit-learn takes seconds to import, and every job, Auxo or not, imports this module
+            from sklearn.cluster import MiniBatchKMeans
+            from sklearn.exceptions import ConvergenceWarning
+
             with warnings.catch_warnings():
                 # identical signals make one distinct cluster; the labels are still usable
                 warnings.simplefilter("ignore", ConvergenceWarning)

@@ -18,7 +18,6 @@ from collections.abc import Mapping
 
 import numpy as np
 import torch
-from sklearn.preprocessing import normalize
 
 
 def client_signal(old: Mapping[str, torch.Tensor], new: Mapping[str, torch.Tensor], grad_ratio: int) -> np.ndarray:
@@ -58,4 +57,6 @@ def centered(signals: np.ndarray) -> np.ndarray:
 def normalized(centered_signals: np.ndarray) -> np.ndarray:
     """Each row scaled to unit L2 norm (all-zero rows stay zero), so k-means on them compares directions: the
     cosine metric."""
+    from sklearn.preprocessing import normalize  # scikit-learn takes seconds to import; only Auxo's jobs need it
+
     return normalize(_matrix(centered_signals), norm="l2", axis=1)

@@ -29,9 +29,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
-import dp_accounting
-from dp_accounting import dp_event, mechanism_calibration
+if TYPE_CHECKING:
+    from dp_accounting import dp_event
+
+# dp-accounting (with scipy.signal behind it) takes about a second to import, and every job imports this module for
+# its settings; the accounting functions import it when first called.
 
 __all__ = [
     "LABEL_CHANGE",
@@ -43,6 +47,7 @@ __all__ = [
     "skellam_event",
     "skellam_zcdp",
     "variance_for_epsilon",
+    "zcdp_epsilon",
 ]
 
 # Integer Rényi orders: Theorem 3.5 is stated for integer α; the tail reaches ε well below 0.1 at δ = 1e-5.
@@ -76,22 +81,35 @@ def skellam_zcdp(variance: float, sensitivity: Sensitivity = LABEL_CHANGE) -> tu
 
 def skellam_event(variance: float, sensitivity: Sensitivity = LABEL_CHANGE) -> dp_event.ZCDpEvent:
     """One release of a sum carrying Skellam noise of ``variance`` per class, as a dp-accounting event."""
+    from dp_accounting import dp_event
+
     rho, xi = skellam_zcdp(variance, sensitivity)
     return dp_event.ZCDpEvent(rho=rho, xi=xi)
 
 
 def gaussian_equivalent_event(variance: float, sensitivity: Sensitivity = LABEL_CHANGE) -> dp_event.GaussianDpEvent:
     """The Gaussian mechanism of equal variance: the leading term of the Skellam bound, a lower bound on its cost."""
+    from dp_accounting import dp_event
+
     if not variance > 0:
         raise ValueError(f"the noise variance must be > 0, got {variance}")
     return dp_event.GaussianDpEvent(noise_multiplier=math.sqrt(variance / sensitivity.l2_squared))
+
+
+def zcdp_epsilon(rho: float, xi: float, delta: float) -> float:
+    """ε at ``delta`` of a (ξ, ρ)-zCDP release."""
+    from dp_accounting import dp_event
+
+    return epsilon_of(dp_event.ZCDpEvent(rho=rho, xi=xi), delta)
 
 
 def epsilon_of(event: dp_event.DpEvent, delta: float, count: int = 1) -> float:
     """ε at ``delta`` of ``event`` composed ``count`` times, by dp-accounting's RDP accountant over ORDERS."""
     if count == 0:
         return 0.0
-    accountant = dp_accounting.rdp.RdpAccountant(orders=list(ORDERS))
+    from dp_accounting.rdp import RdpAccountant
+
+    accountant = RdpAccountant(orders=list(ORDERS))
     return float(accountant.compose(event, count).get_epsilon(delta))
 
 
@@ -106,6 +124,8 @@ def variance_for_epsilon(target_epsilon: float, delta: float, rounds: int,
         raise ValueError(f"delta must be in (0, 1), got {delta}")
     if rounds < 1:
         raise ValueError(f"rounds must be at least 1, got {rounds}")
+    from dp_accounting import dp_event, mechanism_calibration
+    from dp_accounting.rdp import RdpAccountant
 
     def rounds_at_precision(precision: float) -> dp_event.DpEvent:
         if precision <= 0:
@@ -113,7 +133,7 @@ def variance_for_epsilon(target_epsilon: float, delta: float, rounds: int,
         return dp_event.SelfComposedDpEvent(skellam_event(1.0 / precision, sensitivity), rounds)
 
     precision = mechanism_calibration.calibrate_dp_mechanism(
-        lambda: dp_accounting.rdp.RdpAccountant(orders=list(ORDERS)), rounds_at_precision, target_epsilon, delta,
+        lambda: RdpAccountant(orders=list(ORDERS)), rounds_at_precision, target_epsilon, delta,
         bracket_interval=mechanism_calibration.LowerEndpointAndGuess(0.0, 1e-3), tol=1e-12)
     # the calibration returns a precision whose ε does not exceed the target
     return 1.0 / float(precision)

@@ -12,9 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from dp_accounting import dp_event
-
-from fedscale_halor.halor.privacy import NoiseSettings, epsilon_of, skellam_zcdp
+from fedscale_halor.halor.privacy import NoiseSettings, skellam_zcdp, zcdp_epsilon
 
 _MAX_CONVERSIONS_KEPT = 4096
 
@@ -83,7 +81,7 @@ class PrivacyLedger:
         exposed = max(self._epsilons, key=lambda client: (self._epsilons[client], -client))
         self.latest = PrivacySpent(
             round=round_index, contributors=len(contributors), variance=variance,
-            round_epsilon=epsilon_of(dp_event.ZCDpEvent(rho=rho, xi=xi), noise.delta),
+            round_epsilon=zcdp_epsilon(rho, xi, noise.delta),
             client_epsilon=self._epsilons[exposed], client_rounds=self._clients[exposed].releases,
             run_epsilon=self._epsilon(self._run), delta=noise.delta)
         return self.latest
@@ -98,6 +96,5 @@ class PrivacyLedger:
         if epsilon is None:
             if len(self._converted) >= _MAX_CONVERSIONS_KEPT:
                 self._converted.clear()
-            epsilon = self._converted[key] = epsilon_of(dp_event.ZCDpEvent(rho=composed.rho, xi=composed.xi),
-                                                        self._noise.delta)
+            epsilon = self._converted[key] = zcdp_epsilon(composed.rho, composed.xi, self._noise.delta)
         return epsilon
