@@ -1,6 +1,6 @@
 """The floor: the reference workload's training as a plain PyTorch loop in one process, no framework at all.
 
-    python benchmark/perf/floor.py --data-dir D --out result.json [--threads 2] [--runtime-kernels]
+    python benchmark/perf/floor.py --data-dir D --out result.json [--threads 2] [--runtime-kernels] [--model M]
 
 Same data (the synthetic set in D), same IID split, same model, optimizer, steps and FedAvg as the framework's job;
 whatever the framework costs on top of this loop is its overhead. ``--runtime-kernels`` gives the loop the local
@@ -67,6 +67,7 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--runtime-kernels", action="store_true")
+    parser.add_argument("--model", default="femnist_cnn")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -75,7 +76,7 @@ def main() -> int:
     labels = torch.from_numpy(raw.train_labels)
     rng = np.random.default_rng(args.seed)
     shards = np.array_split(rng.permutation(len(labels)), args.clients)
-    model = build_model("femnist_cnn", raw.num_classes, tuple(raw.train_features.shape[1:]))
+    model = build_model(args.model, raw.num_classes, tuple(raw.train_features.shape[1:]))
     if args.runtime_kernels:
         prefer_channels_last(model, torch.device("cpu"))
     global_state = {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}

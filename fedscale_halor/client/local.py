@@ -32,6 +32,15 @@ def _rng_devices(device: torch.device) -> list[int]:
     return [device.index if device.index is not None else torch.cuda.current_device()]
 
 
+def _seed(device: torch.device, seed: int) -> None:
+    """Seed the generators that training on ``device`` draws from. Not ``torch.manual_seed``: in a CUDA build it
+    also queues a seeding of every GPU with a formatted stack trace, ~0.1 ms per client even on a CPU."""
+    torch.default_generator.manual_seed(seed)
+    if device.type == "cuda":
+        with torch.cuda.device(device):
+            torch.cuda.manual_seed(seed)
+
+
 class LocalTrainer(Trainer):
     """Runs exactly ``task.local_steps`` SGD steps over reshuffled mini-batches of the client's data.
 
@@ -71,7 +80,7 @@ class LocalTrainer(Trainer):
             return _result(task, cpu_weights(model), num_samples, 0, 0.0, 0.0, started)
 
         with torch.random.fork_rng(devices=_rng_devices(self.device)):
-            torch.manual_seed(task.seed)
+            _seed(self.device, task.seed)
             loss_mean, loss_square_mean = self._run_steps(model, data, task)
         weights = cpu_weights(model)
         state = {} if self.feddc_alpha is None else drift_increment(model, weights, global_weights)
