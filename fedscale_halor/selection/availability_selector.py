@@ -19,13 +19,21 @@ round loop to apply before it calls ``select``.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
 from fedscale_halor.seeding import numpy_rng
-from fedscale_halor.selection.base import ClientInfo, ClientSelector
+from fedscale_halor.selection.base import (
+    ClientIds,
+    ClientInfo,
+    ClientSelector,
+    client_columns,
+    distinct_sorted,
+    id_array,
+    is_sorted,
+)
 
 # A client the selector was never told about is taken as always online, the trace-free default of ClientInfo.
 _UNKNOWN_ONLINE_FRACTION = ClientInfo(num_samples=0).online_fraction
@@ -36,26 +44,74 @@ class AvailabilityPrioritySelector(ClientSelector):
 
     def __init__(self, job_seed: int) -> None:
         self._job_seed = job_seed
-        self._online_fraction: dict[int, float] = {}
+        # Registered clients as columns: sorted distinct ids and their online fractions.
+        self._ids = np.empty(0, dtype=np.int64)
+        self._fractions = np.empty(0, dtype=np.float64)
 
     def register(self, clients: Mapping[int, ClientInfo]) -> None:
-        for client_id, info in clients.items():
-            self._online_fraction[client_id] = float(info.online_fraction)
+        self._merge(np.fromiter(clients.keys(), dtype=np.int64, count=len(clients)),
+                    np.fromiter((float(info.online_fraction) for info in clients.values()), dtype=np.float64,
+                                count=len(clients)))
 
-    def select(self, round_index: int, feasible: Sequence[int], count: int) -> list[int]:
+    def register_columns(self, client_ids: np.ndarray, num_samples: np.ndarray,
+                         expected_duration_s: np.ndarray | None = None,
+                         online_fraction: np.ndarray | None = None) -> None:
+        ids, _, _, online = client_columns(client_ids, num_samples, expected_duration_s, online_fraction)
+        self._merge(ids, online)
+
+    def _merge(self, ids: np.ndarray, fractions: np.ndarray) -> None:
+        """Add or update clients; a later value for a client replaces an earlier one, as in a dict."""
+        if not self._ids.size and is_sorted(ids, strictly=True):
+            self._ids, self._fractions = ids.copy(), fractions.copy()
+            return
+        # Newest first (the new ids read backwards), then a stable sort: each id's first entry is its latest value.
+        merged_ids = np.concatenate([ids[::-1], self._ids])
+        merged_fractions = np.concatenate([fractions[::-1], self._fractions])
+        order = np.argsort(merged_ids, kind="stable")
+        merged_ids, merged_fractions = merged_ids[order], merged_fractions[order]
+        first = np.concatenate(([True], merged_ids[1:] != merged_ids[:-1]))
+        self._ids, self._fractions = merged_ids[first], merged_fractions[first]
+
+    def select(self, round_index: int, feasible: ClientIds, count: int) -> list[int]:
         if count < 0:
             raise ValueError(f"availability priority: cannot select {count} clients (num_participants is negative)")
-        pool = sorted(set(feasible))
+        pool = distinct_sorted(id_array(feasible))
         if count >= len(pool):
-            return pool
+            return pool.tolist()
         tie_break = numpy_rng(self._job_seed, round_index, "select").permutation(len(pool))
-        fractions = np.array([self._online_fraction.get(c, _UNKNOWN_ONLINE_FRACTION) for c in pool], dtype=np.float64)
-        # np.lexsort orders by its last key first: the online fraction, then the random rank among equals.
-        order = np.lexsort((tie_break, fractions))
-        return sorted(pool[index] for index in order[:count])
+        chosen = _lowest(self._fractions_of(pool), tie_break, count)
+        return sorted(pool[chosen].tolist())
 
     def online_fraction(self, client_id: int) -> float:
-        return self._online_fraction.get(client_id, _UNKNOWN_ONLINE_FRACTION)
+        return float(self._fractions_of(np.asarray([client_id], dtype=np.int64))[0])
+
+    def _fractions_of(self, pool: np.ndarray) -> np.ndarray:
+        if not self._ids.size:
+            return np.full(len(pool), _UNKNOWN_ONLINE_FRACTION)
+        if self._ids[0] == 0 and self._ids[-1] == len(self._ids) - 1:
+            # Registered ids 0..n-1 (sorted and distinct): an id is its own position.
+            known = (pool >= 0) & (pool < len(self._ids))
+            return np.where(known, self._fractions[np.where(known, pool, 0)], _UNKNOWN_ONLINE_FRACTION)
+        places = np.minimum(np.searchsorted(self._ids, pool), len(self._ids) - 1)
+        known = self._ids[places] == pool
+        return np.where(known, self._fractions[places], _UNKNOWN_ONLINE_FRACTION)
+
+
+def _lowest(fractions: np.ndarray, tie_break: np.ndarray, count: int) -> np.ndarray:
+    """Positions of the first ``count`` in the order of ``np.lexsort((tie_break, fractions))`` (by fraction, then by
+    the distinct ``tie_break`` rank), in no particular order, without sorting everything."""
+    if count == 0:
+        return np.empty(0, dtype=np.int64)
+    if np.isnan(fractions).any():
+        # np.lexsort orders by its last key first: the online fraction, then the random rank among equals.
+        return np.lexsort((tie_break, fractions))[:count]
+    edge = np.partition(fractions, count - 1)[count - 1]
+    below = np.flatnonzero(fractions < edge)
+    at_edge = np.flatnonzero(fractions == edge)
+    needed = count - len(below)
+    if needed < len(at_edge):
+        at_edge = at_edge[np.argpartition(tie_break[at_edge], needed - 1)[:needed]]
+    return np.concatenate([below, at_edge])
 
 
 ADAPT_SELECTION_OFF = 0

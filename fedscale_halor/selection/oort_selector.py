@@ -18,10 +18,20 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
+import numpy as np
 from oort import create_training_selector
 
 from fedscale_halor.seeding import numpy_rng
-from fedscale_halor.selection.base import ClientInfo, ClientOutcome, ClientSelector
+from fedscale_halor.selection.base import (
+    ClientIds,
+    ClientInfo,
+    ClientOutcome,
+    ClientSelector,
+    client_columns,
+    distinct_sorted,
+    id_array,
+    is_sorted,
+)
 
 
 @dataclass(frozen=True)
@@ -70,46 +80,72 @@ class OortSelector(ClientSelector):
     def __init__(self, settings: OortSettings) -> None:
         self._settings = settings
         self._oort = create_training_selector(settings.oort_args())
-        self._registered: frozenset[int] = frozenset()
+        self._registered = np.empty(0, dtype=np.int64)  # sorted, distinct
         self._durations_known = False
         self._selections = 0
 
     def register(self, clients: Mapping[int, ClientInfo]) -> None:
-        settings = self._settings
-        round_capacity = settings.local_steps * settings.batch_size
+        infos = list(clients.values())
+        self.register_columns(
+            np.fromiter(clients.keys(), dtype=np.int64, count=len(clients)),
+            np.fromiter((info.num_samples for info in infos), dtype=np.int64, count=len(infos)),
+            np.fromiter((info.expected_duration_s for info in infos), dtype=np.float64, count=len(infos)),
+        )
+
+    def register_columns(self, client_ids: np.ndarray, num_samples: np.ndarray,
+                         expected_duration_s: np.ndarray | None = None,
+                         online_fraction: np.ndarray | None = None) -> None:
+        ids, samples, durations, _ = client_columns(client_ids, num_samples, expected_duration_s, online_fraction)
+        round_capacity = self._settings.local_steps * self._settings.batch_size
         # Without device traces every expected duration is 0 s while outcomes carry wall times: Oort would then prefer
         # a round of 0 s and its straggler penalty would zero the score of every client that ever trained. With no
         # duration known up front, durations are left out of the scores altogether (all reported as 0 s).
-        self._durations_known = any(info.expected_duration_s > 0 for info in clients.values())
-        # Oort iterates its clients in registration order; sorting keeps the draws independent of the mapping's order.
-        for client_id in sorted(clients):
-            info = clients[client_id]
-            self._oort.register_client(client_id, {
-                "reward": min(info.num_samples, round_capacity),
-                "duration": info.expected_duration_s if self._durations_known else 0.0,
-            })
-        self._registered = self._registered | frozenset(clients)
+        self._durations_known = bool(np.any(durations > 0))
+        # Oort iterates its clients in registration order; sorting keeps the draws independent of the input's order.
+        if not is_sorted(ids):
+            order = np.argsort(ids, kind="stable")
+            ids, samples, durations = ids[order], samples[order], durations[order]
+        self._oort.register_clients(
+            ids,
+            np.minimum(samples, round_capacity).astype(np.float64),
+            durations if self._durations_known else np.zeros(len(ids)),
+        )
+        self._registered = distinct_sorted(np.concatenate([self._registered, ids]) if self._registered.size else ids)
 
-    def select(self, round_index: int, feasible: Sequence[int], count: int) -> list[int]:
+    def select(self, round_index: int, feasible: ClientIds, count: int) -> list[int]:
         if count < 0:
             raise ValueError(f"oort: cannot select {count} clients (num_participants must not be negative)")
-        if not self._registered:
+        if not self._registered.size:
             raise RuntimeError("oort: select() before register(); the round loop must register the clients first")
-        pool = sorted(set(feasible))
-        unknown = [client_id for client_id in pool if client_id not in self._registered]
-        if unknown:
-            raise ValueError(f"oort: feasible clients {unknown[:5]} were never registered ({len(unknown)} in all)")
+        pool = distinct_sorted(id_array(feasible))
+        unknown = self._unknown(pool)
+        if unknown.size:
+            raise ValueError(f"oort: feasible clients {unknown[:5].tolist()} were never registered "
+                             f"({unknown.size} in all)")
         self._selections += 1
         if count == 0:
             return []
         if count >= len(pool):
             # Nothing to choose, so Oort's round (exploration decay, pacer) does not advance, as in FedScale.
-            return pool
+            return pool.tolist()
         if self._selections == 1 and self._settings.random_first_round:
             rng = numpy_rng(self._settings.seed, round_index, "select")
             chosen = rng.choice(len(pool), size=count, replace=False)
-            return sorted(pool[index] for index in chosen)
+            return sorted(pool[chosen].tolist())
         return sorted(self._oort.select_participant(count, feasible_clients=pool))
+
+    def _unknown(self, pool: np.ndarray) -> np.ndarray:
+        """The ids of the sorted ``pool`` that were never registered."""
+        registered = self._registered
+        if not pool.size:
+            return pool
+        if registered[0] == 0 and registered[-1] == len(registered) - 1:
+            # Registered ids 0..n-1: a sorted pool lies within them when its ends do.
+            if pool[0] >= 0 and pool[-1] < len(registered):
+                return pool[:0]
+            return pool[(pool < 0) | (pool >= len(registered))]
+        places = np.minimum(np.searchsorted(registered, pool), len(registered) - 1)
+        return pool[registered[places] != pool]
 
     def feedback(self, round_index: int, outcomes: Sequence[ClientOutcome]) -> None:
         completed_utilities = [outcome.statistical_utility for outcome in outcomes if outcome.completed]

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import numpy as np
 
 from fedscale_halor.seeding import numpy_rng
-from fedscale_halor.selection.base import ClientSelector
+from fedscale_halor.selection.base import ClientIds, ClientSelector, id_array, is_sorted
 
 
 class RandomSelector(ClientSelector):
     def __init__(self, job_seed: int) -> None:
         self._job_seed = job_seed
 
-    def select(self, round_index: int, feasible: Sequence[int], count: int) -> list[int]:
-        pool = sorted(feasible)
+    def select(self, round_index: int, feasible: ClientIds, count: int) -> list[int]:
+        # The draw indexes the feasible ids in ascending order (repeats kept), so it does not depend on their order.
+        pool = id_array(feasible)
+        if not is_sorted(pool):
+            pool = np.sort(pool)
         rng = numpy_rng(self._job_seed, round_index, "select")
         chosen = rng.choice(len(pool), size=min(count, len(pool)), replace=False)
-        return sorted(pool[i] for i in chosen)
+        return sorted(pool[chosen].tolist())

@@ -60,6 +60,17 @@ def register_mapping(selector: ClientSelector, infos: dict[int, ClientInfo]) -> 
     selector.register(infos)
 
 
+def register_columns(selector: ClientSelector, infos: dict[int, ClientInfo]) -> None:
+    """The same clients through ``register_columns``, in reverse id order (registration must not depend on it)."""
+    ids = np.asarray(list(infos), dtype=np.int64)[::-1]
+    selector.register_columns(
+        ids,
+        np.asarray([infos[c].num_samples for c in ids.tolist()], dtype=np.int64),
+        np.asarray([infos[c].expected_duration_s for c in ids.tolist()]),
+        np.asarray([infos[c].online_fraction for c in ids.tolist()]),
+    )
+
+
 def round_feasible(rng: np.random.Generator, round_index: int, registered: int = CLIENTS,
                    unregistered: int = 0) -> list[int]:
     """A large random subset, sorted, shuffled or with repeats by round; every ninth round fewer than asked."""
