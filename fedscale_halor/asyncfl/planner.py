@@ -12,8 +12,10 @@ from collections.abc import Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
+import numpy as np
+
 from fedscale_halor.asyncfl.schedule import AsyncRules, AsyncSchedule, AsyncTask, BufferStep, CheckIn
-from fedscale_halor.selection.base import ClientInfo
+from fedscale_halor.selection.base import ClientColumns, ClientIds
 from fedscale_halor.server.planning import PlannedRound, RoundPlanner
 from fedscale_halor.simulation.clock import VirtualClock
 from fedscale_halor.types import TrainResult
@@ -52,7 +54,7 @@ class AsyncPlanner(RoundPlanner):
     def selection_size(self) -> int:
         return self.schedule.refill_size(self._overcommitment)
 
-    def feasible(self, client_ids: Sequence[int]) -> Sequence[int]:
+    def feasible(self, client_ids: ClientIds) -> ClientIds:
         """The clients online now that have no task pending."""
         busy = self.schedule.busy_clients()
         return [client for client in self._clock.feasible(client_ids) if client not in busy]
@@ -101,5 +103,5 @@ class AsyncPlanner(RoundPlanner):
         published = self.schedule.published_s
         return (published[-1] - published[0]) / (len(published) - 1) if len(published) > 1 else 0.0
 
-    def client_infos(self, sizes: Mapping[int, int]) -> dict[int, ClientInfo]:
-        return self._clock.client_infos(sizes)
+    def client_columns(self, client_ids: np.ndarray, num_samples: np.ndarray) -> ClientColumns:
+        return self._clock.client_columns(client_ids, num_samples)

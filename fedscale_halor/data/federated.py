@@ -186,6 +186,7 @@ class FederatedDataset:
         if self._num_classes < dataset.num_classes:
             raise ValueError(f"num_classes {self._num_classes} is smaller than the {dataset.num_classes} classes "
                              f"of {dataset.name}")
+        self._client_ids = tuple(self._clients)  # read every round by the aggregator: made once
         self._partition_clients = partition_clients if partition_clients is not None else len(self._clients)
         self._label_maps = group_label_maps(label_groups, self._num_classes)  # refuses impossible groups
         if partition_label_counts is None:
@@ -234,7 +235,7 @@ class FederatedDataset:
 
     @property
     def client_ids(self) -> tuple[int, ...]:
-        return tuple(self._clients)
+        return self._client_ids
 
     @property
     def num_partition_clients(self) -> int:
@@ -270,6 +271,10 @@ class FederatedDataset:
 
     def num_samples(self, client_id: int) -> int:
         return len(self.client_indices(client_id))
+
+    def sample_counts(self) -> dict[int, int]:
+        """Every client's number of training samples, in ``client_ids`` order."""
+        return {client: len(rows) for client, rows in self._clients.items()}
 
     def client_labels(self, client_id: int) -> np.ndarray:
         """The labels of the client's samples, in the order of ``client_indices``, without reading features."""

@@ -41,6 +41,7 @@ from fedscale_halor.halor.privacy_ledger import PrivacyLedger, PrivacySpent
 from fedscale_halor.halor.ring import MINIMUM_RING_SIZE
 from fedscale_halor.halor.session import HalorSessionError, ServerMaskingRound
 from fedscale_halor.plugin.round import RoundPlugin, SavedFiles
+from fedscale_halor.selection.base import ClientIds
 from fedscale_halor.server.board import WorkBoard
 from fedscale_halor.server.checkpoint import saved_files
 from fedscale_halor.server.errors import JobFailedError
@@ -152,13 +153,13 @@ class HalorCoordinator(RoundPlugin):
         for result in results:
             self._guard.record(result.client_id, result.num_samples)
 
-    def eligible(self, round_index: int, candidates: Sequence[int], needed: int) -> list[int]:
+    def eligible(self, round_index: int, candidates: ClientIds, needed: int) -> ClientIds:
         """The candidates selection may pick under the guard (all of them without it). Logs when fewer remain than
         the round needs; stops the job when the guard leaves no client at all."""
         guard = self._guard
         if not guard.active:
-            return list(candidates)
-        admitted = guard.admitted(candidates)
+            return candidates
+        admitted = guard.admitted(candidates.tolist() if isinstance(candidates, np.ndarray) else candidates)
         # the whole population is scanned only when no candidate is left, not every round
         if not admitted and not guard.admitted(self._population):
             raise NoEligibleClientsError(

@@ -112,7 +112,7 @@ def build_aggregator(job: JobConfig, board: WorkBoard, run_dir: Path,
                       name_parts=run_name_parts(job))
     sink = FanOutSink(sinks)
     weights = initial_weights(model, job.sample_seed)
-    client_sizes = {client: dataset.num_samples(client) for client in dataset.client_ids}
+    client_sizes = dataset.sample_counts()
     model_bytes = sum(tensor.numel() * tensor.element_size() for tensor in weights.values())
     server = ServerSide(board, dataset.client_ids, client_sizes, dataset.num_classes, run_dir=run_dir)
     plugins = round_plugins(job, server)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Protocol, TypeVar
 from fedscale_halor.types import RoundMetrics, TrainResult, Weights
 
 if TYPE_CHECKING:
+    from fedscale_halor.selection.base import ClientIds
     from fedscale_halor.server.planning import RoundPlanner
 
 _Parsed = TypeVar("_Parsed")
@@ -65,8 +66,9 @@ class RoundPlugin(ABC):  # noqa: B024 - every hook has a default: a plug-in over
         """Selection: how many clients the round selects, of the ``count`` the planner asks for."""
         return count
 
-    def eligible(self, round_index: int, candidates: Sequence[int], needed: int) -> Sequence[int]:
-        """Selection: the candidates the selector may pick from, of which the round needs ``needed``."""
+    def eligible(self, round_index: int, candidates: ClientIds, needed: int) -> ClientIds:
+        """Selection: the candidates the selector may pick from (an ascending int64 array, or a sequence of ints),
+        of which the round needs ``needed``."""
         return candidates
 
     def before_round(self, round_index: int, sampled: Sequence[int]) -> tuple[object, ...]:

@@ -42,6 +42,17 @@ class ClientOutcome:
         return self.num_samples * math.sqrt(max(self.loss_square_mean, 0.0))
 
 
+@dataclass(frozen=True)
+class ClientColumns:
+    """What selectors may know of every client before the first round, one entry per client: ``ClientInfo`` as
+    columns (durations None: 0 s; online fractions None: always online)."""
+
+    client_ids: np.ndarray
+    num_samples: np.ndarray
+    expected_duration_s: np.ndarray | None = None
+    online_fraction: np.ndarray | None = None
+
+
 class ClientSelector(ABC):
     """Chooses each round's participants among the feasible clients and learns from their outcomes."""
 

@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from fedscale_halor.aggregation.base import Strategy
 from fedscale_halor.aggregation.fold import RoundFold
 from fedscale_halor.client.schedule import learning_rate_at
@@ -113,8 +115,12 @@ class Aggregator:
             _log.warning("only %d of %d executors registered within %g s; starting with them", registered,
                          executor_count, register_timeout_s)
         sizes = self._client_sizes()
+        client_ids = np.fromiter(sizes, np.int64, len(sizes))
+        num_samples = np.fromiter(sizes.values(), np.int64, len(sizes))
         for cohort in self._cohorts:
-            cohort.selector.register(cohort.planner.client_infos(sizes))
+            columns = cohort.planner.client_columns(client_ids, num_samples)
+            cohort.selector.register_columns(columns.client_ids, columns.num_samples, columns.expected_duration_s,
+                                             columns.online_fraction)
             cohort.strategy.register_clients(sizes)
         history: list[RoundMetrics] = []
         ending = "job failed"  # what the executors' logs say they stopped for
@@ -215,7 +221,8 @@ class Aggregator:
 
         test, view_tests, view_members = None, {}, Counter[int]()
         if round_index % job.eval_interval == 0 or round_index == job.rounds:
-            view_members = Counter(parts.client_views.get(client, 0) for client in cohort.members)
+            view_members = (Counter(parts.client_views.get(client, 0) for client in cohort.members)
+                            if parts.client_views else Counter({0: len(cohort.members)}))
             view_tests = parts.board.run_tests(round_index, executor_count, sorted(view_members))
             test = _member_weighted(view_tests, view_members)
         metrics = RoundMetrics(
@@ -243,7 +250,7 @@ class Aggregator:
         count = planner.selection_size()
         for plugin in parts.plugins:
             count = plugin.selection_size(round_index, count, planner)
-        candidates = self._guarded(round_index, _without(planner.feasible(cohort.members), excluded), count)
+        candidates = self._guarded(round_index, _without(planner.feasible(cohort.member_ids), excluded), count)
         planned = planner.plan(round_index, cohort.selector.select(round_index, candidates, count), failed=excluded)
         # dropouts never report; stragglers train only when a plug-in keeps their updates for later
         late: dict[int, float] = {}
@@ -308,8 +315,12 @@ class _OncePerRound:
         return self._hints
 
 
-def _without(clients: Sequence[int], excluded: set[int]) -> Sequence[int]:
-    return [client for client in clients if client not in excluded] if excluded else clients
+def _without(clients: Sequence[int] | np.ndarray, excluded: set[int]) -> Sequence[int] | np.ndarray:
+    if not excluded:
+        return clients
+    if isinstance(clients, np.ndarray):
+        return clients[~np.isin(clients, np.fromiter(excluded, np.int64, len(excluded)))]
+    return [client for client in clients if client not in excluded]
 
 
 def _member_weighted(view_tests: Mapping[int, EvalResult], view_members: Mapping[int, int]) -> EvalResult:

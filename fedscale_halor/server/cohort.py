@@ -13,11 +13,12 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 from safetensors.torch import load, save
 
 from fedscale_halor.aggregation.base import Strategy
 from fedscale_halor.plugin.round import SavedFiles
-from fedscale_halor.selection.base import ClientSelector
+from fedscale_halor.selection.base import ClientSelector, distinct_sorted
 from fedscale_halor.server.planning import RoundPlanner
 from fedscale_halor.types import Weights
 
@@ -35,13 +36,17 @@ class Cohort:
     strategy: Strategy
     participants: int  # its share of the job's participants per round, as its planner plans it
     member_set: frozenset[int] = field(init=False)
+    # the members as one ascending int64 array: what selection takes each round, with no per-round conversion of a
+    # million Python ints
+    member_ids: np.ndarray = field(init=False)
 
     def __post_init__(self) -> None:
-        self.member_set = frozenset(self.members)
+        self.set_members(self.members)
 
     def set_members(self, members: Sequence[int]) -> None:
         self.members = tuple(members)
         self.member_set = frozenset(self.members)
+        self.member_ids = distinct_sorted(np.asarray(self.members, dtype=np.int64))
 
     def set_participants(self, count: int) -> None:
         if count != self.participants:

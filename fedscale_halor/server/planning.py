@@ -14,7 +14,9 @@ from collections.abc import Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
-from fedscale_halor.selection.base import ClientInfo
+import numpy as np
+
+from fedscale_halor.selection.base import ClientColumns, ClientIds
 from fedscale_halor.simulation.clock import VirtualClock
 from fedscale_halor.simulation.plan import RoundPlan
 from fedscale_halor.types import TrainResult
@@ -45,8 +47,8 @@ class RoundPlanner(ABC):
         """How many clients a round selects."""
 
     @abstractmethod
-    def feasible(self, client_ids: Sequence[int]) -> Sequence[int]:
-        """The clients that may be selected now."""
+    def feasible(self, client_ids: ClientIds) -> ClientIds:
+        """The clients that may be selected now (``client_ids``: an ascending int64 array, or a sequence)."""
 
     @abstractmethod
     def plan(self, round_index: int, selected: Sequence[int], failed: AbstractSet[int] = frozenset()) -> PlannedRound:
@@ -69,7 +71,7 @@ class RoundPlanner(ABC):
         return 0.0
 
     @abstractmethod
-    def client_infos(self, sizes: Mapping[int, int]) -> dict[int, ClientInfo]:
+    def client_columns(self, client_ids: np.ndarray, num_samples: np.ndarray) -> ClientColumns:
         """What selectors may know of each client before the first round."""
 
     def restore(self, now_s: float) -> None:
@@ -91,7 +93,7 @@ class EveryoneCompletes(RoundPlanner):
     def set_participants(self, count: int) -> None:
         self._num_participants = count
 
-    def feasible(self, client_ids: Sequence[int]) -> Sequence[int]:
+    def feasible(self, client_ids: ClientIds) -> ClientIds:
         return client_ids
 
     def plan(self, round_index: int, selected: Sequence[int], failed: AbstractSet[int] = frozenset()) -> PlannedRound:
@@ -106,8 +108,8 @@ class EveryoneCompletes(RoundPlanner):
         self.now_s += max((result.wall_time_s for result in results), default=0.0)
         return self.now_s
 
-    def client_infos(self, sizes: Mapping[int, int]) -> dict[int, ClientInfo]:
-        return {client: ClientInfo(num_samples=count) for client, count in sizes.items()}
+    def client_columns(self, client_ids: np.ndarray, num_samples: np.ndarray) -> ClientColumns:
+        return ClientColumns(client_ids, num_samples)
 
 
 class TracedClock(RoundPlanner):
@@ -138,7 +140,7 @@ class TracedClock(RoundPlanner):
         self._num_participants = count
         self._clock.set_participants(count)
 
-    def feasible(self, client_ids: Sequence[int]) -> Sequence[int]:
+    def feasible(self, client_ids: ClientIds) -> ClientIds:
         return self._clock.feasible(client_ids)
 
     def plan(self, round_index: int, selected: Sequence[int], failed: AbstractSet[int] = frozenset()) -> PlannedRound:
@@ -166,5 +168,5 @@ class TracedClock(RoundPlanner):
     def expected_round_s(self) -> float:
         return self._clock.expected_round_s()
 
-    def client_infos(self, sizes: Mapping[int, int]) -> dict[int, ClientInfo]:
-        return self._clock.client_infos(sizes)
+    def client_columns(self, client_ids: np.ndarray, num_samples: np.ndarray) -> ClientColumns:
+        return self._clock.client_columns(client_ids, num_samples)

@@ -10,9 +10,11 @@ import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 
+import numpy as np
+
 from fedscale_halor.config.schema import JobConfig
 from fedscale_halor.seeding import derive_seed
-from fedscale_halor.selection.base import ClientInfo
+from fedscale_halor.selection.base import ClientColumns, ClientInfo
 from fedscale_halor.simulation.balancing import balanced_local_steps
 from fedscale_halor.simulation.client_profiles import ClientProfile, assign_traces
 from fedscale_halor.simulation.plan import ClientTiming, RoundPlan, RoundTiming, client_round_seconds, plan_round
@@ -56,9 +58,10 @@ class VirtualClock:
                                  scale_sys_percent=job.scale_sys_percent, round_time=round_time)
         return cls(profiles, settings, job.sample_seed)
 
-    def feasible(self, client_ids: Sequence[int]) -> list[int]:
+    def feasible(self, client_ids: Sequence[int] | np.ndarray) -> list[int]:
         """The clients online now."""
-        return [client for client in client_ids if self._profiles[client].is_online(self.now_s)]
+        ids = client_ids.tolist() if isinstance(client_ids, np.ndarray) else client_ids
+        return [client for client in ids if self._profiles[client].is_online(self.now_s)]
 
     def is_online(self, client: int, time_s: float) -> bool:
         return self._profiles[client].is_online(time_s)
@@ -106,6 +109,15 @@ class VirtualClock:
                                    expected_duration_s=self.round_seconds(client),
                                    online_fraction=self._online_fraction(client))
                 for client, count in sample_counts.items()}
+
+    def client_columns(self, client_ids: np.ndarray, num_samples: np.ndarray) -> ClientColumns:
+        """``client_infos`` as columns, for as many clients as the job has without an object each."""
+        ids = client_ids.tolist()
+        return ClientColumns(client_ids, num_samples,
+                             expected_duration_s=np.fromiter((self.round_seconds(client) for client in ids),
+                                                             np.float64, len(ids)),
+                             online_fraction=np.fromiter((self._online_fraction(client) for client in ids),
+                                                         np.float64, len(ids)))
 
     def _timing(self, client: int, online: bool = True) -> ClientTiming:
         profile = self._profiles[client]

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+import numpy as np
 import pytest
 import torch
 
@@ -53,6 +54,18 @@ def test_a_branch_copies_the_clock_and_plans_its_own_share() -> None:
     assert child.planner.selection_size() == 2 and parent.planner.selection_size() == 4
     assert parent.planner.now_s == 12.5 and child.planner.now_s == 13.5
     assert child.strategy is not parent.strategy and child.selector is not parent.selector
+
+
+def test_selection_reads_the_members_as_one_ascending_array() -> None:
+    # Prepare: members in the order a layout lists them, with a repeat
+    cohort = _cohort({"w": torch.ones(2)}, members=(7, 2, 9, 2))
+
+    # Execute
+    cohort.set_members((5, 1, 3))
+
+    # Assert: the array follows the members; selection draws from it as it did from the sorted members
+    assert cohort.member_ids.dtype == np.int64 and cohort.member_ids.tolist() == [1, 3, 5]
+    assert cohort.selector.select(1, cohort.member_ids, 2) == cohort.selector.select(1, [1, 3, 5], 2)
 
 
 def test_a_one_cohort_job_writes_no_cohort_files() -> None:

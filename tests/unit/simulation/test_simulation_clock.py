@@ -9,6 +9,7 @@ from __future__ import annotations
 import pickle
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from fedscale_halor.config.schema import JobConfig
@@ -87,6 +88,18 @@ def test_selectors_learn_each_clients_expected_round_and_online_share(tmp_path: 
 
     assert infos[2].num_samples == 30 and infos[2].expected_duration_s == pytest.approx(4.3)
     assert infos[2].online_fraction == pytest.approx(0.1) and infos[0].online_fraction == 1.0
+
+
+def test_the_columns_selectors_register_from_carry_the_same_knowledge(tmp_path: Path) -> None:
+    clock = VirtualClock.from_job(_job(tmp_path), [0, 1, 2], MODEL_BYTES)
+    assert clock is not None
+
+    columns = clock.client_columns(np.array([0, 1, 2]), np.array([10, 20, 30]))
+
+    assert columns.num_samples.tolist() == [10, 20, 30]
+    assert columns.expected_duration_s is not None and columns.expected_duration_s[2] == pytest.approx(4.3)
+    assert columns.online_fraction is not None
+    assert columns.online_fraction.tolist() == pytest.approx([1.0, clock.client_infos({1: 0})[1].online_fraction, 0.1])
 
 
 def test_a_missing_trace_file_is_named(tmp_path: Path) -> None:
