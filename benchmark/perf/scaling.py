@@ -2,6 +2,7 @@
 
     python benchmark/perf/scaling.py [--per-round 10 100 500 1000] [--rounds 6] [--registered 1000 ... 1000000]
                                      [--skip-rounds] [--skip-selection] [--skip-million]
+                                     [--skip-memory]
 
 The workload (scaling.yml): 2,000 clients of 20 synthetic 8x8 samples, a one-hidden-layer perceptron, 5 local steps
 of plain SGD with batch 20, FedAvg, on 2 CPU cores. For each clients-per-round count it runs, in this invocation:
@@ -10,8 +11,9 @@ of plain SGD with batch 20, FedAvg, on 2 CPU cores. For each clients-per-round c
 - **ours**: ``fedscale-halor start`` with 2 executors of 1 thread each over gRPC, the aggregator a third process.
 Seconds per round are the median of rounds 2.. (round 1 pays for warm-up); memory is the peak RSS of the busiest
 process of each run (the aggregator, or an executor). Then selection: milliseconds per round for random and Oort
-over 10^3 .. 10^6 registered clients (selection_scale.py). Last, a job over a million synthetic clients: its start
-and its memory beyond PyTorch (million_start.py).
+over 10^3 .. 10^6 registered clients (selection_scale.py). Then memory over 20 rounds at 100 and at 1,000 clients per
+round (the aggregator's and the executors' RSS early and late in the run). Last, a job over a million synthetic
+clients: its start and its memory beyond PyTorch (million_start.py).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import psutil
@@ -68,6 +71,48 @@ def ours(data_dir: Path, work: Path, per_round: int, rounds: int) -> tuple[float
     return statistics.median(seconds[1:]), peaks.largest
 
 
+class _MemoryTrace(TreeMemorySampler):
+    """Every child process's RSS over time: (seconds since start, pid, rss, whether it is the job's root)."""
+
+    def __init__(self) -> None:
+        super().__init__(psutil.Process().pid, interval_s=0.2)
+        self.samples: list[tuple[float, int, int, bool]] = []
+
+    def _run(self) -> None:
+        me, started = psutil.Process(), time.monotonic()
+        while not self._stop.is_set():
+            for child in me.children(recursive=True):
+                try:
+                    is_root = child.ppid() == me.pid
+                    self.samples.append((time.monotonic() - started, child.pid, child.memory_info().rss, is_root))
+                except psutil.Error:
+                    continue
+            self._stop.wait(self._interval_s)
+
+    def early_and_late(self) -> dict[str, tuple[int, int]]:
+        """Per role (aggregator, executors), the largest RSS in the second fifth of the run (past start-up) and in
+        its last fifth."""
+        if not self.samples:
+            return {}
+        end = max(sample[0] for sample in self.samples)
+        roles: dict[str, tuple[int, int]] = {}
+        for role, root in (("aggregator", True), ("executor", False)):
+            early = [rss for at, _, rss, is_root in self.samples if is_root == root and end * 0.2 <= at < end * 0.4]
+            late = [rss for at, _, rss, is_root in self.samples if is_root == root and at >= end * 0.8]
+            roles[role] = (max(early, default=0), max(late, default=0))
+        return roles
+
+
+def memory_over_rounds(data_dir: Path, work: Path, per_round: int, rounds: int) -> dict[str, tuple[int, int]]:
+    timestamp = f"memory_{per_round}"
+    overrides = {"data_dir": data_dir, "log_path": work / "logs", "rounds": rounds, "num_participants": per_round,
+                 "worker_ips": "127.0.0.1:[2]", "executor_threads": 1}
+    trace = _MemoryTrace()
+    with trace:
+        start_job(HERE / "scaling.yml", overrides, timestamp, log_file=work / f"{timestamp}.log")
+    return trace.early_and_late()
+
+
 class _PeakPerProcess(TreeMemorySampler):
     """The largest RSS any one process of this interpreter's children reached."""
 
@@ -94,6 +139,7 @@ def main() -> int:
     parser.add_argument("--skip-rounds", action="store_true")
     parser.add_argument("--skip-selection", action="store_true")
     parser.add_argument("--skip-million", action="store_true")
+    parser.add_argument("--skip-memory", action="store_true")
     args = parser.parse_args()
     if not args.skip_rounds:
         rows = []
@@ -112,6 +158,15 @@ def main() -> int:
         for per_round, floor_s, our_s, peak in rows:
             target = f"<={TARGETS[per_round]:.1f}x" if per_round in TARGETS else ""
             print(f"{per_round:>13}{floor_s:>9.3f}{our_s:>9.3f}{our_s / floor_s:>7.2f}x{target:>8}{gib(peak):>18}")
+    if not args.skip_memory:
+        print("\nmemory over 20 rounds (RSS, largest of the second fifth of the run -> of its last fifth):")
+        with tempfile.TemporaryDirectory(prefix="scaling_memory_") as scratch:
+            work = Path(scratch)
+            data_dir = write_synthetic_spec(work / "data", **SPEC)
+            for per_round in (100, 1000):
+                roles = memory_over_rounds(data_dir, work, per_round, 20)
+                cells = ", ".join(f"{role} {gib(early)} -> {gib(late)}" for role, (early, late) in roles.items())
+                print(f"  {per_round} per round: {cells}", flush=True)
     if not args.skip_selection:
         from selection_scale import measure_selection
 
