@@ -36,20 +36,23 @@ def train_client(model: nn.Module, global_state: dict[str, torch.Tensor], featur
     stepping = sgd_in_backward(model, SGDStep(learning_rate)) if runtime_kernels else contextlib.nullcontext(set())
     with stepping as updated_in_backward:
         rest = [parameter for parameter in model.parameters() if id(parameter) not in updated_in_backward]
-        return _steps(model, torch.optim.SGD(rest, lr=learning_rate), features, labels, steps, batch_size,
-                      generator)
+        # a model of dense layers only steps all of them inside backward, leaving the optimizer nothing
+        optimizer = torch.optim.SGD(rest, lr=learning_rate) if rest else None
+        return _steps(model, optimizer, features, labels, steps, batch_size, generator)
 
 
-def _steps(model: nn.Module, optimizer: torch.optim.Optimizer, features: torch.Tensor, labels: torch.Tensor,
+def _steps(model: nn.Module, optimizer: torch.optim.Optimizer | None, features: torch.Tensor, labels: torch.Tensor,
            steps: int, batch_size: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
     loss_function = nn.CrossEntropyLoss()
     order = torch.randperm(len(labels), generator=generator)
     for step in range(steps):
         start = (step * batch_size) % len(labels)
         batch = order[start:start + batch_size]
-        optimizer.zero_grad(set_to_none=True)
+        if optimizer is not None:
+            optimizer.zero_grad(set_to_none=True)
         loss_function(model(features[batch]), labels[batch]).backward()
-        optimizer.step()
+        if optimizer is not None:
+            optimizer.step()
     return {name: tensor.detach().clone(memory_format=torch.contiguous_format)
             for name, tensor in model.state_dict().items()}
 

@@ -32,6 +32,14 @@ def _rng_devices(device: torch.device) -> list[int]:
     return [device.index if device.index is not None else torch.cuda.current_device()]
 
 
+def _on_device(model: nn.Module, device: torch.device) -> bool:
+    """Whether every tensor of ``model`` already lives on ``device``: ``Module.to`` walks every submodule even then,
+    about 0.1 ms of a small model's client."""
+    index = device.index if device.index is not None or device.type != "cuda" else torch.cuda.current_device()
+    wanted = torch.device(device.type, index) if device.type == "cuda" else device
+    return all(tensor.device == wanted for tensor in (*model.parameters(), *model.buffers()))
+
+
 def _seed(device: torch.device, seed: int) -> None:
     """Seed the generators that training on ``device`` draws from. Not ``torch.manual_seed``: in a CUDA build it
     also queues a seeding of every GPU with a formatted stack trace, ~0.1 ms per client even on a CPU."""
@@ -67,7 +75,8 @@ class LocalTrainer(Trainer):
     def train(self, model: nn.Module, global_weights: Weights, data: ClientData, task: TrainTask) -> TrainResult:
         started = time.perf_counter()
         _check_inputs(data, task)
-        model.to(self.device)
+        if not _on_device(model, self.device):
+            model.to(self.device)
         prefer_channels_last(model, self.device)
         try:
             model.load_state_dict(global_weights, strict=True)
