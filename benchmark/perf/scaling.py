@@ -60,14 +60,19 @@ def floor_round_s(data_dir: Path, work: Path, per_round: int, rounds: int) -> fl
     return statistics.median(max(pair) for pair in list(zip(*seconds, strict=True))[1:])
 
 
-def ours(data_dir: Path, work: Path, per_round: int, rounds: int) -> tuple[float, int]:
-    timestamp = f"per_round_{per_round}"
+def _run_job(data_dir: Path, work: Path, per_round: int, rounds: int, timestamp: str,
+             sampler: TreeMemorySampler) -> Path:
+    """The scaling job with 2 executors of 1 thread, watched by ``sampler``; returns its run folder."""
     overrides = {"data_dir": data_dir, "log_path": work / "logs", "rounds": rounds, "num_participants": per_round,
                  "worker_ips": "127.0.0.1:[2]", "executor_threads": 1}
-    peaks = _PeakPerProcess()
-    with peaks:
+    with sampler:
         start_job(HERE / "scaling.yml", overrides, timestamp, log_file=work / f"{timestamp}.log")
-    seconds = round_seconds_from_metrics(work / "logs" / "scaling" / timestamp)
+    return work / "logs" / "scaling" / timestamp
+
+
+def ours(data_dir: Path, work: Path, per_round: int, rounds: int) -> tuple[float, int]:
+    peaks = _PeakPerProcess()
+    seconds = round_seconds_from_metrics(_run_job(data_dir, work, per_round, rounds, f"per_round_{per_round}", peaks))
     return statistics.median(seconds[1:]), peaks.largest
 
 
@@ -104,12 +109,8 @@ class _MemoryTrace(TreeMemorySampler):
 
 
 def memory_over_rounds(data_dir: Path, work: Path, per_round: int, rounds: int) -> dict[str, tuple[int, int]]:
-    timestamp = f"memory_{per_round}"
-    overrides = {"data_dir": data_dir, "log_path": work / "logs", "rounds": rounds, "num_participants": per_round,
-                 "worker_ips": "127.0.0.1:[2]", "executor_threads": 1}
     trace = _MemoryTrace()
-    with trace:
-        start_job(HERE / "scaling.yml", overrides, timestamp, log_file=work / f"{timestamp}.log")
+    _run_job(data_dir, work, per_round, rounds, f"memory_{per_round}", trace)
     return trace.early_and_late()
 
 
