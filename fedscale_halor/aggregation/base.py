@@ -13,7 +13,7 @@ from fedscale_halor.types import TrainResult, Weights
 
 class Strategy(ABC):
     """Turns the global weights and the clients' results of a round into the next global weights, by a streaming
-    fold: results are folded in as they arrive (in client-id order, see fold.py), never collected first."""
+    fold: results are folded in as they arrive, in any order (see fold.py), never collected first."""
 
     @abstractmethod
     def start_round(self, global_weights: Weights, expected_client_ids: Sequence[int]) -> RoundFold:

@@ -1,9 +1,10 @@
-"""Aggregation while a round is still running: each update is folded in as it arrives, in client-id order.
+"""Aggregation while a round is still running: each update is folded in as it arrives.
 
 Waiting for the last client before touching the first update puts the whole aggregation on the round's critical
-path and keeps every update in memory. A fold consumes updates as they come; to keep the floating-point sums
-independent of which executor trained which client (and of arrival order), updates are released to the sum in
-ascending client id, and those that arrive early wait for their predecessors.
+path and keeps every update in memory. A fold consumes updates as they come and drops each once added. The mean's
+sum is exact (``exact.py``), so it does not depend on which executor trained which client, nor on arrival order:
+``MeanFold`` adds every result at once. ``InClientOrder`` remains for folds whose other state is still summed in
+float64 in a fixed order (FedDC's drift sum): it releases results in ascending client id, holding early ones back.
 """
 
 from __future__ import annotations
@@ -77,7 +78,12 @@ class InClientOrder:
 
 class MeanFold(RoundFold):
     """The (sample-weighted or plain) mean of the round's updates, then ``step(global, mean)``; results that trained
-    on no sample are ignored, and a round without any usable result keeps the global weights."""
+    on no sample are ignored, and a round without any usable result keeps the global weights.
+
+    Results are added as they arrive, in any order. Stale updates come after the round's own: once ``fresh_mean``,
+    ``add_stale`` or ``finish`` was called, a late result of the round is refused, so that the fresh mean REFL
+    measures stale updates against is the mean of every fresh update the fold takes.
+    """
 
     def __init__(self, global_weights: Weights, expected_client_ids: Iterable[int], *, weighted: bool,
                  step: Callable[[Weights, dict[str, torch.Tensor]], dict[str, torch.Tensor]] | None = None) -> None:
@@ -85,32 +91,49 @@ class MeanFold(RoundFold):
         self._weighted = weighted
         self._step = step
         self._mean = RunningWeightedMean(global_weights)
+        # the folder holds the mean, not this fold: no reference cycle keeps a round's sums alive after it
         self._fold = _folder(self._mean, weighted)
-        # the order calls a function that does not hold this fold: a fold <-> order cycle would keep each round's
-        # float64 sums and held updates alive until Python's cyclic collector happened to run
-        self._order = InClientOrder(expected_client_ids, self._fold)
+        self._roster = _Roster(expected_client_ids)
 
     @property
     def base_weights(self) -> Weights:
         return self._global
 
     def fresh_mean(self) -> dict[str, torch.Tensor] | None:
-        self._order.drain()
+        self._roster.close()
         return self._mean.mean()
 
     def add_stale(self, result: TrainResult, weight: float) -> None:
-        self._order.drain()
+        self._roster.close()
         self._fold(result, weight)
 
     def add(self, result: TrainResult) -> None:
-        self._order.add(result)
+        self._roster.admit(result.client_id)
+        self._fold(result)
 
     def finish(self) -> dict[str, torch.Tensor]:
-        self._order.drain()
+        self._roster.close()
         mean = self._mean.mean()
         if mean is None:
             return clone_weights(self._global)
         return mean if self._step is None else self._step(self._global, mean)
+
+
+class _Roster:
+    """The round's expected clients: each may report once, and none after the fresh updates were closed."""
+
+    def __init__(self, expected_client_ids: Iterable[int]) -> None:
+        self._waiting = set(expected_client_ids)
+        self._closed = False
+
+    def admit(self, client: int) -> None:
+        if self._closed or client not in self._waiting:
+            raise ValueError(f"client {client} was not expected in this round, or reported twice, or after the "
+                             "round's own updates were closed")
+        self._waiting.discard(client)
+
+    def close(self) -> None:
+        self._closed = True
 
 
 def _folder(mean: RunningWeightedMean, weighted: bool) -> Callable[..., None]:

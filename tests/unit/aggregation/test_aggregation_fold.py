@@ -90,8 +90,44 @@ def test_a_round_without_usable_results_keeps_the_global_weights() -> None:
     assert kept["w"].item() == 1.5 and kept["w"] is not global_weights["w"]
 
 
+def test_the_mean_fold_keeps_no_result_once_added_whatever_the_arrival_order() -> None:
+    # Prepare: client 2 arrives before client 1; nothing waits for it, so its update can go at once
+    fold = MeanFold({"w": torch.zeros(1)}, [1, 2], weighted=True)
+    early = _result(2, 4.0)
+    freed = weakref.ref(early.weights["w"])
+
+    # Execute
+    fold.add(early)
+    del early
+
+    # Assert
+    assert freed() is None
+    fold.add(_result(1, 2.0))
+    assert fold.finish()["w"].item() == 3.0
+
+
+def test_a_fresh_result_after_the_stale_ones_began_is_refused() -> None:
+    # Prepare: stale updates come after the round's own, and REFL measured them against the fresh mean so far
+    fold = MeanFold({"w": torch.zeros(1)}, [1, 2], weighted=True)
+    fold.add(_result(1, 2.0))
+    fold.add_stale(_result(5, 8.0), 0.5)
+
+    # Execute / Assert
+    with pytest.raises(ValueError, match="client 2 was not expected in this round"):
+        fold.add(_result(2, 4.0))
+
+
+@pytest.mark.parametrize("client_id", [4, 1], ids=["unexpected", "twice"])
+def test_the_mean_fold_refuses_an_unexpected_or_repeated_client(client_id: int) -> None:
+    fold = MeanFold({"w": torch.zeros(1)}, [1, 2], weighted=True)
+    fold.add(_result(1, 0.0))
+
+    with pytest.raises(ValueError, match=f"client {client_id} was not expected"):
+        fold.add(_result(client_id, 0.0))
+
+
 def test_a_finished_fold_is_freed_at_once_without_the_cycle_collector() -> None:
-    # Prepare: a fold holding a float64 sum and an update held back for its predecessor (client 1 never reports)
+    # Prepare: a fold holding its exact sums (client 1 never reports)
     gc.collect()
     gc.disable()
     try:

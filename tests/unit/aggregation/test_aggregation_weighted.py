@@ -1,3 +1,5 @@
+import itertools
+
 import pytest
 import torch
 
@@ -129,15 +131,24 @@ def test_coefficient_count_must_match() -> None:
         weighted_average([{"w": torch.zeros(1)}, {"w": torch.ones(1)}], [1.0])
 
 
-def test_tensors_longer_than_an_accumulation_block_equal_a_plain_double_precision_loop() -> None:
+def test_tensors_longer_than_an_accumulation_block_give_what_their_pieces_give() -> None:
+    # Prepare: each element's mean depends on its own terms only, so cutting the tensor anywhere (here across the
+    # 2^18-element accumulation blocks, off their boundaries) and averaging the pieces must give the same bits
     generator = torch.Generator().manual_seed(3)
     sets = [{"w": torch.randn(3, (1 << 18) + 5, generator=generator)} for _ in range(4)]
     shares = [0.1, 0.2, 0.3, 0.4]
-    expected = torch.zeros(3, (1 << 18) + 5, dtype=torch.float64)
+    cuts = [0, 1000, (1 << 18) + 3, 3 * ((1 << 18) + 5)]
+    pieces = [weighted_average([{"w": weights["w"].reshape(-1)[low:high]} for weights in sets], shares)["w"]
+              for low, high in itertools.pairwise(cuts)]
+    float64_loop = torch.zeros(3, (1 << 18) + 5, dtype=torch.float64)
     for weights, share in zip(sets, shares, strict=True):
-        expected.add_(weights["w"].double(), alpha=share)
+        float64_loop.add_(weights["w"].double(), alpha=share)
 
+    # Execute
     averaged = weighted_average(sets, shares)
 
+    # Assert: the pieces' bits; and a plain float64 loop's numbers up to float32's last bit (the exact sum is
+    # rounded once more carefully, so the two may differ there)
     assert averaged["w"].dtype == torch.float32 and averaged["w"].shape == (3, (1 << 18) + 5)
-    assert torch.equal(averaged["w"], expected.float())
+    assert torch.equal(averaged["w"].reshape(-1), torch.cat(pieces))
+    torch.testing.assert_close(averaged["w"], float64_loop.float(), rtol=2.0**-23, atol=0.0)
