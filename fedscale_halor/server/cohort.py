@@ -35,7 +35,6 @@ class Cohort:
     selector: ClientSelector
     strategy: Strategy
     participants: int  # its share of the job's participants per round, as its planner plans it
-    member_set: frozenset[int] = field(init=False)
     # the members as one ascending int64 array: what selection takes each round, with no per-round conversion of a
     # million Python ints
     member_ids: np.ndarray = field(init=False)
@@ -45,7 +44,6 @@ class Cohort:
 
     def set_members(self, members: Sequence[int]) -> None:
         self.members = tuple(members)
-        self.member_set = frozenset(self.members)
         self.member_ids = distinct_sorted(np.asarray(self.members, dtype=np.int64))
 
     def set_participants(self, count: int) -> None:
