@@ -7,11 +7,11 @@ from collections.abc import Mapping, Sequence
 
 from fedscale_halor.config.errors import ConfigError
 from fedscale_halor.config.known_keys import FALLBACK_ALIASES, FOLDER_ALIASES, FOREIGN_KEYS, KEY_ALIASES
-from fedscale_halor.config.schema import AuthConfig, DeploymentConfig, JobConfig
+from fedscale_halor.config.schema import AuthConfig, DeploymentConfig, JobConfig, SlurmConfig
 from fedscale_halor.config.validation import FieldSpec, field_specs
 from fedscale_halor.settings import PluginSettings
 
-DEPLOYMENT, AUTH, JOB = "deployment", "auth", "job"
+DEPLOYMENT, AUTH, SLURM, JOB = "deployment", "auth", "slurm", "job"
 AUTH_KEY = "auth"
 JOB_CONF_KEY = "job_conf"
 
@@ -31,13 +31,14 @@ class KeySchema:
         owners: dict[str, type] = {}
         for section in sections:
             for name, spec in field_specs(section).items():
-                if name in job or name in deployment:
+                if name in job or name in deployment or name in field_specs(SlurmConfig):
                     owner = owners[name].__name__ if name in owners else "the core"
                     raise ConfigError(f"plug-in settings {section.__name__} declare the key {name!r}, which {owner} "
                                       "already declares; a key has one owner")
                 job[name] = spec
                 owners[name] = section
-        return cls({DEPLOYMENT: deployment, AUTH: field_specs(AuthConfig), JOB: job}, owners, tuple(sections))
+        return cls({DEPLOYMENT: deployment, AUTH: field_specs(AuthConfig), SLURM: field_specs(SlurmConfig), JOB: job},
+                   owners, tuple(sections))
 
     def job(self, values: Mapping[str, object], base: PluginSettings, core: JobConfig | None = None) -> JobConfig:
         """A JobConfig of ``values`` over ``core`` (or the defaults); plug-in keys go to their sections, which
@@ -52,5 +53,6 @@ class KeySchema:
         return dataclasses.replace(core, plugin_settings=settings, **core_values)  # type: ignore[arg-type]
 
     def known_keys(self) -> list[str]:
-        return [*self.specs[DEPLOYMENT], AUTH_KEY, JOB_CONF_KEY, *self.specs[AUTH], *self.specs[JOB],
+        return [*self.specs[DEPLOYMENT], *self.specs[SLURM], AUTH_KEY, JOB_CONF_KEY, *self.specs[AUTH],
+                *self.specs[JOB],
                 *KEY_ALIASES, *FOLDER_ALIASES, *FALLBACK_ALIASES, *FOREIGN_KEYS]

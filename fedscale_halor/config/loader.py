@@ -15,7 +15,7 @@ from pathlib import Path
 import yaml
 
 from fedscale_halor.config.errors import ConfigError, config_error
-from fedscale_halor.config.key_schema import AUTH, AUTH_KEY, DEPLOYMENT, JOB, JOB_CONF_KEY, KeySchema
+from fedscale_halor.config.key_schema import AUTH, AUTH_KEY, DEPLOYMENT, JOB, JOB_CONF_KEY, SLURM, KeySchema
 from fedscale_halor.config.known_keys import (
     FALLBACK_ALIASES,
     FOLDER_ALIASES,
@@ -24,7 +24,7 @@ from fedscale_halor.config.known_keys import (
     PATH_KEYS,
     SHELL_TEXT_KEYS,
 )
-from fedscale_halor.config.schema import AuthConfig, DeploymentConfig, ExperimentConfig, JobConfig
+from fedscale_halor.config.schema import AuthConfig, DeploymentConfig, ExperimentConfig, JobConfig, SlurmConfig
 from fedscale_halor.config.validation import (
     FieldSpec,
     check_foreign_value,
@@ -109,11 +109,12 @@ def config_from_mapping(data: Mapping[str, object], source: Path | None,
     variables = environment_with_defaults(environ)
     schema = KeySchema.of(_sections_for(sections, lambda: _declared_plugins(data, variables, label)))
     collected = _collect_raw_values(data, label, schema)
-    typed: dict[str, dict[str, object]] = {section: {} for section in (DEPLOYMENT, AUTH, JOB)}
+    typed: dict[str, dict[str, object]] = {section: {} for section in (DEPLOYMENT, AUTH, SLURM, JOB)}
     for raw in collected.values.values():
         spec = schema.specs[raw.section][raw.name]
         typed[raw.section][raw.name] = _resolve(spec, raw.value, variables, label, raw.key_path)
-    deployment = DeploymentConfig(**typed[DEPLOYMENT], auth=AuthConfig(**typed[AUTH]))  # type: ignore[arg-type]
+    deployment = DeploymentConfig(**typed[DEPLOYMENT], auth=AuthConfig(**typed[AUTH]),  # type: ignore[arg-type]
+                                  slurm=SlurmConfig(**typed[SLURM]))  # type: ignore[arg-type]
     for section in schema.sections:
         for name, value in implied_keys(section, deployment).items():
             typed[JOB].setdefault(name, value)
@@ -237,6 +238,8 @@ def _route(key: str, value: object, key_path: str, in_job_conf: bool, label: str
         _route_auth(value, key_path, label, collected.values)
     elif name in specs[DEPLOYMENT]:
         _add(_RawValue(DEPLOYMENT, name, value, key_path), label, collected.values)
+    elif name in specs[SLURM]:
+        _add(_RawValue(SLURM, name, value, key_path), label, collected.values)
     elif name in specs[JOB]:
         if not in_job_conf:
             raise config_error(label, key_path, f"a job key at the top level; move it into the {JOB_CONF_KEY} list")
@@ -306,7 +309,7 @@ def _apply_overrides(cfg: ExperimentConfig, overrides: Mapping[str, object],
                      variables: Mapping[str, str], schema: KeySchema) -> ExperimentConfig:
     label = source_label(cfg.source)
     specs = schema.specs
-    changes: dict[str, dict[str, object]] = {DEPLOYMENT: {}, AUTH: {}, JOB: {}}
+    changes: dict[str, dict[str, object]] = {DEPLOYMENT: {}, AUTH: {}, SLURM: {}, JOB: {}}
     unsupported = list(cfg.unsupported_keys)
     foreign: list[_RawValue] = []
     for key, value in overrides.items():
@@ -322,7 +325,9 @@ def _apply_overrides(cfg: ExperimentConfig, overrides: Mapping[str, object],
         spec = specs[section][name]
         changes[section][name] = _resolve(spec, _split_list_text(spec, value), variables, label, f"override {shown}")
     auth = dataclasses.replace(cfg.deployment.auth, **changes[AUTH])  # type: ignore[arg-type]
-    deployment = dataclasses.replace(cfg.deployment, auth=auth, **changes[DEPLOYMENT])  # type: ignore[arg-type]
+    slurm = dataclasses.replace(cfg.deployment.slurm, **changes[SLURM])  # type: ignore[arg-type]
+    deployment = dataclasses.replace(cfg.deployment, auth=auth, slurm=slurm,  # type: ignore[arg-type]
+                                     **changes[DEPLOYMENT])
     job = schema.job(changes[JOB], cfg.job.plugin_settings, core=cfg.job)
     check_job_consistency(job, label)
     for raw in foreign:
@@ -335,11 +340,12 @@ def _override_target(key: str, label: str, schema: KeySchema) -> tuple[str | Non
     another system's key."""
     specs = schema.specs
     name = key.strip()
-    allowed: Iterable[str] = (JOB, DEPLOYMENT, AUTH)
-    for prefix, section in ((f"{JOB_CONF_KEY}.", JOB), ("job.", JOB), (f"{AUTH_KEY}.", AUTH),
-                            ("deployment.", DEPLOYMENT)):
+    allowed: Iterable[str] = (JOB, DEPLOYMENT, SLURM, AUTH)
+    prefixes: tuple[tuple[str, tuple[str, ...]], ...] = (
+        (f"{JOB_CONF_KEY}.", (JOB,)), ("job.", (JOB,)), (f"{AUTH_KEY}.", (AUTH,)), ("deployment.", (DEPLOYMENT, SLURM)))
+    for prefix, sections in prefixes:
         if name.startswith(prefix):
-            name, allowed = name[len(prefix):], (section,)
+            name, allowed = name[len(prefix):], sections
             break
     if name in FALLBACK_ALIASES:
         return None, name, name, None  # an override always has the key it stands in for: num_participants
@@ -349,7 +355,7 @@ def _override_target(key: str, label: str, schema: KeySchema) -> tuple[str | Non
     name = KEY_ALIASES.get(name, name)
     for section in allowed:
         if name in specs[section]:
-            shown = {JOB: f"{JOB_CONF_KEY}.{name}", AUTH: f"{AUTH_KEY}.{name}", DEPLOYMENT: name}[section]
+            shown = {JOB: f"{JOB_CONF_KEY}.{name}", AUTH: f"{AUTH_KEY}.{name}", DEPLOYMENT: name, SLURM: name}[section]
             return section, name, shown, file_name
     if name in FOREIGN_KEYS:
         return None, name, name, None

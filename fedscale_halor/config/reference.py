@@ -22,7 +22,7 @@ from fedscale_halor.config.known_keys import (
     ForeignKey,
     keys_of,
 )
-from fedscale_halor.config.schema import AuthConfig, DeploymentConfig, JobConfig
+from fedscale_halor.config.schema import AuthConfig, DeploymentConfig, JobConfig, SlurmConfig
 from fedscale_halor.config.validation import SAFA_TAG_PREFIX, FieldSpec, describe_expected, field_specs, show_neutral
 from fedscale_halor.config.variables import HOME_VARIABLES
 
@@ -67,6 +67,8 @@ def render_config_reference(plugins: Sequence[tuple[str, type]] = ()) -> str:
         _table(field_specs(DeploymentConfig), prefix=""),
         "## `auth`",
         _table(field_specs(AuthConfig), prefix="auth."),
+        "## Slurm keys (top level, read by `launcher: slurm`; docs/launching.md)",
+        _table(field_specs(SlurmConfig), prefix=""),
         "## `job_conf` keys",
         _table(field_specs(JobConfig), prefix=""),
         *_plugin_tables(plugins),

@@ -24,6 +24,28 @@ class AuthConfig:
 
 
 @dataclass(frozen=True)
+class SlurmConfig:
+    """How `submit` asks Slurm for the job's allocation (``launcher: slurm``); each key is an ``sbatch`` option.
+
+    Written flat in a job file, beside the other deployment keys (``slurm_partition: gpu``), as Slurm users name
+    them; ``DeploymentConfig.slurm`` holds them together."""
+
+    slurm_partition: str = knob("", "sbatch --partition; empty: the cluster's default partition")
+    slurm_account: str = knob("", "sbatch --account charged for the job; empty: the user's default account")
+    slurm_time: str = knob("", "sbatch --time, the allocation's time limit as Slurm writes it (e.g. '02:00:00' or "
+                               "'1-00:00:00'); empty: the partition's default")
+    slurm_gpus_per_executor: int = knob(0, "GPUs of each executor task (sbatch --gpus-per-task); 0: CPU-only "
+                                           "executors, no GPU option is passed", range=(0, None))
+    slurm_executors_per_node: int = knob(0, "executor tasks per node (sbatch --ntasks-per-node); 0: as Slurm "
+                                            "packs them", range=(0, None))
+    slurm_cpus_per_executor: int = knob(0, "CPUs of each executor task (sbatch --cpus-per-task); 0: "
+                                           "executor_threads, at least 1", range=(0, None))
+    slurm_extra_directives: tuple[str, ...] = knob(
+        (), "further sbatch options, one per item, each written as an '#SBATCH' line (e.g. '--mem=16G', "
+            "'--constraint=a100', '--qos=long')")
+
+
+@dataclass(frozen=True)
 class DeploymentConfig:
     """Where the job's processes run (the top level of a FedScale config file)."""
 
@@ -40,6 +62,11 @@ class DeploymentConfig:
                              metadata={"help": "SSH credentials (ssh_user, ssh_private_key, ssh_port)"})
     setup_commands: tuple[str, ...] = knob(
         (), "shell commands run on every host before a process starts; that host's shell expands their $VARs")
+    launcher: str = knob("ssh", "how `submit` starts the job: 'ssh' on ps_ip and the worker_ips hosts, or 'slurm' "
+                                "as one batch job of as many executor tasks as worker_ips has slots (the slurm_* "
+                                "keys, docs/launching.md)", choices=("ssh", "slurm"))
+    slurm: SlurmConfig = field(default_factory=SlurmConfig,
+                               metadata={"help": "the sbatch options of launcher slurm", "flat": True})
 
 
 @dataclass(frozen=True)

@@ -40,9 +40,16 @@ def dump_config(cfg: ExperimentConfig, path: str | Path) -> Path:
 
 def _section_to_dict(section: object) -> dict[str, object]:
     # Reads the fields of the instance (not of the declared class) so any added field is written too.
-    return {field.name: _plain_value(field.name, getattr(section, field.name))
-            for field in dataclasses.fields(section)  # type: ignore[arg-type]
-            if not field.metadata.get("plugin_settings")}  # written beside the core's keys, flat as in job files
+    written: dict[str, object] = {}
+    for field in dataclasses.fields(section):  # type: ignore[arg-type]
+        if field.metadata.get("plugin_settings"):
+            continue  # written beside the core's keys, flat as in job files
+        value = getattr(section, field.name)
+        if field.metadata.get("flat"):
+            written.update(_section_to_dict(value))  # a section whose keys job files write at its parent's level
+        else:
+            written[field.name] = _plain_value(field.name, value)
+    return written
 
 
 def _plain_value(name: str, value: object) -> object:

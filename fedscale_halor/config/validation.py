@@ -27,7 +27,12 @@ _FORMATS: Mapping[str, tuple[re.Pattern[str], str]] = {
     "worker_ips": (re.compile(r"[^\s:\[\]]+:\[\s*\d+(?:\s*,\s*\d+)*\s*\]"),
                    "'host:[n0,n1,...]' such as '127.0.0.1:[1]'"),
     "plugins": (re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*"), "'package.module:name'"),
+    # one sbatch option per item: a newline or a second '#SBATCH' would smuggle other lines into the batch script
+    "slurm_extra_directives": (re.compile(r"--?[A-Za-z][\w-]*(?:[= ][^\n#]*)?"),
+                               "an sbatch option such as '--mem=16G' (without '#SBATCH')"),
 }
+# sbatch --time: minutes, minutes:seconds, hours:minutes:seconds, days-hours[:minutes[:seconds]], or no limit
+_SLURM_TIME = re.compile(r"\d+(?::\d+){0,2}|\d+-\d+(?::\d+){0,2}|(?i:unlimited|infinite)")
 # Oort's worker_ips entries are 'host:n', n learner processes on the host (each takes the host's first GPU).
 _OORT_WORKER = re.compile(r"\s*(?P<host>[^\s:\[\]]+):(?P<count>\d+)\s*")
 
@@ -117,6 +122,9 @@ def coerce_field(spec: FieldSpec, value: object, source_label: str, key_path: st
         typed = tuple(_oort_worker_entry(item) for item in typed)
     if spec.name in _FORMATS:
         _check_format(spec.name, typed, source_label, key_path)
+    if spec.name == "slurm_time" and typed and not _SLURM_TIME.fullmatch(typed.strip()):
+        raise config_error(source_label, key_path, "expected a Slurm time limit such as '90' (minutes), "
+                                                   f"'02:00:00' or '1-12:00:00', got {show_value(value)}")
     return typed
 
 

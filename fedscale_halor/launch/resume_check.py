@@ -38,7 +38,8 @@ HARMLESS_KEYS: frozenset[str] = frozenset({
     # where and how the processes run, and the wire between them
     "ps_ip", "ps_port", "worker_ips", "exp_path", "setup_commands", "auth.ssh_user", "auth.ssh_private_key",
     "auth.ssh_port", "executor_threads", "executor_restarts", "message_chunk_mb", "shared_memory",
-    "tls_cert_file", "tls_key_file", "tls_ca_file",
+    "tls_cert_file", "tls_key_file", "tls_ca_file", "launcher", "slurm_partition", "slurm_account", "slurm_time",
+    "slurm_gpus_per_executor", "slurm_executors_per_node", "slurm_cpus_per_executor", "slurm_extra_directives",
     # patience with processes and messages
     "register_timeout", "executor_timeout", "reconnect_timeout", "halor_timeout",
 })
