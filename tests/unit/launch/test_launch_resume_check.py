@@ -69,6 +69,7 @@ def test_every_harmless_key_is_a_key_of_the_schema_or_of_a_built_in_plug_in() ->
     known = {item.name for item in dataclasses.fields(JobConfig)}
     known |= {item.name for item in dataclasses.fields(DeploymentConfig) if item.name != "auth"}
     known |= {f"auth.{item.name}" for item in dataclasses.fields(DeploymentConfig().auth)}
+    known |= {item.name for item in dataclasses.fields(DeploymentConfig().slurm)}  # written flat, as in job files
     known |= {item.name for section in settings_sections(()) for item in dataclasses.fields(section)}
 
     assert sorted(HARMLESS_KEYS - known) == []
