@@ -32,7 +32,9 @@ class TrainTask:
 
     ``client_state`` is what the aggregation strategy keeps for this one client across rounds and hands to its
     trainer (FedDC: the client's drift h_i, by parameter name); empty for strategies that keep none. It is payload,
-    not identity: tasks compare and hash without it. Neither side may modify its tensors in place.
+    not identity: tasks compare and hash without it. Neither side may modify its tensors in place. ``summed``: the
+    executor adds the update to its partial sum of the event's clients (aggregation/partial.py) instead of sending
+    it on its own.
     """
 
     round: int
@@ -43,6 +45,7 @@ class TrainTask:
     batch_size: int
     seed: int
     client_state: Mapping[str, torch.Tensor] = field(default_factory=dict, compare=False)
+    summed: bool = False
 
 
 @dataclass(frozen=True)

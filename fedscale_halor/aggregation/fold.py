@@ -3,7 +3,8 @@
 Waiting for the last client before touching the first update puts the whole aggregation on the round's critical
 path and keeps every update in memory. A fold consumes updates as they come and drops each once added. The mean's
 sum is exact (``exact.py``), so it does not depend on which executor trained which client, nor on arrival order:
-``MeanFold`` adds every result at once. ``InClientOrder`` remains for folds whose other state is still summed in
+``MeanFold`` adds every result at once, and takes partial sums of several clients' updates made on the executors
+that trained them (``partial.py``). ``InClientOrder`` remains for folds whose other state is still summed in
 float64 in a fixed order (FedDC's drift sum): it releases results in ascending client id, holding early ones back.
 """
 
@@ -14,6 +15,7 @@ from collections.abc import Callable, Iterable
 
 import torch
 
+from fedscale_halor.aggregation.partial import PartialSum, SumRule
 from fedscale_halor.aggregation.weighted import RunningWeightedMean, clone_weights
 from fedscale_halor.types import TrainResult, Weights
 
@@ -28,6 +30,15 @@ class RoundFold(ABC):
     @abstractmethod
     def finish(self) -> dict[str, torch.Tensor]:
         """The new global weights from every result added."""
+
+    def sum_rule(self) -> SumRule | None:
+        """How executors may sum this fold's updates before sending them (``add_partial`` takes the sums); None,
+        the default: the fold needs each update on its own."""
+        return None
+
+    def add_partial(self, partial: PartialSum) -> None:
+        """Take several clients' updates summed by ``sum_rule`` (in any order, among single results too)."""
+        raise TypeError(f"{type(self).__name__} takes each update on its own, not partial sums")
 
     @property
     @abstractmethod
@@ -80,9 +91,10 @@ class MeanFold(RoundFold):
     """The (sample-weighted or plain) mean of the round's updates, then ``step(global, mean)``; results that trained
     on no sample are ignored, and a round without any usable result keeps the global weights.
 
-    Results are added as they arrive, in any order. Stale updates come after the round's own: once ``fresh_mean``,
-    ``add_stale`` or ``finish`` was called, a late result of the round is refused, so that the fresh mean REFL
-    measures stale updates against is the mean of every fresh update the fold takes.
+    Results are added as they arrive, in any order, one by one or summed by executors (``add_partial``). Stale
+    updates come after the round's own: once ``fresh_mean``, ``add_stale`` or ``finish`` was called, a late result
+    of the round is refused, so that the fresh mean REFL measures stale updates against is the mean of every fresh
+    update the fold takes.
     """
 
     def __init__(self, global_weights: Weights, expected_client_ids: Iterable[int], *, weighted: bool,
@@ -111,6 +123,19 @@ class MeanFold(RoundFold):
         self._roster.admit(result.client_id)
         self._fold(result)
 
+    def sum_rule(self) -> SumRule:
+        return SumRule(self._weighted)
+
+    def add_partial(self, partial: PartialSum) -> None:
+        clients = partial.client_ids
+        if len(set(clients)) != len(clients):
+            raise ValueError(f"the partial sum of clients {_listed(clients)} names a client twice")
+        for client in clients:
+            self._roster.check(client)
+        self._mean.merge(partial.sums, f"the partial sum of clients {_listed(partial.client_ids)}")
+        for client in partial.client_ids:
+            self._roster.admit(client)
+
     def finish(self) -> dict[str, torch.Tensor]:
         self._roster.close()
         mean = self._mean.mean()
@@ -126,10 +151,13 @@ class _Roster:
         self._waiting = set(expected_client_ids)
         self._closed = False
 
-    def admit(self, client: int) -> None:
+    def check(self, client: int) -> None:
         if self._closed or client not in self._waiting:
             raise ValueError(f"client {client} was not expected in this round, or reported twice, or after the "
                              "round's own updates were closed")
+
+    def admit(self, client: int) -> None:
+        self.check(client)
         self._waiting.discard(client)
 
     def close(self) -> None:
@@ -140,9 +168,16 @@ def _folder(mean: RunningWeightedMean, weighted: bool) -> Callable[..., None]:
     """Adds a result to ``mean`` with its coefficient (sample count, or 1), times ``weight`` for stale updates;
     results that trained on no sample are ignored."""
 
+    rule = SumRule(weighted)
+
     def fold(result: TrainResult, weight: float = 1.0) -> None:
-        if result.num_samples > 0 and weight > 0:
-            coefficient = (float(result.num_samples) if weighted else 1.0) * weight
+        coefficient = rule.coefficient(result.num_samples, weight)
+        if coefficient is not None:
             mean.add(result.weights, coefficient, f"the update of client {result.client_id}")
 
     return fold
+
+
+def _listed(clients: tuple[int, ...]) -> str:
+    shown = ", ".join(str(client) for client in clients[:5])
+    return shown + (f" and {len(clients) - 5} more" if len(clients) > 5 else "")

@@ -36,6 +36,7 @@ TABLE_FILE = "auxo_reward_table.json"
 
 class AuxoCohorts(CohortPlugin):
     checkpoint_files = (TABLE_FILE,)
+    takes_updates = True  # each client's update is its clustering signal
 
     def __init__(self, client_ids: Sequence[int], settings: AuxoSettings, *, num_participants: int,
                  seed: int, signals_folder: Path | None = None) -> None:

@@ -30,6 +30,7 @@ from fedscale_halor.client.evaluation import evaluate
 from fedscale_halor.data.federated import FederatedDataset
 from fedscale_halor.executor.lanes import TrainingLanes
 from fedscale_halor.executor.outbox import Outbox
+from fedscale_halor.executor.partials import PartialSums
 from fedscale_halor.executor.plugin import ExecutorPlugin
 from fedscale_halor.executor.task_errors import describe, is_transient
 from fedscale_halor.plugin.payloads import PayloadRegistry
@@ -124,6 +125,7 @@ class Executor:
         self.clients_trained = 0
         self._count_lock = threading.Lock()
         self._outbox: Outbox  # one per run(), where its thread lives
+        self._partials: PartialSums  # one per run(), sending through the outbox
         self._lanes: TrainingLanes | None = None  # one per run(), with the outbox
 
     def run(self) -> None:
@@ -137,6 +139,7 @@ class Executor:
         # each lane may hand over its update without waiting for the previous one to be on the wire
         self._outbox = Outbox(self._id, _ForgettingSubmits(self._id, self._transport),
                               depth=1 + len(self._parts.lane_models))
+        self._partials = PartialSums(self._id, self._outbox.send)
         if self._parts.lane_models:
             self._lanes = TrainingLanes([self._parts.model, *self._parts.lane_models], self._train_one, self._id)
         try:
@@ -201,6 +204,7 @@ class Executor:
                 self._lanes.drain()  # the lanes read the cohort's model: another cohort's clients finish first
             self._training_cohort = event.cohort
         hints = tuple(self._payloads.unwrap(hint) for hint in event.hints)
+        self._partials.start(event, self._weights_of(event.cohort))
         if self._lanes is not None:
             self._lanes.submit([(task, hints) for task in event.tasks])
             return True
@@ -215,10 +219,15 @@ class Executor:
         except Exception as error:  # reported, not raised: the aggregator decides whether the job goes on
             _log.exception("executor %s: client %d failed in round %d", self._id, task.client_id, task.round)
             self._outbox.send(ClientFailure(task.round, task.client_id, describe(error), fatal=not is_transient(error)))
+            if self._partials.takes(task):
+                self._partials.failed(task)
             return
         with self._count_lock:
             self.clients_trained += 1
-        self._outbox.send(ClientUpdate(result))
+        if self._partials.takes(task):
+            self._partials.add(task, result)
+        else:
+            self._outbox.send(ClientUpdate(result))
 
     def _on_model_test(self, event: Event) -> bool:
         assert isinstance(event, ModelTest)

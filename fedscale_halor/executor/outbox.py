@@ -12,7 +12,7 @@ import threading
 from collections import deque
 
 from fedscale_halor.transport.base import Transport
-from fedscale_halor.transport.messages import ClientUpdate, Completion
+from fedscale_halor.transport.messages import ClientUpdate, Completion, PartialUpdate
 
 # what waiting completions may hold in all; one completion always waits, however large
 DEFAULT_BUDGET_BYTES = 64 * 2**20
@@ -21,8 +21,12 @@ DEFAULT_BUDGET_BYTES = 64 * 2**20
 def completion_bytes(completion: Completion) -> int:
     """The tensor bytes a completion holds (what queuing it costs); other completions are a few bytes."""
     if isinstance(completion, ClientUpdate):
-        return sum(tensor.numel() * tensor.element_size() for tensor in completion.result.weights.values())
-    return 0
+        tensors = completion.result.weights.values()
+    elif isinstance(completion, PartialUpdate):
+        tensors = completion.sums.values()
+    else:
+        return 0
+    return sum(tensor.numel() * tensor.element_size() for tensor in tensors)
 
 
 class Outbox:

@@ -41,6 +41,9 @@ class CohortLayout:
 class CohortPlugin(ABC):  # noqa: B024 - every hook has a default: one cohort that takes every participant
     #: the files this plug-in writes into each checkpoint (plain names, unique across the job's plug-ins)
     checkpoint_files: tuple[str, ...] = ()
+    #: whether ``take_update`` reads each update's weights; if so, executors send every update on its own instead
+    #: of summing them (aggregation/partial.py)
+    takes_updates: bool = False
 
     def participants(self, round_index: int, cohort: int, cohort_sizes: Sequence[int], total: int) -> int:
         """How many of the job's ``total`` participants per round ``cohort`` gets; ``cohort_sizes``: every

@@ -174,14 +174,17 @@ class Aggregator:
         planned, late = self._choose(round_index, cohort, excluded)
         participants = sorted([*planned.completing, *late])
         round_hints = hints.of(planned.sampled)
+        fold = cohort.strategy.start_round(cohort.weights, planned.completing)
+        # executors sum the updates that go straight into the fold, unless something needs each one
+        sum_rule = None if parts.cohorts.takes_updates else fold.sum_rule()
         tasks = [
             TrainTask(round=round_index, client_id=client_id, model_version=cohort.version,
                       learning_rate=learning_rate, local_steps=planned.local_steps.get(client_id, job.local_steps),
                       batch_size=job.batch_size, seed=derive_seed(job.sample_seed, round_index, "train", client_id),
-                      client_state=cohort.strategy.task_state(client_id))  # FedDC: the client's drift
+                      client_state=cohort.strategy.task_state(client_id),  # FedDC: the client's drift
+                      summed=sum_rule is not None and client_id not in late)
             for client_id in participants
         ]
-        fold = cohort.strategy.start_round(cohort.weights, planned.completing)
         late_results: list[TrainResult] = []
 
         def take(result: TrainResult) -> None:
@@ -191,7 +194,8 @@ class Aggregator:
             else:
                 fold.add(result)
 
-        outcome = parts.board.run_round(round_index, tasks, on_result=take, hints=round_hints)
+        outcome = parts.board.run_round(round_index, tasks, on_result=take, hints=round_hints, sum_rule=sum_rule,
+                                        on_partial=fold.add_partial)
         return _Attempt(planned, late, tuple(participants), fold, outcome, tuple(late_results))
 
     def _commit(self, round_index: int, cohort: Cohort, attempt: _Attempt, learning_rate: float,

@@ -22,6 +22,8 @@ import typing
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
+from fedscale_halor.aggregation.partial import PartialSum, SumRule, partial_sum
+from fedscale_halor.aggregation.update_check import update_mismatch
 from fedscale_halor.plugin.payloads import PayloadRegistry
 from fedscale_halor.server.client_queue import ClientQueue
 from fedscale_halor.server.errors import ExecutorTaskError, JobFailedError
@@ -30,7 +32,6 @@ from fedscale_halor.server.executor_roster import ExecutorRoster, ExecutorState
 from fedscale_halor.server.round_terms import LivenessPolicy, RoundOutcome
 from fedscale_halor.server.shard_queue import ShardQueue
 from fedscale_halor.server.task_failures import TaskFailures
-from fedscale_halor.server.update_check import update_mismatch
 from fedscale_halor.transport.messages import (
     ClientFailure,
     ClientTrain,
@@ -42,6 +43,7 @@ from fedscale_halor.transport.messages import (
     Event,
     Heartbeat,
     Idle,
+    PartialUpdate,
     Shutdown,
     UpdateModel,
 )
@@ -71,7 +73,9 @@ class WorkBoard:
         self._clients = ClientQueue(chunks_per_executor)
         self._awaited_clients: set[int] = set()
         self._results: dict[int, TrainResult] = {}
-        self._arrived: list[TrainResult] | None = None  # results not yet handed to the round loop, when it takes them
+        # results and partial sums not yet handed to the round loop, when it takes them
+        self._arrived: list[TrainResult | PartialSum] | None = None
+        self._sum_rule: SumRule | None = None
         self._failures: dict[int, ClientFailure] = {}
         self._task_failures = TaskFailures()
         self._test_shards = ShardQueue(self._task_failures)
@@ -117,7 +121,8 @@ class WorkBoard:
             return UpdateModel(self._model_version, self._model, self._model_cohort)
         tasks = self._clients.take(executor_id, state.clients, len(self._executors))
         if tasks:
-            return ClientTrain(self._round, self._model_version, tasks, self._hints, self._model_cohort)
+            rule = self._sum_rule if any(task.summed for task in tasks) else None
+            return ClientTrain(self._round, self._model_version, tasks, self._hints, self._model_cohort, rule)
         return self._test_shards.take(state.shards, self._model_version, self._model_cohort)
 
     def submit(self, executor_id: str, completion: Completion) -> None:
@@ -138,6 +143,8 @@ class WorkBoard:
                     else:  # the round loop takes the weights; the outcome keeps the rest
                         self._arrived.append(result)
                         self._results[result.client_id] = replace(result, weights={}, client_state={})
+            elif isinstance(completion, PartialUpdate):
+                self._take_partial(executor_id, state.clients, completion)
             elif isinstance(completion, ClientFailure):
                 state.clients.pop(completion.client_id, None)
                 self._task_failures.client_failed(executor_id, completion)
@@ -161,6 +168,44 @@ class WorkBoard:
             problem = f"its update from {executor_id} does not fit the global model: {problem}"
             _log.warning("round %d: client %d: %s; counted as failed", result.round, result.client_id, problem)
         return problem
+
+    def _take_partial(self, executor_id: str, held: dict[int, TrainTask], update: PartialUpdate) -> None:
+        """Counts the partial's clients as reported, and hands the sum to the round loop; a partial that cannot be
+        folded whole counts its clients as failed, or trains them again where one of them had already reported."""
+        clients = [result.client_id for result in update.results]
+        tasks = [held.pop(client) for client in clients if client in held]
+        if update.round != self._round:
+            return  # a round already over: its clients were settled then
+        awaited = [client for client in clients if client in self._awaited_clients]
+        if len(awaited) < len(clients) or len(set(clients)) < len(clients):
+            # a client that reported already, from an executor wrongly declared dead: the sum cannot be split
+            retrained = [task for task in tasks if task.client_id in self._awaited_clients]
+            _log.warning("round %d: the partial sum of %d clients from %s holds clients that already reported; "
+                         "discarded, %d of its clients train again", update.round, len(clients), executor_id,
+                         len(retrained))
+            self._clients.put_back(retrained)
+            return
+        problem = None if self._arrived is not None else "the round takes each update on its own"
+        if problem is None and update.model_version != self._model_version:
+            problem = (f"trained on model version {update.model_version}, but the round's model is version "
+                       f"{self._model_version}")
+        if problem is None:
+            try:
+                partial = partial_sum(self._model, update.results, update.sums, f"the partial sum from {executor_id}")
+            except ValueError as error:
+                problem = str(error)
+        if problem is not None:
+            _log.warning("round %d: the partial sum of clients %s from %s cannot be folded: %s; counted as failed",
+                         update.round, clients[:5], executor_id, problem)
+            for client in clients:
+                self._record_failure(ClientFailure(update.round, client, f"its partial sum from {executor_id} "
+                                                                         f"cannot be folded: {problem}"))
+            return
+        for result in update.results:
+            self._awaited_clients.discard(result.client_id)
+            self._clients.note_round_trip(executor_id, result.client_id)
+            self._results[result.client_id] = result
+        self._arrived.append(partial)  # type: ignore[union-attr]
 
     def _take_answer(self, executor_id: str, payload: object) -> None:
         exchange = self._exchange
@@ -264,12 +309,17 @@ class WorkBoard:
 
     def run_round(self, round_index: int, tasks: list[TrainTask],
                   on_result: Callable[[TrainResult], None] | None = None,
-                  hints: Sequence[object] = ()) -> RoundOutcome:
+                  hints: Sequence[object] = (), sum_rule: SumRule | None = None,
+                  on_partial: Callable[[PartialSum], None] | None = None) -> RoundOutcome:
         """Publish the round's tasks and wait until every client has reported or failed. With ``on_result``, each
         result is handed to it as soon as it arrives (on this thread, outside the board's lock), and the outcome's
-        results carry no weights. ``hints`` (plug-ins' payloads) travel with every task."""
+        results carry no weights. ``hints`` (plug-ins' payloads) travel with every task. Tasks marked ``summed``
+        come back in executors' partial sums by ``sum_rule``, handed to ``on_partial`` as they arrive."""
+        if any(task.summed for task in tasks) and (sum_rule is None or on_result is None or on_partial is None):
+            raise ValueError("summed tasks need a sum rule, on_result and on_partial")
         with self._changed:
             self._round = round_index
+            self._sum_rule = sum_rule
             self._hints = tuple(self._payloads.wrap(hint) for hint in hints)
             self._clients.start(tasks)
             self._awaited_clients = {task.client_id for task in tasks}
@@ -277,7 +327,7 @@ class WorkBoard:
             self._arrived = [] if on_result is not None else None
             self._changed.notify_all()
         try:
-            self._wait(lambda: not self._awaited_clients, on_result)
+            self._wait(lambda: not self._awaited_clients, on_result, on_partial)
         finally:
             with self._changed:
                 self._arrived = None
@@ -298,7 +348,7 @@ class WorkBoard:
             return self._test_shards.totals()
 
     def _wait(self, done: Callable[[], bool], on_result: Callable[[TrainResult], None] | None = None,
-              deadline: float | None = None) -> None:
+              on_partial: Callable[[PartialSum], None] | None = None, deadline: float | None = None) -> None:
         """Wait, without holding the lock between checks, until ``done()``; hand over arrived results on the way.
 
         Every acquisition is a ``with`` block, so an exception at any point (a signal turned into SystemExit while
@@ -310,7 +360,7 @@ class WorkBoard:
                     raise ExecutorTaskError(self._task_failures.fatal)
                 if self._failure is not None:
                     raise JobFailedError(self._failure)
-                arrived: list[TrainResult] = []
+                arrived: list[TrainResult | PartialSum] = []
                 if self._arrived:
                     arrived, self._arrived = self._arrived, []
                 elif done():
@@ -319,8 +369,11 @@ class WorkBoard:
                     wait_s = check_every if deadline is None else min(check_every, deadline - time.monotonic())
                     self._changed.wait(max(0.0, wait_s))
                     self._reap_dead_executors()
-            for result in arrived:  # outside the lock: executors keep submitting while the round loop folds
-                on_result(result)  # type: ignore[misc]
+            for item in arrived:  # outside the lock: executors keep submitting while the round loop folds
+                if isinstance(item, PartialSum):
+                    on_partial(item)  # type: ignore[misc]
+                else:
+                    on_result(item)  # type: ignore[misc]
 
     def fail(self, reason: str) -> None:
         """Make the round loop's current and future waits raise instead of hanging (e.g. an executor crashed)."""

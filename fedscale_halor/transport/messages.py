@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from fedscale_halor.aggregation.partial import SumRule
 from fedscale_halor.types import EvalResult, TrainResult, TrainTask, Weights
 
 
@@ -48,6 +49,7 @@ class ClientTrain:
     tasks: tuple[TrainTask, ...]
     hints: tuple[Envelope, ...] = ()  # plug-ins' words for every task of the event (Halor: what to resample toward)
     cohort: int = 0  # the cohort whose model ``model_version`` is
+    sum_rule: SumRule | None = None  # how the updates of the ``summed`` tasks are added up; set when any is
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,18 @@ Event = UpdateModel | ClientTrain | ModelTest | Idle | Shutdown | Envelope
 @dataclass(frozen=True)
 class ClientUpdate:
     result: TrainResult
+
+
+@dataclass(frozen=True)
+class PartialUpdate:
+    """The ``summed`` clients of one ``ClientTrain`` event that trained: their results without weights, and the
+    exact sum of their updates by the event's rule (``RunningWeightedMean.state_dict``: plain tensors). Clients of
+    the event that failed were reported apart, as ``ClientFailure``s."""
+
+    round: int
+    model_version: int
+    results: tuple[TrainResult, ...]
+    sums: Weights
 
 
 @dataclass(frozen=True)
@@ -119,4 +133,4 @@ class Heartbeat:
     """Sent while an executor is busy, so a long local training is not mistaken for a dead executor."""
 
 
-Completion = ClientUpdate | ClientFailure | EvalOutcome | EvalFailure | Heartbeat | Envelope
+Completion = ClientUpdate | PartialUpdate | ClientFailure | EvalOutcome | EvalFailure | Heartbeat | Envelope

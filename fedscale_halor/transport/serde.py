@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from google.protobuf.message import DecodeError
 
+from fedscale_halor.aggregation.partial import SumRule
 from fedscale_halor.transport import tensor_codec
 
 # the chunking names are re-exported: the transports reach chunking through this module
@@ -36,6 +37,7 @@ from fedscale_halor.transport.messages import (
     Heartbeat,
     Idle,
     ModelTest,
+    PartialUpdate,
     RegisterReply,
     Shutdown,
     UpdateModel,
@@ -101,14 +103,16 @@ def _client_state_from_proto(message: Any, blobs: Sequence[memoryview], where: s
 def _task_to_proto(task: TrainTask, blobs: list[tuple[Buffer, ...]]) -> pb.TrainTask:
     return pb.TrainTask(round=task.round, client_id=task.client_id, model_version=task.model_version,
                         learning_rate=task.learning_rate, local_steps=task.local_steps, batch_size=task.batch_size,
-                        seed=task.seed, client_state=_client_state_to_proto(task.client_state, blobs))
+                        seed=task.seed, client_state=_client_state_to_proto(task.client_state, blobs),
+                        summed=task.summed)
 
 
 def _task_from_proto(message: pb.TrainTask, blobs: Sequence[memoryview]) -> TrainTask:
     return TrainTask(round=message.round, client_id=message.client_id, model_version=message.model_version,
                      learning_rate=message.learning_rate, local_steps=message.local_steps,
                      batch_size=message.batch_size, seed=message.seed,
-                     client_state=_client_state_from_proto(message, blobs, f"TrainTask of client {message.client_id}"))
+                     client_state=_client_state_from_proto(message, blobs, f"TrainTask of client {message.client_id}"),
+                     summed=message.summed)
 
 
 def _eval_result_to_proto(result: EvalResult) -> pb.EvalResult:
@@ -143,9 +147,10 @@ def event_to_proto(event: Event, blobs: list[tuple[Buffer, ...]]) -> pb.Event:
                                                     weights=weights_to_proto(event.weights, blobs)))
     if isinstance(event, ClientTrain):
         tasks = [_task_to_proto(task, blobs) for task in event.tasks]
+        rule = None if event.sum_rule is None else pb.SumRule(weighted=event.sum_rule.weighted)
         return pb.Event(client_train=pb.ClientTrain(round=event.round, model_version=event.model_version, tasks=tasks,
                                                     hints=[_envelope_to_proto(hint) for hint in event.hints],
-                                                    cohort=event.cohort))
+                                                    cohort=event.cohort, sum_rule=rule))
     if isinstance(event, ModelTest):
         return pb.Event(model_test=pb.ModelTest(round=event.round, model_version=event.model_version,
                                                 shard_index=event.shard_index, shard_count=event.shard_count,
@@ -165,12 +170,20 @@ def _update_model_from_proto(message: pb.UpdateModel, blobs: Sequence[memoryview
                        weights=weights_from_proto(message.weights, blobs, "UpdateModel.weights"))
 
 
+def _client_train_from_proto(message: pb.ClientTrain, blobs: Sequence[memoryview]) -> ClientTrain:
+    tasks = tuple(_task_from_proto(task, blobs) for task in message.tasks)
+    rule = SumRule(weighted=message.sum_rule.weighted) if message.HasField("sum_rule") else None
+    if rule is None and any(task.summed for task in tasks):
+        raise MalformedMessageError(f"ClientTrain of round {message.round} sums clients' updates but carries no "
+                                    "sum_rule")
+    return ClientTrain(round=message.round, model_version=message.model_version, tasks=tasks,
+                       hints=tuple(_envelope_from_proto(hint) for hint in message.hints), cohort=message.cohort,
+                       sum_rule=rule)
+
+
 _EVENT_DECODERS: dict[str, Callable[[Any, Sequence[memoryview]], Event]] = {
     "update_model": _update_model_from_proto,
-    "client_train": lambda message, blobs: ClientTrain(
-        round=message.round, model_version=message.model_version,
-        tasks=tuple(_task_from_proto(task, blobs) for task in message.tasks),
-        hints=tuple(_envelope_from_proto(hint) for hint in message.hints), cohort=message.cohort),
+    "client_train": _client_train_from_proto,
     "model_test": lambda message, _: ModelTest(round=message.round, model_version=message.model_version,
                                                shard_index=message.shard_index, shard_count=message.shard_count,
                                                cohort=message.cohort, view=message.view),
@@ -203,14 +216,25 @@ def event_from_bytes(data: Buffer, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -
 
 
 # completions ------------------------------------------------------------------------------------------------------
+def _result_to_proto(result: TrainResult, blobs: list[tuple[Buffer, ...]], *, with_weights: bool) -> pb.TrainResult:
+    return pb.TrainResult(
+        client_id=result.client_id, round=result.round, model_version=result.model_version,
+        weights=weights_to_proto(result.weights, blobs) if with_weights else None, num_samples=result.num_samples,
+        num_steps=result.num_steps, loss_mean=result.loss_mean, loss_square_mean=result.loss_square_mean,
+        wall_time_s=result.wall_time_s, client_state=_client_state_to_proto(result.client_state, blobs))
+
+
 def completion_to_proto(completion: Completion, blobs: list[tuple[Buffer, ...]]) -> pb.Completion:
     if isinstance(completion, ClientUpdate):
-        result = completion.result
-        return pb.Completion(client_update=pb.ClientUpdate(result=pb.TrainResult(
-            client_id=result.client_id, round=result.round, model_version=result.model_version,
-            weights=weights_to_proto(result.weights, blobs), num_samples=result.num_samples, num_steps=result.num_steps,
-            loss_mean=result.loss_mean, loss_square_mean=result.loss_square_mean, wall_time_s=result.wall_time_s,
-            client_state=_client_state_to_proto(result.client_state, blobs))))
+        return pb.Completion(client_update=pb.ClientUpdate(
+            result=_result_to_proto(completion.result, blobs, with_weights=True)))
+    if isinstance(completion, PartialUpdate):
+        if any(result.weights or result.client_state for result in completion.results):
+            raise TypeError("a PartialUpdate's results travel without weights and client state")
+        return pb.Completion(partial_update=pb.PartialUpdate(
+            round=completion.round, model_version=completion.model_version,
+            results=[_result_to_proto(result, blobs, with_weights=False) for result in completion.results],
+            sums=weights_to_proto(completion.sums, blobs)))
     if isinstance(completion, ClientFailure):
         return pb.Completion(client_failure=pb.ClientFailure(round=completion.round, client_id=completion.client_id,
                                                              error=completion.error, fatal=completion.fatal))
@@ -229,17 +253,33 @@ def completion_to_proto(completion: Completion, blobs: list[tuple[Buffer, ...]])
     raise TypeError(f"not a protocol completion: {type(completion).__name__}")
 
 
+def _result_from_proto(result: pb.TrainResult, blobs: Sequence[memoryview], where: str,
+                       weights: dict[str, torch.Tensor]) -> TrainResult:
+    return TrainResult(
+        client_id=result.client_id, round=result.round, model_version=result.model_version, weights=weights,
+        num_samples=result.num_samples, num_steps=result.num_steps, loss_mean=result.loss_mean,
+        loss_square_mean=result.loss_square_mean, wall_time_s=result.wall_time_s,
+        client_state=_client_state_from_proto(result, blobs, where))
+
+
 def _client_update_from_proto(message: pb.ClientUpdate, blobs: Sequence[memoryview]) -> ClientUpdate:
     _require(message, "result", "ClientUpdate")
     result = message.result
     _require(result, "weights", "ClientUpdate.result")
-    return ClientUpdate(TrainResult(
-        client_id=result.client_id, round=result.round, model_version=result.model_version,
-        weights=weights_from_proto(result.weights, blobs, "ClientUpdate.result.weights"),
-        num_samples=result.num_samples,
-        num_steps=result.num_steps, loss_mean=result.loss_mean, loss_square_mean=result.loss_square_mean,
-        wall_time_s=result.wall_time_s,
-        client_state=_client_state_from_proto(result, blobs, "ClientUpdate.result")))
+    return ClientUpdate(_result_from_proto(result, blobs, "ClientUpdate.result",
+                                           weights_from_proto(result.weights, blobs, "ClientUpdate.result.weights")))
+
+
+def _partial_update_from_proto(message: pb.PartialUpdate, blobs: Sequence[memoryview]) -> PartialUpdate:
+    _require(message, "sums", "PartialUpdate")
+    results = []
+    for result in message.results:
+        where = f"PartialUpdate.results (client {result.client_id})"
+        if result.HasField("weights") or result.HasField("client_state"):
+            raise MalformedMessageError(f"{where} carries weights: a summed client's update is in the sums")
+        results.append(_result_from_proto(result, blobs, where, {}))
+    return PartialUpdate(round=message.round, model_version=message.model_version, results=tuple(results),
+                         sums=weights_from_proto(message.sums, blobs, "PartialUpdate.sums"))
 
 
 def _eval_outcome_from_proto(message: pb.EvalOutcome, _: Sequence[memoryview]) -> EvalOutcome:
@@ -250,6 +290,7 @@ def _eval_outcome_from_proto(message: pb.EvalOutcome, _: Sequence[memoryview]) -
 
 _COMPLETION_DECODERS: dict[str, Callable[[Any, Sequence[memoryview]], Completion]] = {
     "client_update": _client_update_from_proto,
+    "partial_update": _partial_update_from_proto,
     "client_failure": lambda message, _: ClientFailure(round=message.round, client_id=message.client_id,
                                                        error=message.error, fatal=message.fatal),
     "eval_outcome": _eval_outcome_from_proto,

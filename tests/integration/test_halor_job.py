@@ -16,7 +16,8 @@ from fedscale_halor.launch.jobfile import load_config
 from fedscale_halor.launch.local import run_local
 from fedscale_halor.plugin.payloads import PayloadRegistry
 from fedscale_halor.server.board import WorkBoard
-from fedscale_halor.transport.messages import ClientUpdate, Completion, Envelope
+from fedscale_halor.transport.messages import ClientUpdate, Completion, Envelope, PartialUpdate
+from fedscale_halor.types import TrainResult
 
 ROOT = Path(__file__).resolve().parents[2]
 DIGITS_CONF = ROOT / "benchmark" / "configs" / "digits" / "conf.yml"
@@ -100,11 +101,18 @@ def test_every_selector_trains_on_the_resampled_counts(tmp_path: Path, digits_da
     dataset = FederatedDataset.from_job(cfg.job)
     distribution = {metrics.round: metrics.class_distribution for metrics in outcome.history}
     assert all(distribution[round_index] is not None for round_index in distribution)
-    updates = [completion.result for completion in received if isinstance(completion, ClientUpdate)]
+    updates = _trained(received)
     assert updates
     for result in updates:
         wanted = target_counts(dataset.label_counts(result.client_id), np.array(distribution[result.round]), mode)
         assert result.num_samples == int(wanted.sum()), (result.client_id, result.round)
+
+
+def _trained(received: list[Completion]) -> list[TrainResult]:
+    """Every client's result, sent on its own or in a partial sum."""
+    return [*(completion.result for completion in received if isinstance(completion, ClientUpdate)),
+            *(result for completion in received if isinstance(completion, PartialUpdate)
+              for result in completion.results)]
 
 
 def _true_histogram(dataset: FederatedDataset) -> np.ndarray:
@@ -160,7 +168,7 @@ def test_data_regulation_trains_every_selected_client_on_at_least_filter_less_sa
     outcome = run_in_process(cfg, echo=False)
 
     # Assert: each trained client trained on its resampled size, never below filter_less
-    updates = [completion.result for completion in received if isinstance(completion, ClientUpdate)]
+    updates = _trained(received)
     assert len(updates) == 3 * 6
     assert all(result.num_samples == resampled[result.client_id] >= 8 for result in updates)
     log = (outcome.run_dir / "aggregator.log").read_text()

@@ -61,7 +61,7 @@ class Tensors(_message.Message):
     def __init__(self, names: _Optional[_Iterable[str]] = ..., blob_index: _Optional[int] = ...) -> None: ...
 
 class TrainTask(_message.Message):
-    __slots__ = ("round", "client_id", "model_version", "learning_rate", "local_steps", "batch_size", "seed", "client_state")
+    __slots__ = ("round", "client_id", "model_version", "learning_rate", "local_steps", "batch_size", "seed", "client_state", "summed")
     ROUND_FIELD_NUMBER: _ClassVar[int]
     CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -70,6 +70,7 @@ class TrainTask(_message.Message):
     BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
     CLIENT_STATE_FIELD_NUMBER: _ClassVar[int]
+    SUMMED_FIELD_NUMBER: _ClassVar[int]
     round: int
     client_id: int
     model_version: int
@@ -78,7 +79,8 @@ class TrainTask(_message.Message):
     batch_size: int
     seed: int
     client_state: Tensors
-    def __init__(self, round: _Optional[int] = ..., client_id: _Optional[int] = ..., model_version: _Optional[int] = ..., learning_rate: _Optional[float] = ..., local_steps: _Optional[int] = ..., batch_size: _Optional[int] = ..., seed: _Optional[int] = ..., client_state: _Optional[_Union[Tensors, _Mapping]] = ...) -> None: ...
+    summed: bool
+    def __init__(self, round: _Optional[int] = ..., client_id: _Optional[int] = ..., model_version: _Optional[int] = ..., learning_rate: _Optional[float] = ..., local_steps: _Optional[int] = ..., batch_size: _Optional[int] = ..., seed: _Optional[int] = ..., client_state: _Optional[_Union[Tensors, _Mapping]] = ..., summed: _Optional[bool] = ...) -> None: ...
 
 class TrainResult(_message.Message):
     __slots__ = ("client_id", "round", "model_version", "weights", "num_samples", "num_steps", "loss_mean", "loss_square_mean", "wall_time_s", "client_state")
@@ -127,18 +129,26 @@ class UpdateModel(_message.Message):
     def __init__(self, version: _Optional[int] = ..., weights: _Optional[_Union[Tensors, _Mapping]] = ..., cohort: _Optional[int] = ...) -> None: ...
 
 class ClientTrain(_message.Message):
-    __slots__ = ("round", "model_version", "tasks", "hints", "cohort")
+    __slots__ = ("round", "model_version", "tasks", "hints", "cohort", "sum_rule")
     ROUND_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     TASKS_FIELD_NUMBER: _ClassVar[int]
     HINTS_FIELD_NUMBER: _ClassVar[int]
     COHORT_FIELD_NUMBER: _ClassVar[int]
+    SUM_RULE_FIELD_NUMBER: _ClassVar[int]
     round: int
     model_version: int
     tasks: _containers.RepeatedCompositeFieldContainer[TrainTask]
     hints: _containers.RepeatedCompositeFieldContainer[Envelope]
     cohort: int
-    def __init__(self, round: _Optional[int] = ..., model_version: _Optional[int] = ..., tasks: _Optional[_Iterable[_Union[TrainTask, _Mapping]]] = ..., hints: _Optional[_Iterable[_Union[Envelope, _Mapping]]] = ..., cohort: _Optional[int] = ...) -> None: ...
+    sum_rule: SumRule
+    def __init__(self, round: _Optional[int] = ..., model_version: _Optional[int] = ..., tasks: _Optional[_Iterable[_Union[TrainTask, _Mapping]]] = ..., hints: _Optional[_Iterable[_Union[Envelope, _Mapping]]] = ..., cohort: _Optional[int] = ..., sum_rule: _Optional[_Union[SumRule, _Mapping]] = ...) -> None: ...
+
+class SumRule(_message.Message):
+    __slots__ = ("weighted",)
+    WEIGHTED_FIELD_NUMBER: _ClassVar[int]
+    weighted: bool
+    def __init__(self, weighted: _Optional[bool] = ...) -> None: ...
 
 class Envelope(_message.Message):
     __slots__ = ("kind", "body")
@@ -198,6 +208,18 @@ class ClientUpdate(_message.Message):
     result: TrainResult
     def __init__(self, result: _Optional[_Union[TrainResult, _Mapping]] = ...) -> None: ...
 
+class PartialUpdate(_message.Message):
+    __slots__ = ("round", "model_version", "results", "sums")
+    ROUND_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    SUMS_FIELD_NUMBER: _ClassVar[int]
+    round: int
+    model_version: int
+    results: _containers.RepeatedCompositeFieldContainer[TrainResult]
+    sums: Tensors
+    def __init__(self, round: _Optional[int] = ..., model_version: _Optional[int] = ..., results: _Optional[_Iterable[_Union[TrainResult, _Mapping]]] = ..., sums: _Optional[_Union[Tensors, _Mapping]] = ...) -> None: ...
+
 class ClientFailure(_message.Message):
     __slots__ = ("round", "client_id", "error", "fatal")
     ROUND_FIELD_NUMBER: _ClassVar[int]
@@ -241,20 +263,22 @@ class EvalFailure(_message.Message):
     def __init__(self, round: _Optional[int] = ..., model_version: _Optional[int] = ..., shard_index: _Optional[int] = ..., error: _Optional[str] = ..., fatal: _Optional[bool] = ..., view: _Optional[int] = ...) -> None: ...
 
 class Completion(_message.Message):
-    __slots__ = ("client_update", "client_failure", "eval_outcome", "heartbeat", "plugin", "eval_failure")
+    __slots__ = ("client_update", "client_failure", "eval_outcome", "heartbeat", "plugin", "eval_failure", "partial_update")
     CLIENT_UPDATE_FIELD_NUMBER: _ClassVar[int]
     CLIENT_FAILURE_FIELD_NUMBER: _ClassVar[int]
     EVAL_OUTCOME_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
     PLUGIN_FIELD_NUMBER: _ClassVar[int]
     EVAL_FAILURE_FIELD_NUMBER: _ClassVar[int]
+    PARTIAL_UPDATE_FIELD_NUMBER: _ClassVar[int]
     client_update: ClientUpdate
     client_failure: ClientFailure
     eval_outcome: EvalOutcome
     heartbeat: Heartbeat
     plugin: Envelope
     eval_failure: EvalFailure
-    def __init__(self, client_update: _Optional[_Union[ClientUpdate, _Mapping]] = ..., client_failure: _Optional[_Union[ClientFailure, _Mapping]] = ..., eval_outcome: _Optional[_Union[EvalOutcome, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., plugin: _Optional[_Union[Envelope, _Mapping]] = ..., eval_failure: _Optional[_Union[EvalFailure, _Mapping]] = ...) -> None: ...
+    partial_update: PartialUpdate
+    def __init__(self, client_update: _Optional[_Union[ClientUpdate, _Mapping]] = ..., client_failure: _Optional[_Union[ClientFailure, _Mapping]] = ..., eval_outcome: _Optional[_Union[EvalOutcome, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., plugin: _Optional[_Union[Envelope, _Mapping]] = ..., eval_failure: _Optional[_Union[EvalFailure, _Mapping]] = ..., partial_update: _Optional[_Union[PartialUpdate, _Mapping]] = ...) -> None: ...
 
 class Heartbeat(_message.Message):
     __slots__ = ()

@@ -30,6 +30,7 @@ from fedscale_halor.transport.messages import (
     Heartbeat,
     Idle,
     ModelTest,
+    PartialUpdate,
     Shutdown,
     UpdateModel,
 )
@@ -72,6 +73,9 @@ _EVENTS: st.SearchStrategy[Event] = st.one_of(
 _COMPLETIONS: st.SearchStrategy[Completion] = st.one_of(
     st.builds(lambda weights, client: ClientUpdate(TrainResult(client, 1, 1, weights, 4, 2, 0.5, 0.3, 0.1)),
               _weights(), _INT64),
+    st.builds(lambda weights, clients: PartialUpdate(1, 1, tuple(TrainResult(c, 1, 1, {}, 4, 2, 0.5, 0.3, 0.1)
+                                                             for c in clients), weights),
+              _weights(), st.lists(_INT64, max_size=3)),
     st.builds(ClientFailure, _INT64, _INT64, st.text(max_size=20), st.booleans()),
     st.builds(EvalOutcome, _INT64, _INT64, _INT64, st.just(EvalResult(3, 1.0, 2, 3))),
     st.builds(EvalFailure, _INT64, _INT64, _INT64, st.text(max_size=20), st.booleans()),
@@ -136,7 +140,8 @@ def test_a_truncated_or_extended_completion_is_refused_as_malformed(completion: 
 def test_flipped_bytes_in_a_valid_payload_decode_or_are_refused(message: Event | Completion,
                                                                 data: st.DataObject) -> None:
     # Prepare: the same payload with a few bytes replaced anywhere (prefix, header, safetensors header, tensor data)
-    is_event = not isinstance(message, ClientUpdate | ClientFailure | EvalOutcome | EvalFailure | Heartbeat)
+    is_event = not isinstance(message, ClientUpdate | PartialUpdate | ClientFailure | EvalOutcome | EvalFailure
+                                       | Heartbeat)
     whole = bytearray(serde.event_to_bytes(message) if is_event else serde.completion_to_bytes(message))
     for _ in range(data.draw(st.integers(1, 4))):
         whole[data.draw(st.integers(0, len(whole) - 1))] = data.draw(st.integers(0, 255))

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 import torch
 
+from fedscale_halor.aggregation.partial import SumRule
 from fedscale_halor.transport import serde, tensor_codec
 from fedscale_halor.transport.framing import frame_parts
 from fedscale_halor.transport.messages import (
@@ -18,6 +20,7 @@ from fedscale_halor.transport.messages import (
     ExecutorInfo,
     Idle,
     ModelTest,
+    PartialUpdate,
     RegisterReply,
     Shutdown,
     UpdateModel,
@@ -58,6 +61,8 @@ def _task(client_id: int) -> TrainTask:
     ModelTest(round=5, model_version=4, shard_index=1, shard_count=3),
     ModelTest(round=5, model_version=4, shard_index=1, shard_count=3, cohort=2),
     ClientTrain(round=3, model_version=2, tasks=(_task(7),), cohort=1),
+    ClientTrain(round=3, model_version=2, tasks=(replace(_task(7), summed=True), _task(8)), sum_rule=SumRule(False)),
+    ClientTrain(round=3, model_version=2, tasks=(replace(_task(7), summed=True),), sum_rule=SumRule(True)),
     Idle(wait_s=0.25),
     Idle(wait_s=0.0),
     Shutdown(reason="the job is over"),
@@ -105,6 +110,40 @@ def test_client_update_round_trips_exactly() -> None:
     _assert_same_weights(received.result.weights, weights)
     sent_fields = {**vars(result), "weights": None}
     assert {**vars(received.result), "weights": None} == sent_fields
+
+
+def test_a_partial_update_round_trips_its_sums_and_its_weightless_results() -> None:
+    results = tuple(TrainResult(client_id=c, round=3, model_version=2, weights={}, num_samples=10 + c, num_steps=20,
+                                loss_mean=0.731, loss_square_mean=0.5812345678901234, wall_time_s=1.25)
+                    for c in (9, 4))
+    sums = {"high.w": torch.tensor([2**60, -3, 0]), "low.w": torch.tensor([1, 2, 3]), "bound.w": torch.tensor(7),
+            "coefficients.integral": torch.tensor(27), "coefficients.fractional": torch.tensor(0)}
+
+    received = serde.completion_from_bytes(serde.completion_to_bytes(PartialUpdate(3, 2, results, sums)))
+
+    assert isinstance(received, PartialUpdate) and (received.round, received.model_version) == (3, 2)
+    assert received.results == results
+    _assert_same_weights(received.sums, sums)
+
+
+def test_a_partial_update_with_a_clients_weights_is_refused_both_ways() -> None:
+    result = TrainResult(client_id=1, round=3, model_version=2, weights={"w": torch.zeros(2)}, num_samples=1,
+                         num_steps=1, loss_mean=0.0, loss_square_mean=0.0, wall_time_s=0.0)
+    with pytest.raises(TypeError, match="without weights"):
+        serde.completion_to_bytes(PartialUpdate(3, 2, (result,), {}))
+    blobs: list = []
+    message = pb.Completion(partial_update=pb.PartialUpdate(round=3, model_version=2, results=[pb.TrainResult(
+        client_id=1, weights=serde.weights_to_proto(result.weights, blobs))],
+        sums=serde.weights_to_proto({}, blobs)))
+    with pytest.raises(serde.MalformedMessageError, match=r"client 1\) carries weights"):
+        serde.completion_from_bytes(b"".join(frame_parts(message.SerializeToString(), blobs)))
+
+
+def test_a_client_train_that_sums_without_a_rule_is_malformed() -> None:
+    message = pb.Event(client_train=pb.ClientTrain(round=3, model_version=2, tasks=[pb.TrainTask(client_id=5,
+                                                                                                 summed=True)]))
+    with pytest.raises(serde.MalformedMessageError, match="round 3 sums clients' updates but carries no sum_rule"):
+        serde.event_from_bytes(b"".join(frame_parts(message.SerializeToString(), [])))
 
 
 @pytest.mark.parametrize("completion", [

@@ -6,8 +6,8 @@ from dataclasses import replace
 import pytest
 import torch
 
+from fedscale_halor.aggregation.update_check import update_mismatch
 from fedscale_halor.server.board import WorkBoard
-from fedscale_halor.server.update_check import update_mismatch
 from fedscale_halor.transport.messages import ClientUpdate, Idle
 from fedscale_halor.types import TrainResult, TrainTask
 
