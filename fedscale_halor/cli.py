@@ -58,9 +58,27 @@ def _start(args: argparse.Namespace) -> int:
 
 def _submit(args: argparse.Namespace) -> int:
     from fedscale_halor.launch.jobfile import load_config
+    from fedscale_halor.launch.slurm import submit_slurm_job
     from fedscale_halor.launch.submit import submit_job
 
-    cfg = load_config(args.config, overrides=_parse_overrides(args.set))
+    overrides = _parse_overrides(args.set)
+    if args.scheduler:
+        overrides["launcher"] = args.scheduler
+    cfg = load_config(args.config, overrides=overrides)
+    if args.resume and not args.timestamp:
+        raise SystemExit("fedscale-halor: --resume needs the --timestamp of the run to continue")
+    if args.force_config and not args.resume:
+        raise SystemExit("fedscale-halor: --force-config only applies with --resume")
+    if cfg.deployment.launcher == "slurm":
+        record = submit_slurm_job(cfg, timestamp=args.timestamp, resume=args.resume, force_config=args.force_config)
+        print(f"submitted job {record.job_name}, timestamp {record.timestamp}, to Slurm as job {record.slurm_job_id}"
+              f"{' (resuming from its checkpoint)' if args.resume else ''}")
+        print(f"logs: {record.run_dir}")
+        print(f"stop it with: fedscale-halor stop {shlex.quote(record.job_name)} {shlex.quote(record.timestamp)}")
+        return 0
+    if args.resume:
+        raise SystemExit("fedscale-halor: submit --resume continues Slurm runs (--scheduler slurm); a run submitted "
+                         "over SSH resumes with `fedscale-halor start --timestamp T --resume` on its ps_ip")
     record = submit_job(cfg, timestamp=args.timestamp)
     hosts = ", ".join(dict.fromkeys(process.host for process in record.processes))
     print(f"submitted job {record.job_name}, timestamp {record.timestamp}: {len(record.processes)} processes on "
@@ -102,7 +120,10 @@ def _kill(args: argparse.Namespace) -> int:
 def _experiment_headline(run: StoppedRun) -> str:
     record = run.record
     outcomes = {stopped.outcome for stopped in run.processes}
-    state = "not stopped" if not run.complete else "stopped" if outcomes & {"terminated", "killed"} else "had ended"
+    if run.slurm_job is not None:
+        outcomes.add(run.slurm_job.outcome)
+    state = ("not stopped" if not run.complete else "stopped" if outcomes & {"terminated", "killed", "cancelled"}
+             else "had ended")
     return (f"{state}: {record.data_set or record.job_name} {record.timestamp} (job {record.job_name}, "
             f"logs {record.run_dir})")
 
@@ -115,6 +136,8 @@ def _report_stopped(runs: Sequence[StoppedRun], headline: Callable[[StoppedRun],
         for stopped in run.processes:
             detail = f": {stopped.detail}" if stopped.detail else ""
             print(f"  {stopped.process.describe()}: {stopped.outcome}{detail}")
+        if run.slurm_job is not None:
+            print(f"  {run.slurm_job.describe()}")
         if not run.complete:
             complete = False
             print(f"  not every host answered; {retry_hint}", file=sys.stderr)
@@ -202,12 +225,20 @@ def build_parser() -> argparse.ArgumentParser:
                        help="run the executors as threads of this process over the in-memory transport")
     start.set_defaults(handler=_start)
 
-    submit = commands.add_parser("submit", help="start a job over SSH: the aggregator on ps_ip and the executors on "
-                                                "their worker_ips hosts, each after setup_commands; returns at once")
+    submit = commands.add_parser("submit", help="start a job over SSH (the aggregator on ps_ip and the executors on "
+                                                "their worker_ips hosts, each after setup_commands) or as one Slurm "
+                                                "batch job (launcher: slurm); returns at once")
     _add_job_arguments(submit)
+    submit.add_argument("--scheduler", choices=("ssh", "slurm"),
+                        help="how to start the job (default: the config's launcher, ssh unless it says slurm)")
+    submit.add_argument("--resume", action="store_true",
+                        help="Slurm: submit the run of --timestamp again, continuing from its last checkpoint (after "
+                             "scancel, a time limit or a node failure)")
+    submit.add_argument("--force-config", action="store_true",
+                        help="with --resume: continue even when the config changes what is trained")
     submit.set_defaults(handler=_submit)
 
-    stop = commands.add_parser("stop", help="stop the processes of a submitted or started job")
+    stop = commands.add_parser("stop", help="stop the processes of a submitted or started job (scancel for Slurm)")
     stop.add_argument("job", nargs="?", help="the job's name (job_name)")
     stop.add_argument("--all", action="store_true", help="stop every recorded run of every job")
     stop.add_argument("timestamp", nargs="?", help="the run to stop (default: every recorded run of the job)")

@@ -7,6 +7,7 @@ command line, where `ps` would show it to every user of the host.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import sys
@@ -44,19 +45,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     return serve_executor(load_config(args.config), args.rank, args.address, token, args.threads)
 
 
-def serve_executor(cfg: ExperimentConfig, rank: int, address: str, token: str, threads: int | None = None) -> int:
-    """Run executor ``rank`` of the job against the aggregator at ``address`` until it shuts down; the exit status."""
+def serve_executor(cfg: ExperimentConfig, rank: int, address: str, token: str, threads: int | None = None, *,
+                   gpu_index: int | None = None) -> int:
+    """Run executor ``rank`` of the job against the aggregator at ``address`` until it shuts down; the exit status.
+    ``gpu_index``: the GPU to use instead of the slot's (a scheduler gave the process its own)."""
     tune_process_for_training()
     slots = executor_slots(cfg.deployment.worker_ips)
     if not 0 <= rank < len(slots):
         print(f"executor: rank {rank} is not among the job's {len(slots)} slots", file=sys.stderr)
         return 2
+    slot = slots[rank] if gpu_index is None else dataclasses.replace(slots[rank], gpu_index=gpu_index)
     tls = client_tls_from_settings(cfg.job.tls_ca_file, cfg.job.tls_cert_file)
     transport = GrpcTransport(address, token, chunk_bytes=int(cfg.job.message_chunk_mb * 2**20), tls=tls,
                               connect_timeout_s=cfg.job.register_timeout, reconnect_window_s=cfg.job.reconnect_timeout,
                               shared_memory=cfg.job.shared_memory)
     try:
-        build_executor(cfg, slots[rank], transport, threads=threads).run()
+        build_executor(cfg, slot, transport, threads=threads).run()
     except AuthenticationError as error:
         logging.getLogger("fedscale_halor.executor").error("executor_%d refused: %s", rank, error)
         return 3

@@ -59,11 +59,13 @@ class JobRecord:
     job_name: str
     timestamp: str
     run_dir: str
-    launcher: str  # "start" or "submit"
+    launcher: str  # "start", "submit" or "slurm"
     status: str = "running"
     token_file: str = ""  # empty when the token never touched a disk (start passes it in the environment)
     processes: tuple[ProcessRecord, ...] = field(default_factory=tuple)
     data_set: str = ""  # the job's data set, so that `kill_exps.sh <dataset>` finds runs whatever their job name
+    # launcher "slurm": the batch job that runs the processes (Slurm knows their pids and hosts, the record does not)
+    slurm_job_id: str = ""
 
     def with_process(self, process: ProcessRecord) -> JobRecord:
         return replace(self, processes=(*self.processes, process))

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fedscale_halor.launch.records import JobRecord, RecordError, index_entries
+from fedscale_halor.launch.slurm import SlurmCommands, SubprocessSlurm, run_state
 from fedscale_halor.launch.stop import access_of, process_running
 
 
@@ -21,20 +22,27 @@ class RunStatus:
     last_top1: float | None
     alive: bool | None = None  # None: its processes are on hosts this machine cannot look at without SSH
     problem: str = ""  # the record is unreadable: why, naming its file (the record holds only its index path's names)
+    slurm_state: str | None = None  # a run submitted to Slurm: Slurm's state of its batch job
+    slurm_view: str = ""  # that state in the records' words (``slurm.run_state``)
 
     @property
     def hosts(self) -> tuple[str, ...]:
+        if self.record.slurm_job_id:
+            return (f"Slurm job {self.record.slurm_job_id} ({self.slurm_state or self.slurm_view})",)
         return tuple(dict.fromkeys(process.host for process in self.record.processes))
 
     @property
     def state(self) -> str:
-        """The record's status, or ``ended`` for a run recorded as running whose processes are all gone."""
+        """The record's status, or ``ended`` for a run recorded as running whose processes are all gone; for a
+        run recorded as running under Slurm, what Slurm says of its job."""
         if self.problem:
             return "unreadable"
+        if self.record.status == "running" and self.slurm_view:
+            return self.slurm_view
         return "ended" if self.record.status == "running" and self.alive is False else self.record.status
 
 
-def run_statuses(jobs_dir: str | Path | None = None) -> list[RunStatus]:
+def run_statuses(jobs_dir: str | Path | None = None, slurm: SlurmCommands | None = None) -> list[RunStatus]:
     """Every recorded run, by job and timestamp."""
     statuses = []
     for path, entry in index_entries(jobs_dir):
@@ -43,6 +51,12 @@ def run_statuses(jobs_dir: str | Path | None = None) -> list[RunStatus]:
             statuses.append(RunStatus(names, None, None, None, problem=str(entry)))
             continue
         last_round, last_top1 = _progress(Path(entry.run_dir))
+        if entry.slurm_job_id:
+            slurm = slurm or SubprocessSlurm()
+            slurm_state, view = run_state(entry, slurm)
+            alive = view in ("running", "pending") if view != "unknown" else None
+            statuses.append(RunStatus(entry, last_round, last_top1, alive, slurm_state=slurm_state, slurm_view=view))
+            continue
         statuses.append(RunStatus(entry, last_round, last_top1, _alive(entry)))
     return statuses
 

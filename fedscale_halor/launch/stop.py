@@ -2,7 +2,7 @@
 
 Processes on this machine are signalled directly; those on other hosts by a script run over SSH. A process that
 is already gone is not an error, and a pid that now belongs to another program (the run ended long ago and the
-number was reused) is left alone.
+number was reused) is left alone. A run submitted to Slurm is cancelled by its recorded job id (``slurm``).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from fedscale_halor.launch.records import (
     save_record,
 )
 from fedscale_halor.launch.remote import GroupToStop, HostAccess, RemoteCommandError, run_script, stop_script
+from fedscale_halor.launch.slurm import CancelledJob, SlurmCommands, SubprocessSlurm, cancel_run
 
 DEFAULT_GRACE_S = 5.0
 OUTCOMES = ("terminated", "killed", "gone", "foreign", "unreachable")
@@ -42,19 +43,29 @@ class StoppedProcess:
 class StoppedRun:
     record: JobRecord
     processes: tuple[StoppedProcess, ...]
+    slurm_job: CancelledJob | None = None  # a run submitted to Slurm: what became of its batch job
 
     @property
     def complete(self) -> bool:
-        """Every process is known to be gone (no host was unreachable)."""
-        return all(stopped.outcome != "unreachable" for stopped in self.processes)
+        """Every process is known to be gone (no host was unreachable, Slurm answered)."""
+        return (all(stopped.outcome != "unreachable" for stopped in self.processes)
+                and (self.slurm_job is None or self.slurm_job.outcome != "unreachable"))
+
+
+def stop_run(record: JobRecord, *, grace_s: float = DEFAULT_GRACE_S,
+             slurm: SlurmCommands | None = None) -> StoppedRun:
+    """Stop the run's recorded processes and, when Slurm runs it, cancel its batch job."""
+    processes = tuple(stop_processes(record.processes, grace_s=grace_s))
+    slurm_job = cancel_run(record, slurm or SubprocessSlurm()) if record.slurm_job_id else None
+    return StoppedRun(record, processes, slurm_job)
 
 
 def stop_job(job_name: str, timestamp: str | None = None, *, jobs_dir: str | Path | None = None,
-             grace_s: float = DEFAULT_GRACE_S) -> list[StoppedRun]:
+             grace_s: float = DEFAULT_GRACE_S, slurm: SlurmCommands | None = None) -> list[StoppedRun]:
     """Stop one run of a job (``timestamp``) or every recorded run of it, and mark their records stopped."""
     runs: list[StoppedRun] = []
     for _, record in find_records(job_name, timestamp, jobs_dir):
-        stopped = StoppedRun(record, tuple(stop_processes(record.processes, grace_s=grace_s)))
+        stopped = stop_run(record, grace_s=grace_s, slurm=slurm)
         if stopped.complete:
             save_record(record.with_status("stopped"), jobs_dir)
         runs.append(stopped)
@@ -62,7 +73,7 @@ def stop_job(job_name: str, timestamp: str | None = None, *, jobs_dir: str | Pat
 
 
 def kill_experiments(name: str | None, timestamp: str | None = None, *, jobs_dir: str | Path | None = None,
-                     grace_s: float = DEFAULT_GRACE_S) -> list[StoppedRun]:
+                     grace_s: float = DEFAULT_GRACE_S, slurm: SlurmCommands | None = None) -> list[StoppedRun]:
     """What `kill_exps.sh` does: stop the indexed runs whose data set or job name is ``name`` (every run when None;
     only ``timestamp`` when given), then drop them from the index, their run folders' job.json saying ``stopped``.
     Finding nothing is not an error: the runs may have ended or been stopped already. A run with an unreachable
@@ -73,7 +84,7 @@ def kill_experiments(name: str | None, timestamp: str | None = None, *, jobs_dir
             continue
         if timestamp is not None and record.timestamp != timestamp:
             continue
-        stopped = StoppedRun(record, tuple(stop_processes(record.processes, grace_s=grace_s)))
+        stopped = stop_run(record, grace_s=grace_s, slurm=slurm)
         if stopped.complete:
             save_record(record.with_status("stopped"), jobs_dir)
             forget_record(record, jobs_dir)
