@@ -69,6 +69,20 @@ def task_gpu_index(environ: Mapping[str, str]) -> int:
     return int(environ.get("SLURM_LOCALID", "0") or 0)
 
 
+def node_address(environ: Mapping[str, str]) -> str:
+    """The name executors dial to reach this node: Slurm's node name when it resolves (it usually is the host
+    name), else the host's own names."""
+    candidates = [name for name in (environ.get("SLURMD_NODENAME", ""), socket.gethostname(), socket.getfqdn())
+                  if name]
+    for name in candidates:
+        try:
+            socket.gethostbyname(name)
+        except OSError:
+            continue
+        return name
+    return candidates[0]
+
+
 def has_checkpoint(run_dir: Path) -> bool:
     folder = run_dir / "checkpoint"
     return (folder / STATE_FILE).is_file() or (folder / PREVIOUS_DIR / STATE_FILE).is_file()
@@ -106,7 +120,7 @@ def run_aggregator(run_dir: Path, environ: Mapping[str, str]) -> int:
         print(f"aggregator: {error}", file=sys.stderr)
         return 2
     job_id, restart = attempt_of(environ)
-    host = environ.get("SLURMD_NODENAME") or socket.gethostname()
+    host = node_address(environ)
     resume = has_checkpoint(run_dir)
     handler = attach_log_file("fedscale_halor", run_dir / "aggregator.log", echo=False)
     stop_on_sigterm()  # scancel's SIGTERM: the server stops and the logs are flushed
