@@ -3,7 +3,8 @@
 #
 #   bash install.sh                 a venv at ./.venv (or $FEDSCALE_HALOR_VENV)
 #   bash install.sh --conda NAME    a conda environment NAME (created when missing)
-#   bash install.sh --test          also the test tools (pytest, ruff, grpcio-tools)
+#   bash install.sh --test          also the test tools (pytest, ruff, grpcio-tools), and as root Debian's
+#                                   slurm-wlm and munge for the real-Slurm test when they are missing
 #
 # Idempotent: when the environment already matches this checkout's requirements it returns in about a second.
 # The chosen interpreter is recorded in ./.env_python for run_exps.sh and run_tests.sh.
@@ -16,10 +17,27 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --conda) conda_env=${2:?--conda needs an environment name}; shift 2 ;;
     --test) extras="[test]"; shift ;;
-    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
     *) echo "install.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
+
+# tests/integration/test_slurm_job.py runs a single-node Slurm cluster on this machine; it fails, saying why,
+# when the packages are missing, so that a run without Slurm never passes for one with it
+if [ -n "$extras" ] && ! PATH="$PATH:/usr/sbin:/sbin" command -v slurmctld >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "install.sh: installing slurm-wlm and munge (apt-get) for the Slurm integration test"
+    slurm_started=$(date +%s)
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends slurm-wlm munge >/dev/null
+    echo "install.sh: slurm-wlm and munge installed in $(( $(date +%s) - slurm_started )) s"
+  else
+    echo "install.sh: Slurm is not installed and only root with apt-get can install it here: the Slurm" \
+      "integration test will fail; install Debian's slurm-wlm and munge (sudo apt-get install slurm-wlm munge)," \
+      "or leave the long tests out (bash run_tests.sh -m 'not slow')" >&2
+  fi
+fi
 
 if [ -n "$conda_env" ]; then
   command -v conda >/dev/null || { echo "install.sh: --conda given but conda is not on PATH" >&2; exit 1; }
