@@ -135,6 +135,11 @@ def submit_slurm_job(cfg: ExperimentConfig, *, timestamp: str | None = None, job
         executor_slots(cfg.deployment.worker_ips)
     except ValueError as error:
         raise SlurmError(str(error)) from None
+    folder = run_dir or Path(cfg.job.log_path).expanduser().resolve() / cfg.job.job_name / (timestamp or "")
+    if any(character.isspace() for character in str(folder)):
+        raise SlurmError(f"job {cfg.job.job_name}: the run folder {folder} has a blank in its path, which an "
+                         "'#SBATCH --output' line cannot hold; choose a log_path, job_name and timestamp without "
+                         "blanks")
     if resume:
         try:
             run_dir = open_run_dir(cfg.job.log_path, cfg.job.job_name, timestamp, resume=True)
