@@ -149,7 +149,7 @@ def _sweep(args: argparse.Namespace) -> int:
 
     return run_sweep(Path(args.config), [parse_axis(text) for text in args.grid],
                      parse_servers(args.ips.split(), args.gpus.split()), _parse_overrides(args.set),
-                     detach=args.detach, dry_run=args.dry_run, timestamp=args.timestamp)
+                     detach=args.detach, dry_run=args.dry_run, timestamp=args.timestamp, scheduler=args.scheduler)
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -260,6 +260,8 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--detach", action="store_true",
                        help="start a single local experiment in the background too")
     sweep.add_argument("--dry-run", action="store_true", help="print the experiments without starting them")
+    sweep.add_argument("--scheduler", choices=("ssh", "slurm"),
+                       help="slurm: one Slurm batch job per experiment (default: the config's launcher)")
     sweep.set_defaults(handler=_sweep)
 
     status = commands.add_parser("status", help="the recorded runs: data set, state, round, accuracy and hosts")

@@ -4,7 +4,8 @@ timestamp and its own config rendered from the data set's job file, assigned to 
 The planning functions are pure (grid expansion, round robin, rendering); ``run_sweep`` reserves the run folders,
 starts the experiments through ``submit`` (a local bash for this machine, SSH for any other host) and prints a
 table. A single experiment on this machine, not detached, becomes a plain ``fedscale-halor start`` in the
-foreground instead, which is what `bash run_exps.sh digits` has always done.
+foreground instead, which is what `bash run_exps.sh digits` has always done. Under ``launcher: slurm`` (or
+``--scheduler slurm``) each experiment is one Slurm batch job, placed by Slurm rather than on servers.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from fedscale_halor.launch.hosts import executor_slots
 from fedscale_halor.launch.jobfile import load_config, with_overrides
 from fedscale_halor.launch.remote import HostAccess
 from fedscale_halor.launch.rundir import create_run_dir, new_timestamp
+from fedscale_halor.launch.slurm import SlurmCommands, submit_slurm_job
 from fedscale_halor.launch.submit import submit_job
 
 # keys that IPS and GPUS decide, so a --set of them next to IPS would be ambiguous
@@ -140,6 +142,7 @@ class Launched:
     cfg: ExperimentConfig
     run_dir: Path | None  # None: not started (dry run, or a failure before its folder existed)
     error: str = ""
+    slurm_job_id: str = ""  # launcher slurm: the experiment's batch job
 
     @property
     def timestamp(self) -> str:
@@ -147,21 +150,25 @@ class Launched:
 
 
 def launch_experiment(cfg: ExperimentConfig, experiment: Experiment, base: str,
-                      jobs_dir: str | Path | None = None) -> Launched:
-    """Start one experiment in the background through submit; a failure is returned, not raised, so that the other
-    experiments of the sweep still start."""
+                      jobs_dir: str | Path | None = None, slurm: SlurmCommands | None = None) -> Launched:
+    """Start one experiment in the background through submit (or sbatch); a failure is returned, not raised, so
+    that the other experiments of the sweep still start."""
     run_dir: Path | None = None
+    under_slurm = cfg.deployment.launcher == "slurm"
     try:
-        if runs_on_this_machine(cfg):
+        if runs_on_this_machine(cfg) and not under_slurm:
             cfg = _with_free_port(cfg)
         run_dir = reserve_run_dir(cfg, base, jobs_dir)
-        record = submit_job(cfg, run_dir=run_dir, jobs_dir=jobs_dir)
+        if under_slurm:
+            record = submit_slurm_job(cfg, run_dir=run_dir, jobs_dir=jobs_dir, slurm=slurm)
+        else:
+            record = submit_job(cfg, run_dir=run_dir, jobs_dir=jobs_dir)
     except (LaunchError, ConfigError, OSError, ValueError) as error:
         if run_dir is not None and not any(run_dir.iterdir()):
             run_dir.rmdir()  # nothing was recorded in it: the name goes back
             run_dir = None
         return Launched(experiment, cfg, run_dir, str(error))
-    return Launched(experiment, cfg, Path(record.run_dir))
+    return Launched(experiment, cfg, Path(record.run_dir), slurm_job_id=record.slurm_job_id)
 
 
 def format_table(launched: Sequence[Launched]) -> str:
@@ -170,7 +177,8 @@ def format_table(launched: Sequence[Launched]) -> str:
         deployment, job = item.cfg.deployment, item.cfg.job
         logs = str(item.run_dir) if item.run_dir is not None else str(
             Path(job.log_path).expanduser().resolve() / job.job_name / "<timestamp>")
-        rows.append([str(item.experiment.index + 1), job.data_set, item.timestamp, deployment.ps_ip,
+        host = f"slurm:{item.slurm_job_id or '-'}" if deployment.launcher == "slurm" else deployment.ps_ip
+        rows.append([str(item.experiment.index + 1), job.data_set, item.timestamp, host,
                      str(deployment.ps_port or "free"), "; ".join(deployment.worker_ips), item.experiment.describe(),
                      f"FAILED: {item.error}" if item.error else logs])
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]) - 1)]
@@ -180,12 +188,20 @@ def format_table(launched: Sequence[Launched]) -> str:
 
 def run_sweep(config: Path, axes: Sequence[Axis], servers: Sequence[Server], overrides: Mapping[str, str], *,
               detach: bool = False, dry_run: bool = False, timestamp: str | None = None,
-              jobs_dir: str | Path | None = None) -> int:
+              jobs_dir: str | Path | None = None, scheduler: str | None = None,
+              slurm: SlurmCommands | None = None) -> int:
     """Plan the sweep, then run its single local experiment in the foreground (this process becomes
-    `fedscale-halor start`) or start every experiment in the background and print the table. Returns the exit
-    status: 1 when some experiment did not start."""
+    `fedscale-halor start`) or start every experiment in the background and print the table; ``scheduler`` slurm
+    (or the config's launcher) submits each experiment as a Slurm job. Returns the exit status: 1 when some
+    experiment did not start."""
     _check_overrides(axes, servers, overrides)
+    if scheduler:
+        overrides = {**overrides, "launcher": scheduler}
     base_cfg = load_config(config, overrides=overrides)
+    under_slurm = base_cfg.deployment.launcher == "slurm"
+    if under_slurm and servers:
+        raise SweepError("IPS (--ips) names SSH servers, but under launcher slurm Slurm places every experiment: "
+                         "leave IPS empty (GPUS too) and size the jobs with worker_ips and the slurm_* keys")
     experiments = plan_experiments(axes, servers)
     # every config first: a bad value stops the sweep before anything starts
     configs = [render_config(base_cfg, experiment, len(experiments)) for experiment in experiments]
@@ -199,17 +215,18 @@ def run_sweep(config: Path, axes: Sequence[Axis], servers: Sequence[Server], ove
         print(format_table([Launched(experiment, cfg, None) for experiment, cfg in zip(experiments, configs,
                                                                                          strict=True)]))
         return 0
-    if len(experiments) == 1 and not detach and runs_on_this_machine(configs[0]):
+    if len(experiments) == 1 and not detach and not under_slurm and runs_on_this_machine(configs[0]):
         _become_start(config, overrides, experiments[0], base_cfg, timestamp)
     base = timestamp or new_timestamp()
     with _this_python_first_on_path():
-        launched = [launch_experiment(cfg, experiment, base, jobs_dir)
+        launched = [launch_experiment(cfg, experiment, base, jobs_dir, slurm)
                     for experiment, cfg in zip(experiments, configs, strict=True)]
     started = [item for item in launched if not item.error]
     print(f"started {len(started)} of {len(launched)} experiment(s) of {config} in the background:")
     print(format_table(launched))
     name = base_cfg.job.data_set
-    print("each run logs to aggregator.log in its logs folder, on its server; progress of all: fedscale-halor status")
+    where = "(Slurm's nodes write there too)" if under_slurm else "on its server"
+    print(f"each run logs to aggregator.log in its logs folder, {where}; progress of all: fedscale-halor status")
     print(f"stop one: bash kill_exps.sh {name} <timestamp>; all of {name}: bash kill_exps.sh {name}")
     return 0 if len(started) == len(launched) else 1
 

@@ -15,6 +15,7 @@ from fedscale_halor.launch.resume_check import ConfigMismatchError
 from fedscale_halor.launch.slurm import SlurmCommands, SlurmError, cancel_run, run_state, submit_slurm_job
 from fedscale_halor.launch.status import format_statuses, run_statuses
 from fedscale_halor.launch.stop import kill_experiments, stop_job
+from fedscale_halor.launch.sweep import Axis, SweepError, parse_servers, run_sweep
 
 
 class FakeSlurm(SlurmCommands):
@@ -196,3 +197,33 @@ def test_kill_cancels_every_slurm_run_of_the_data_set_and_drops_their_records(tm
     assert sorted(run.record.timestamp for run in runs) == ["t1", "t2"]
     assert sorted(slurm.cancelled) == ["100", "101"]
     assert known_runs(jobs) == {"other": ["t3"]}
+
+
+def test_a_sweep_under_slurm_submits_one_batch_job_per_experiment_and_kill_cancels_them(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Prepare
+    slurm, jobs = FakeSlurm(), tmp_path / "jobs"
+    digits_conf = Path(__file__).resolve().parents[3] / "benchmark" / "configs" / "digits" / "conf.yml"
+
+    # Execute
+    status = run_sweep(digits_conf, [Axis("rounds", ("20", "60"))], [], {"log_path": str(tmp_path / "logs")},
+                       timestamp="1125_101010", jobs_dir=jobs, scheduler="slurm", slurm=slurm)
+    killed = kill_experiments("digits", jobs_dir=jobs, slurm=slurm)
+
+    # Assert
+    out = capsys.readouterr().out
+    assert status == 0 and len(slurm.scripts) == 2
+    assert [line.split()[:4] for line in out.splitlines()[2:4]] == [["1", "digits", "1125_101010", "slurm:100"],
+                                                                   ["2", "digits", "1125_101010_1", "slurm:101"]]
+    recorded = [load_record(Path(run.record.run_dir) / "job.json") for run in killed]
+    assert sorted(record.slurm_job_id for record in recorded) == ["100", "101"]
+    assert {record.status for record in recorded} == {"stopped"}
+    assert "rounds: 60" in (tmp_path / "logs" / "digits" / "1125_101010_1" / "config.yml").read_text()
+    assert sorted(slurm.cancelled) == ["100", "101"] and known_runs(jobs) == {}
+
+
+def test_a_sweep_under_slurm_refuses_servers(tmp_path: Path) -> None:
+    digits_conf = Path(__file__).resolve().parents[3] / "benchmark" / "configs" / "digits" / "conf.yml"
+
+    with pytest.raises(SweepError, match="under launcher slurm Slurm places every experiment: leave IPS empty"):
+        run_sweep(digits_conf, [], parse_servers(["node-a"], []), {}, scheduler="slurm", slurm=FakeSlurm())
