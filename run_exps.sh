@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # shellcheck disable=SC2206  # the grid's lists are given as words
-# Run the experiments of a data set: bash run_exps.sh <dataset> [--detach] [--dry-run] [--set key=value ...]
+# Run the experiments of a data set:
+#   bash run_exps.sh <dataset> [--detach] [--dry-run] [--scheduler slurm] [--set key=value ...]
 #
 # One experiment per combination of the grid below, each with its own timestamp and its config rendered from
 # benchmark/configs/<dataset>/conf.yml, assigned to the servers of IPS round robin. An empty variable keeps the
@@ -9,6 +10,8 @@
 #   ROUNDS="100 500" SAMPLERS="random oort" bash run_exps.sh digits
 # A single experiment on this machine runs in the foreground and exits with the job's status (unless --detach);
 # otherwise every experiment starts in the background and a table says where. Stop them with kill_exps.sh.
+# With --scheduler slurm (or launcher: slurm in the config) each experiment is one Slurm batch job instead, and IPS
+# and GPUS stay empty: Slurm places the jobs.
 # Sets up the Python environment on first use (install.sh). See docs/experiments.md.
 set -euo pipefail
 set -f  # values such as [2] are not file name patterns
@@ -60,7 +63,7 @@ HALOR_RESAMPLE=(${HALOR_RESAMPLE-})
 SAMPLE_SEEDS=(${SAMPLE_SEEDS-})
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-usage="usage: bash run_exps.sh <dataset> [--detach] [--dry-run] [--set key=value ...]"
+usage="usage: bash run_exps.sh <dataset> [--detach] [--dry-run] [--scheduler slurm] [--set key=value ...]"
 dataset=${1:?$usage}
 shift
 config=$root/benchmark/configs/$dataset/conf.yml
