@@ -111,12 +111,14 @@ class LocalTrainer(Trainer):
         proximal = ProximalTerm(model, self.proximal_mu) if self.proximal_mu > 0 else None
         drift = (DriftPenalty(model, self.feddc_alpha, task.client_state, task.client_id)
                  if self.feddc_alpha is not None else None)
-        # Loss statistics accumulate on the device so the loop never waits for the GPU; one sync at the end.
-        loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
-        loss_square_sum = torch.zeros((), dtype=torch.float64, device=self.device)
-        samples_seen = 0
-        model.train()
-        for indices in batch_indices(len(data), task.batch_size, task.local_steps, torch_generator(task.seed)):
+        # Per-sample losses stay on the device so the loop never waits for the GPU, one row per step; their
+        # statistics are taken once at the end (a handful of small ops per step were 10% of a tiny model's client).
+        batch_size = min(task.batch_size, len(data))
+        losses = torch.empty((task.local_steps, batch_size), dtype=torch.float32, device=self.device)
+        if not model.training:  # train() walks every submodule, even when nothing changes
+            model.train()
+        for step, indices in enumerate(batch_indices(len(data), task.batch_size, task.local_steps,
+                                                     torch_generator(task.seed))):
             device_indices = indices.to(self.device)
             per_sample_loss = F.cross_entropy(model(features[device_indices]), labels[device_indices],
                                               reduction="none")
@@ -130,12 +132,12 @@ class LocalTrainer(Trainer):
                 drift.add_gradient()
             if optimizer is not None:
                 optimizer.step()
-            detached = per_sample_loss.detach()
-            loss_sum += detached.sum(dtype=torch.float64)
-            loss_square_sum += detached.square().sum(dtype=torch.float64)
-            samples_seen += int(indices.numel())
-        # All batches have the same size, so the per-sample mean equals the mean of the batch means.
-        total, total_square = torch.stack([loss_sum, loss_square_sum]).tolist()
+            losses[step].copy_(per_sample_loss.detach())
+        # Summed in float64 a step at a time, in step order; all batches have the same size, so the per-sample mean
+        # equals the mean of the batch means.
+        sums = torch.stack([losses.sum(dim=1, dtype=torch.float64), losses.square().sum(dim=1, dtype=torch.float64)])
+        total, total_square = sums.cumsum(dim=1)[:, -1].tolist()
+        samples_seen = losses.numel()
         return total / samples_seen, total_square / samples_seen
 
 
