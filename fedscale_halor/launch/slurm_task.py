@@ -70,8 +70,11 @@ def task_gpu_index(environ: Mapping[str, str]) -> int:
 
 
 def node_address(environ: Mapping[str, str]) -> str:
-    """The name executors dial to reach this node: Slurm's node name when it resolves (it usually is the host
-    name), else the host's own names."""
+    """The name executors dial to reach this node: loopback when the allocation is this one node (whatever the
+    node's name resolves to), else Slurm's node name when it resolves (it usually is the host name), else the
+    host's own names."""
+    if environ.get("SLURM_JOB_NUM_NODES", "").strip() == "1":
+        return "127.0.0.1"
     candidates = [name for name in (environ.get("SLURMD_NODENAME", ""), socket.gethostname(), socket.getfqdn())
                   if name]
     for name in candidates:

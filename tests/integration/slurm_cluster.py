@@ -34,6 +34,10 @@ class SlurmCluster:
     folder: Path
     node: str
 
+    def node_state(self) -> str:
+        """sinfo's short state of the node: idle, alloc, mix, comp (a job's processes still ending), ..."""
+        return _node_state(self.node)
+
     def log_tails(self, lines: int = 30) -> str:
         parts = []
         for name in ("slurmctld.log", "slurmd.log"):

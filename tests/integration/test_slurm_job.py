@@ -215,11 +215,15 @@ def test_a_cancelled_job_submitted_again_with_resume_continues_from_its_checkpoi
 
 def test_a_requeued_job_resumes_from_its_checkpoint(slurm_env: SlurmCluster, tmp_path: Path,
                                                     digits_data_dir: Path) -> None:
-    # Prepare: what Slurm does when a node fails under a job: requeue it (then let it start at once, rather than
-    # after the hold Slurm puts on a requeued job)
+    # Prepare: what Slurm does when a node fails under a job: requeue it. Slurm holds a requeued job for two
+    # minutes; it may start sooner once the first attempt's processes are gone and its credential's revocation is
+    # in the past (a start within the same second is refused as a revoked credential)
     def requeue(job_id: str) -> None:
         subprocess.run(["scontrol", "requeue", job_id], check=True, capture_output=True)
-        _wait_until(lambda: "PENDING" in _squeue(job_id), 60, "the requeued job to wait", slurm_env)
+        run_dir = tmp_run_dir(settings, "slurm_requeue")
+        _wait_until(lambda: "PENDING" in _squeue(job_id) and slurm_env.node_state() == "idle"
+                    and _processes_of(run_dir) == [], 90, "the requeued job's first attempt to end", slurm_env)
+        time.sleep(2.0)
         subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], check=True, capture_output=True)
 
     settings = _settings(tmp_path, digits_data_dir, rounds=300, **_LONG)

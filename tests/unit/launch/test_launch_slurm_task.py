@@ -10,6 +10,7 @@ from fedscale_halor.launch.slurm_task import (
     AggregatorAddress,
     attempt_of,
     has_checkpoint,
+    node_address,
     task_gpu_index,
     wait_for_address,
     write_address,
@@ -55,3 +56,8 @@ def test_the_aggregator_resumes_when_the_run_holds_a_checkpoint_or_its_previous_
     assert not has_checkpoint(tmp_path)  # an empty folder: no evaluation was saved yet
     (tmp_path / "checkpoint" / "previous" / "state.json").write_text("{}")
     assert has_checkpoint(tmp_path)
+
+
+def test_executors_of_a_one_node_job_dial_loopback_and_others_the_node_name() -> None:
+    assert node_address({"SLURM_JOB_NUM_NODES": "1", "SLURMD_NODENAME": "gpu17"}) == "127.0.0.1"
+    assert node_address({"SLURM_JOB_NUM_NODES": "2", "SLURMD_NODENAME": "localhost"}) == "localhost"
