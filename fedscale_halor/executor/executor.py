@@ -3,6 +3,7 @@ several at once.
 
 It registers with the aggregator, then pulls events until told to shut down. It holds one copy of the global model
 per version and trains whichever clients it is handed; data is memory-mapped, so any executor can train any client.
+Updates of tasks marked ``summed`` go into one partial sum per event (partials.py), the others are sent one by one.
 A client's training or a test shard's evaluation that raises is reported as a failure (task_errors.py says which are
 fatal to the job) and the executor carries on.
 
