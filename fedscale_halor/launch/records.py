@@ -3,7 +3,7 @@
 A record is JSON, written twice on the launching machine: ``job.json`` in the run folder (it stays with the logs)
 and ``<jobs dir>/<job_name>/<timestamp>.json``, the index `stop` reads from a job name alone. The jobs dir is
 ``~/.fedscale_halor/jobs`` unless FEDSCALE_HALOR_JOBS_DIR names another. Records hold the token file's path,
-never the token.
+never the token. A run submitted to Slurm is recorded by its Slurm job id, without processes.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import logging
 import os
 import secrets
 import shlex
@@ -34,6 +35,8 @@ from fedscale_halor.launch.slurm_script import (
     batch_plan,
     batch_script,
 )
+
+_log = logging.getLogger("fedscale_halor.launch")
 
 SCRIPT_FILE_NAME = "slurm_job.sh"
 # Slurm's job states in which some process of the job may still run (or start)
@@ -135,6 +138,9 @@ def submit_slurm_job(cfg: ExperimentConfig, *, timestamp: str | None = None, job
         executor_slots(cfg.deployment.worker_ips)
     except ValueError as error:
         raise SlurmError(str(error)) from None
+    if cfg.deployment.slurm.slurm_gpus_per_executor and not cfg.job.use_cuda:
+        _log.warning("job %s: slurm_gpus_per_executor is %d but use_cuda is false: the executors hold GPUs and "
+                     "train on the CPU", cfg.job.job_name, cfg.deployment.slurm.slurm_gpus_per_executor)
     folder = run_dir or Path(cfg.job.log_path).expanduser().resolve() / cfg.job.job_name / (timestamp or "")
     if any(character.isspace() for character in str(folder)):
         raise SlurmError(f"job {cfg.job.job_name}: the run folder {folder} has a blank in its path, which an "

@@ -83,6 +83,10 @@ def _wait_for_end(job_id: str, cluster: SlurmCluster) -> str:
     _wait_until(lambda: slurm.state(job_id) not in ACTIVE_STATES, _END_TIMEOUT_S, f"Slurm job {job_id} to end",
                 cluster)
     _squeue(job_id)
+    accounted = subprocess.run(["sacct", "--completion", "--jobs", job_id,
+                                "--format=JobID,JobName,Partition,NNodes,NodeList,State,End"],
+                               capture_output=True, text=True)
+    print(accounted.stdout.rstrip())  # the cluster keeps no accounting database: its job completion log
     return str(slurm.state(job_id))
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from fedscale_halor.cli import main
 from fedscale_halor.config.loader import config_from_mapping
 from fedscale_halor.config.schema import ExperimentConfig
 from fedscale_halor.launch.records import JobRecord, find_records, known_runs, load_record, save_record
@@ -227,3 +228,12 @@ def test_a_sweep_under_slurm_refuses_servers(tmp_path: Path) -> None:
 
     with pytest.raises(SweepError, match="under launcher slurm Slurm places every experiment: leave IPS empty"):
         run_sweep(digits_conf, [], parse_servers(["node-a"], []), {}, scheduler="slurm", slurm=FakeSlurm())
+
+
+def test_submit_resume_is_for_slurm_runs_and_needs_a_timestamp(tmp_path: Path) -> None:
+    digits_conf = Path(__file__).resolve().parents[3] / "benchmark" / "configs" / "digits" / "conf.yml"
+
+    with pytest.raises(SystemExit, match="submit --resume continues Slurm runs"):
+        main(["submit", str(digits_conf), "--timestamp", "t1", "--resume", f"--set=log_path={tmp_path}"])
+    with pytest.raises(SystemExit, match="--resume needs the --timestamp"):
+        main(["submit", str(digits_conf), "--scheduler", "slurm", "--resume"])
