@@ -25,7 +25,7 @@ from fedscale_halor.config.serialize import dump_config
 from fedscale_halor.config.variables import repository_root
 from fedscale_halor.launch.errors import LaunchError
 from fedscale_halor.launch.hosts import executor_slots
-from fedscale_halor.launch.records import JobRecord, save_record
+from fedscale_halor.launch.records import RECORD_FILE_NAME, JobRecord, load_record, save_record
 from fedscale_halor.launch.resume_check import write_run_config
 from fedscale_halor.launch.rundir import create_run_dir, open_run_dir
 from fedscale_halor.launch.slurm_script import (
@@ -151,6 +151,7 @@ def submit_slurm_job(cfg: ExperimentConfig, *, timestamp: str | None = None, job
             run_dir = open_run_dir(cfg.job.log_path, cfg.job.job_name, timestamp, resume=True)
         except (ValueError, FileNotFoundError) as error:
             raise SlurmError(f"job {cfg.job.job_name}: cannot resume: {error}") from None
+        _refuse_a_second_job(run_dir, slurm)
     elif run_dir is None:
         run_dir = create_run_dir(cfg.job.log_path, cfg.job.job_name, timestamp)
     run_dir = run_dir.resolve()
@@ -175,6 +176,18 @@ def submit_slurm_job(cfg: ExperimentConfig, *, timestamp: str | None = None, job
     record = dataclasses.replace(record, slurm_job_id=job_id)
     save_record(record, jobs_dir)
     return record
+
+
+def _refuse_a_second_job(run_dir: Path, slurm: SlurmCommands) -> None:
+    """Two jobs writing one run folder would interleave their rounds: the run's last job must have ended."""
+    if not (run_dir / RECORD_FILE_NAME).is_file():
+        return
+    record = load_record(run_dir / RECORD_FILE_NAME)
+    state = slurm.state(record.slurm_job_id) if record.slurm_job_id else None
+    if state in ACTIVE_STATES:
+        raise SlurmError(f"job {record.job_name} {record.timestamp} is still {state} as Slurm job "
+                         f"{record.slurm_job_id}; stop it first (fedscale-halor stop {record.job_name} "
+                         f"{record.timestamp}) or let Slurm requeue it")
 
 
 def run_state(record: JobRecord, slurm: SlurmCommands) -> tuple[str | None, str]:

@@ -103,6 +103,7 @@ def test_resume_submits_the_same_run_again_with_a_new_token_and_job_id(tmp_path:
     # Prepare: a run that was cancelled after a checkpoint
     slurm, jobs = FakeSlurm(), tmp_path / "jobs"
     first = submit_slurm_job(_config(tmp_path), timestamp="t1", jobs_dir=jobs, slurm=slurm)
+    slurm.states["100"] = "CANCELLED"
     run_dir = Path(first.run_dir)
     (run_dir / "checkpoint").mkdir()
     (run_dir / "aggregator_address").write_text('{"host": "n1", "port": 1, "job_id": "100", "restart": "0"}')
@@ -120,13 +121,17 @@ def test_resume_submits_the_same_run_again_with_a_new_token_and_job_id(tmp_path:
     assert [record.slurm_job_id for _, record in find_records("digits", directory=jobs)] == ["101"]
 
 
-def test_resume_refuses_a_change_of_what_is_trained_and_a_run_without_checkpoint(tmp_path: Path) -> None:
+def test_resume_refuses_a_change_of_what_is_trained_a_run_without_checkpoint_and_a_running_job(
+        tmp_path: Path) -> None:
     slurm, jobs = FakeSlurm(), tmp_path / "jobs"
     submit_slurm_job(_config(tmp_path), timestamp="t1", jobs_dir=jobs, slurm=slurm)
 
     with pytest.raises(SlurmError, match="cannot resume: no checkpoint to resume from"):
         submit_slurm_job(_config(tmp_path), timestamp="t1", jobs_dir=jobs, slurm=slurm, resume=True)
     (tmp_path / "logs" / "digits" / "t1" / "checkpoint").mkdir()
+    with pytest.raises(SlurmError, match=r"job digits t1 is still RUNNING as Slurm job 100; stop it first"):
+        submit_slurm_job(_config(tmp_path), timestamp="t1", jobs_dir=jobs, slurm=slurm, resume=True)
+    slurm.states["100"] = "CANCELLED"
     with pytest.raises(ConfigMismatchError, match=r"sample_seed \(233 -> 9\)"):
         submit_slurm_job(_config(tmp_path, sample_seed=9), timestamp="t1", jobs_dir=jobs, slurm=slurm, resume=True)
     assert len(slurm.scripts) == 1
