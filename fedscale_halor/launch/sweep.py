@@ -225,7 +225,7 @@ def run_sweep(config: Path, axes: Sequence[Axis], servers: Sequence[Server], ove
     print(f"started {len(started)} of {len(launched)} experiment(s) of {config} in the background:")
     print(format_table(launched))
     name = base_cfg.job.data_set
-    where = "(Slurm's nodes write there too)" if under_slurm else "on its server"
+    where = "which Slurm's nodes share" if under_slurm else "on its server"
     print(f"each run logs to aggregator.log in its logs folder, {where}; progress of all: fedscale-halor status")
     print(f"stop one: bash kill_exps.sh {name} <timestamp>; all of {name}: bash kill_exps.sh {name}")
     return 0 if len(started) == len(launched) else 1

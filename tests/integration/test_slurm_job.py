@@ -241,3 +241,36 @@ def test_a_requeued_job_resumes_from_its_checkpoint(slurm_env: SlurmCluster, tmp
     _assert_resumed_to_the_end(run_dir, 300, (f"Slurm job {job_id} (restart 1)", "resumed from the checkpoint",
                                               "round 300/300"))
     assert "DUE TO JOB REQUEUE" in (run_dir / f"slurm-{job_id}.out").read_text()
+
+
+def test_run_exps_submits_one_slurm_job_per_experiment_and_kill_exps_cancels_them(
+        slurm_env: SlurmCluster, tmp_path: Path, digits_data_dir: Path) -> None:
+    # Prepare: two long experiments of one executor each, so that both fit the node's two CPUs at once
+    settings = _settings(tmp_path, digits_data_dir, rounds=100000, **_LONG, worker_ips="127.0.0.1:[1]")
+    environment = {**os.environ, "SAMPLE_SEEDS": "1 2"}
+
+    # Execute
+    swept = subprocess.run(["bash", str(ROOT / "run_exps.sh"), "digits", "--scheduler", "slurm", "--timestamp",
+                            "sweep", *(f"--set={key}={value}" for key, value in settings.items())],
+                           capture_output=True, text=True, timeout=300, env=environment)
+    print(swept.stdout)
+    assert swept.returncode == 0, swept.stderr
+    rows = [line.split() for line in swept.stdout.splitlines()[2:4]]
+    assert [row[:3] for row in rows] == [["1", "digits", "sweep"], ["2", "digits", "sweep_1"]]
+    job_ids = [row[3].removeprefix("slurm:") for row in rows]
+    run_dirs = [tmp_path / "logs" / "digits" / stamp for stamp in ("sweep", "sweep_1")]
+    _wait_until(lambda: all(len(_metrics(run_dir)) >= 1 for run_dir in run_dirs), 180, "both first rounds",
+                slurm_env)
+    assert all("RUNNING" in _squeue(job_id) for job_id in job_ids)
+    killed = subprocess.run(["bash", str(ROOT / "kill_exps.sh"), "digits"], capture_output=True, text=True,
+                            timeout=300)
+
+    # Assert
+    print(killed.stdout)
+    assert killed.returncode == 0, killed.stderr
+    for job_id, run_dir in zip(job_ids, run_dirs, strict=True):
+        assert f"Slurm job {job_id} (was RUNNING): cancelled" in killed.stdout
+        assert "sample_seed: " + ("1" if run_dir.name == "sweep" else "2") in (run_dir / "config.yml").read_text()
+        assert "CANCELLED" in _squeue(job_id)
+        assert _processes_of(run_dir) == []
+    assert not any((tmp_path / "jobs").rglob("*.json"))  # kill_exps.sh forgets what it stopped
