@@ -106,6 +106,8 @@ class _Consumer:
 
 
 class _DriftFold(RoundFold):
+    in_client_order = True
+
     def __init__(self, strategy: FedDC, global_weights: Weights, expected_client_ids: Iterable[int]) -> None:
         self._strategy = strategy
         self._global = global_weights

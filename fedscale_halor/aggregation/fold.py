@@ -23,6 +23,10 @@ from fedscale_halor.types import TrainResult, Weights
 class RoundFold(ABC):
     """One round's aggregation: ``add`` each result as it arrives, then ``finish`` for the new global weights."""
 
+    #: whether the fold takes results in client-id order, holding early arrivals back (``InClientOrder``): the
+    #: round then hands clients out in smaller chunks, so that they come back nearer that order
+    in_client_order: bool = False
+
     @abstractmethod
     def add(self, result: TrainResult) -> None:
         """Take one client's result (in any order)."""

@@ -71,8 +71,9 @@ def training_lanes(threads: int, device: str, model: nn.Module) -> int:
     return threads
 
 
-# Smaller hand-outs than plain guided self-scheduling: with two executors each taking half a round at once, the
-# in-order FedAvg fold held up to eleven 26 MB updates of the reference workload waiting for their predecessors.
+# Smaller hand-outs than plain guided self-scheduling for folds that take results in client-id order (FedDC's):
+# with two executors each taking half a round at once, the in-order fold held up to eleven 26 MB updates of the
+# reference workload waiting for their predecessors.
 CHUNKS_PER_EXECUTOR = 4
 
 

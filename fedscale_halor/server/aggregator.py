@@ -195,7 +195,7 @@ class Aggregator:
                 fold.add(result)
 
         outcome = parts.board.run_round(round_index, tasks, on_result=take, hints=round_hints, sum_rule=sum_rule,
-                                        on_partial=fold.add_partial)
+                                        on_partial=fold.add_partial, in_client_order=fold.in_client_order)
         return _Attempt(planned, late, tuple(participants), fold, outcome, tuple(late_results))
 
     def _commit(self, round_index: int, cohort: Cohort, attempt: _Attempt, learning_rate: float,

@@ -55,10 +55,11 @@ _log = logging.getLogger("fedscale_halor.aggregator")
 class WorkBoard:
     def __init__(self, long_poll_s: float = 0.5, liveness: LivenessPolicy | None = None,
                  chunks_per_executor: int = 1, payloads: PayloadRegistry | None = None) -> None:
-        """``chunks_per_executor``: an asking executor takes ceil(pending / (live executors x this)) clients; 1 is
-        plain guided self-scheduling, more keeps the order in which updates arrive closer to client-id order (so
-        fewer wait for the in-order fold) at the cost of more polls. ``payloads``: the codecs of the job's plug-ins'
-        messages (exchanges' questions and answers, task hints)."""
+        """``chunks_per_executor``: in a round whose fold takes results in client-id order, an asking executor takes
+        ceil(pending / (live executors x this)) clients; more than 1 keeps the order in which updates arrive closer
+        to client-id order (so fewer wait for the in-order fold) at the cost of more polls. Other rounds use plain
+        guided self-scheduling (1): fewer, larger events, and fewer, larger partial sums. ``payloads``: the codecs
+        of the job's plug-ins' messages (exchanges' questions and answers, task hints)."""
         self._long_poll_s = long_poll_s
         self._liveness = liveness or LivenessPolicy()
         self._payloads = payloads or PayloadRegistry()
@@ -310,18 +311,19 @@ class WorkBoard:
     def run_round(self, round_index: int, tasks: list[TrainTask],
                   on_result: Callable[[TrainResult], None] | None = None,
                   hints: Sequence[object] = (), sum_rule: SumRule | None = None,
-                  on_partial: Callable[[PartialSum], None] | None = None) -> RoundOutcome:
+                  on_partial: Callable[[PartialSum], None] | None = None, in_client_order: bool = True) -> RoundOutcome:
         """Publish the round's tasks and wait until every client has reported or failed. With ``on_result``, each
         result is handed to it as soon as it arrives (on this thread, outside the board's lock), and the outcome's
         results carry no weights. ``hints`` (plug-ins' payloads) travel with every task. Tasks marked ``summed``
-        come back in executors' partial sums by ``sum_rule``, handed to ``on_partial`` as they arrive."""
+        come back in executors' partial sums by ``sum_rule``, handed to ``on_partial`` as they arrive.
+        ``in_client_order``: the round's fold takes results in client-id order (see ``chunks_per_executor``)."""
         if any(task.summed for task in tasks) and (sum_rule is None or on_result is None or on_partial is None):
             raise ValueError("summed tasks need a sum rule, on_result and on_partial")
         with self._changed:
             self._round = round_index
             self._sum_rule = sum_rule
             self._hints = tuple(self._payloads.wrap(hint) for hint in hints)
-            self._clients.start(tasks)
+            self._clients.start(tasks, None if in_client_order else 1)
             self._awaited_clients = {task.client_id for task in tasks}
             self._results, self._failures = {}, {}
             self._arrived = [] if on_result is not None else None

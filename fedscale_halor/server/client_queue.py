@@ -25,14 +25,22 @@ class ClientQueue:
         if chunks_per_executor < 1:
             raise ValueError(f"chunks_per_executor must be at least 1, got {chunks_per_executor}")
         self._chunks_per_executor = chunks_per_executor
+        self._round_chunks = chunks_per_executor
         self._pending: deque[TrainTask] = deque()
         self._handed_out_at: dict[int, float] = {}  # client -> when its task left, this round
         self._client_round_trip_s: dict[int, float] = {}
         self._executor_first_task_at: dict[str, float] = {}
         self._executor_round_trip_s: dict[str, float] = {}
 
-    def start(self, tasks: Sequence[TrainTask]) -> None:
-        """A new round: its tasks, in order; what the last round left, round trips included, is dropped."""
+    def start(self, tasks: Sequence[TrainTask], chunks_per_executor: int | None = None) -> None:
+        """A new round: its tasks, in order; what the last round left, round trips included, is dropped.
+        ``chunks_per_executor``: for this round, instead of the queue's own."""
+        if chunks_per_executor is not None:
+            if chunks_per_executor < 1:
+                raise ValueError(f"chunks_per_executor must be at least 1, got {chunks_per_executor}")
+            self._round_chunks = chunks_per_executor
+        else:
+            self._round_chunks = self._chunks_per_executor
         self._pending = deque(tasks)
         self._handed_out_at, self._client_round_trip_s = {}, {}
         self._executor_first_task_at, self._executor_round_trip_s = {}, {}
@@ -45,7 +53,7 @@ class ClientQueue:
         """The asking executor's share of the pending tasks, now counted among ``held``; empty when none wait."""
         if not self._pending:
             return ()
-        share = math.ceil(len(self._pending) / (max(1, live_executors) * self._chunks_per_executor))
+        share = math.ceil(len(self._pending) / (max(1, live_executors) * self._round_chunks))
         tasks = tuple(self._pending.popleft() for _ in range(share))
         held.update({task.client_id: task for task in tasks})
         now = time.monotonic()

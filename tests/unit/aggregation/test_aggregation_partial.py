@@ -99,7 +99,8 @@ def test_the_summer_keeps_statistics_without_weights_and_refuses_an_update_out_o
 
 def test_a_fold_that_needs_each_update_has_no_sum_rule_and_refuses_partials() -> None:
     fold = FedDC().start_round(GLOBAL, [1])
-    assert fold.sum_rule() is None
+    assert fold.sum_rule() is None and fold.in_client_order
     with pytest.raises(TypeError, match="takes each update on its own"):
         fold.add_partial(_partial([], SumRule(weighted=True)))
-    assert MeanFold(GLOBAL, [1], weighted=False).sum_rule() == SumRule(weighted=False)
+    mean = MeanFold(GLOBAL, [1], weighted=False)
+    assert mean.sum_rule() == SumRule(weighted=False) and not mean.in_client_order

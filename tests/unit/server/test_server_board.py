@@ -306,6 +306,26 @@ def test_smaller_hand_outs_keep_the_clients_of_a_round_close_to_their_order() ->
         WorkBoard(chunks_per_executor=0)
 
 
+def test_a_round_whose_fold_takes_any_order_hands_out_by_plain_guided_self_scheduling() -> None:
+    # 20 clients, 2 executors: a takes ceil(20/2) = 10, b ceil(10/2) = 5, a ceil(5/2) = 3, whatever the chunks
+    board = WorkBoard(long_poll_s=0.01, chunks_per_executor=4)
+    for executor_id in ("a", "b"):
+        board.add_executor(executor_id)
+    board.set_model(0, {"w": torch.zeros(1)})
+    thread = threading.Thread(target=lambda: board.run_round(1, [_task(c) for c in range(20)],
+                                                             in_client_order=False), daemon=True)
+    thread.start()
+    _wait_until_published(board, "a")
+    board.next_event("b")  # b's model
+
+    shares = [len(board.next_event(executor).tasks) for executor in ("a", "b", "a")]
+    for client_id in range(20):
+        board.submit("a", ClientUpdate(_result(client_id)))
+    thread.join(timeout=5)
+
+    assert shares == [10, 5, 3]
+
+
 def test_an_exception_while_results_are_handed_over_leaves_the_board_unlocked() -> None:
     # a stop signal turns into SystemExit wherever the round loop happens to be, here in the hand-over
     board = _board_with(["a"])
