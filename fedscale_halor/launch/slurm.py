@@ -97,10 +97,12 @@ class SubprocessSlurm(SlurmCommands):
             completed = _run(argv)
             if completed.returncode != 0:
                 continue
-            for line in completed.stdout.splitlines():
-                fields = line.strip().split("|")
-                if fields[-1].strip() and (len(fields) == 1 or fields[0] == job_id):
-                    return fields[-1].split()[0]  # "CANCELLED by 0" -> CANCELLED
+            states = [fields[-1].split()[0] for fields in (line.strip().split("|")
+                                                           for line in completed.stdout.splitlines())
+                      if fields[-1].strip() and (len(fields) == 1 or fields[0] == job_id)]
+            if states:
+                # "CANCELLED by 0" -> CANCELLED; a requeued job is listed once per attempt, the last one last
+                return states[-1]
         return None
 
     def cancel(self, job_id: str) -> None:
