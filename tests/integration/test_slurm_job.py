@@ -178,13 +178,13 @@ def test_stop_cancels_a_running_slurm_job_and_leaves_no_process(slurm_env: Slurm
 def _interrupt_after_a_checkpoint(settings: dict[str, object], timestamp: str, cluster: SlurmCluster,
                                   interrupt: Callable[[str], None]) -> tuple[str, Path]:
     job_id = _submit(settings, timestamp)
-    run_dir = tmp_run_dir(settings, timestamp)
+    run_dir = _run_dir_of(settings, timestamp)
     _wait_until(lambda: (run_dir / "checkpoint" / "state.json").is_file(), 180, "a first checkpoint", cluster)
     interrupt(job_id)
     return job_id, run_dir
 
 
-def tmp_run_dir(settings: dict[str, object], timestamp: str) -> Path:
+def _run_dir_of(settings: dict[str, object], timestamp: str) -> Path:
     return Path(str(settings["log_path"])) / "digits" / timestamp
 
 
@@ -224,7 +224,7 @@ def test_a_requeued_job_resumes_from_its_checkpoint(slurm_env: SlurmCluster, tmp
     # in the past (a start within the same second is refused as a revoked credential)
     def requeue(job_id: str) -> None:
         subprocess.run(["scontrol", "requeue", job_id], check=True, capture_output=True)
-        run_dir = tmp_run_dir(settings, "slurm_requeue")
+        run_dir = _run_dir_of(settings, "slurm_requeue")
         _wait_until(lambda: "PENDING" in _squeue(job_id) and slurm_env.node_state() == "idle"
                     and _processes_of(run_dir) == [], 90, "the requeued job's first attempt to end", slurm_env)
         time.sleep(2.0)
