@@ -100,7 +100,7 @@ def _slurm_conf(folder: Path, node: str) -> str:
     cpus = max(2, os.cpu_count() or 1)  # two executor tasks even on a one-core machine (config_overrides)
     return "\n".join([
         "ClusterName=fedscale-test",
-        f"SlurmctldHost={node}",
+        f"SlurmctldHost={node}(127.0.0.1)",  # the address, in case the short host name does not resolve
         "SlurmUser=root",
         "SlurmdUser=root",
         "AuthType=auth/munge",
