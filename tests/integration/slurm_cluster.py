@@ -13,6 +13,7 @@ import os
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import time
 from collections.abc import Iterator
@@ -33,6 +34,9 @@ class SlurmCluster:
     conf: Path
     folder: Path
     node: str
+    gpus: int  # GPUs Slurm hands out: character devices standing in for them, so that binding can be tested
+    gpu_problem: str = ""  # why there are none
+
 
     def node_state(self) -> str:
         """sinfo's short state of the node: idle, alloc, mix, comp (a job's processes still ending), ..."""
@@ -96,9 +100,23 @@ def _start_munged(folder: Path) -> subprocess.Popen[bytes] | None:
     return process
 
 
-def _slurm_conf(folder: Path, node: str) -> str:
+def _fake_gpus(folder: Path, count: int = 2) -> tuple[int, str]:
+    """Character devices Slurm's gres/gpu can hand out as GPUs (it checks that each file is one, and then sets each
+    task's CUDA_VISIBLE_DEVICES): copies of /dev/null's node, which nothing opens. (count, problem)."""
+    try:
+        for index in range(count):
+            os.mknod(folder / f"fake_gpu{index}", 0o600 | stat.S_IFCHR, os.makedev(1, 3))
+    except OSError as error:
+        return 0, f"cannot create the device nodes that stand in for GPUs in {folder}: {error}"
+    (folder / "gres.conf").write_text(f"AutoDetect=off\nName=gpu File={folder}/fake_gpu[0-{count - 1}]\n")
+    return count, ""
+
+
+def _slurm_conf(folder: Path, node: str, gpus: int) -> str:
     cpus = max(2, os.cpu_count() or 1)  # two executor tasks even on a one-core machine (config_overrides)
+    gres = f" Gres=gpu:{gpus}" if gpus else ""
     return "\n".join([
+        *(["GresTypes=gpu"] if gpus else []),
         "ClusterName=fedscale-test",
         f"SlurmctldHost={node}(127.0.0.1)",  # the address, in case the short host name does not resolve
         "SlurmUser=root",
@@ -128,7 +146,7 @@ def _slurm_conf(folder: Path, node: str) -> str:
         "ReturnToService=2",
         "KillWait=10",
         "MinJobAge=600",
-        f"NodeName={node} NodeHostname={node} NodeAddr=127.0.0.1 CPUs={cpus} State=UNKNOWN",
+        f"NodeName={node} NodeHostname={node} NodeAddr=127.0.0.1 CPUs={cpus}{gres} State=UNKNOWN",
         f"PartitionName={PARTITION} Nodes=ALL Default=YES MaxTime=INFINITE State=UP",
     ]) + "\n"
 
@@ -177,7 +195,8 @@ def slurm_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlurmClu
         (folder / name).mkdir()
     node = socket.gethostname().split(".")[0]
     conf = folder / "slurm.conf"
-    conf.write_text(_slurm_conf(folder, node))
+    gpus, gpu_problem = _fake_gpus(folder)  # gres.conf beside slurm.conf, where slurmd looks for it
+    conf.write_text(_slurm_conf(folder, node, gpus))
     previous_conf = os.environ.get("SLURM_CONF")
     os.environ["SLURM_CONF"] = str(conf)  # sbatch, squeue, scancel, sacct and srun inside the jobs read it
     started: list[tuple[subprocess.Popen[bytes], str]] = []
@@ -190,7 +209,7 @@ def slurm_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlurmClu
             process = subprocess.Popen([str(_which(daemon)), "-D", "-f", str(conf)], stdout=log,
                                        stderr=subprocess.STDOUT, start_new_session=True)
             started.append((process, daemon))
-        cluster = SlurmCluster(conf, folder, node)
+        cluster = SlurmCluster(conf, folder, node, gpus, gpu_problem)
         deadline = time.monotonic() + _IDLE_TIMEOUT_S
         while (state := _node_state(node)) != "idle":
             dead = [name for process, name in started if process.poll() is not None]

@@ -274,3 +274,45 @@ def test_run_exps_submits_one_slurm_job_per_experiment_and_kill_exps_cancels_the
         assert "CANCELLED" in _squeue(job_id)
         assert _processes_of(run_dir) == []
     assert not any((tmp_path / "jobs").rglob("*.json"))  # kill_exps.sh forgets what it stopped
+
+
+def _task_environments(run_dir: Path) -> list[tuple[str, dict[str, str]]]:
+    """(role, environment) of each running task of the run: its Python processes, not the srun that started them."""
+    tasks = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = [part.decode(errors="replace") for part in (entry / "cmdline").read_bytes().split(b"\0")]
+            environ = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if "fedscale_halor.launch.slurm_task" in argv and str(run_dir) in argv and Path(argv[0]).name != "srun":
+            variables = dict(item.decode(errors="replace").partition("=")[::2] for item in environ if item)
+            tasks.append((argv[argv.index("fedscale_halor.launch.slurm_task") + 1], variables))
+    return tasks
+
+
+def test_each_executor_task_gets_a_gpu_of_its_own_and_the_aggregator_none(slurm_env: SlurmCluster,
+                                                                          tmp_path: Path,
+                                                                          digits_data_dir: Path) -> None:
+    if not slurm_env.gpus:
+        pytest.skip(f"the test cluster has no stand-in GPUs: {slurm_env.gpu_problem}")
+    # Prepare: this machine's torch sees no GPU, so the executors train on the CPU whatever Slurm binds
+    job_id = _submit(_settings(tmp_path, digits_data_dir, rounds=100000, slurm_gpus_per_executor=1, **_LONG),
+                     "slurm_gpus")
+    run_dir = tmp_path / "logs" / "digits" / "slurm_gpus"
+    _wait_until(lambda: len(_metrics(run_dir)) >= 2, 180, "a first round", slurm_env)
+
+    # Execute
+    tasks = _task_environments(run_dir)
+    shown = subprocess.run(["scontrol", "show", "job", job_id], capture_output=True, text=True).stdout
+    stopped = _cli("stop", "digits", "slurm_gpus")
+
+    # Assert
+    assert sorted(role for role, _ in tasks) == ["aggregator", "executor", "executor"]
+    assert sorted(env.get("CUDA_VISIBLE_DEVICES", "none") for role, env in tasks if role == "executor") == ["0", "1"]
+    assert [env.get("CUDA_VISIBLE_DEVICES", "none") for role, env in tasks if role == "aggregator"] == ["none"]
+    assert "TresPerTask=gres:gpu:1" in shown
+    assert f"Slurm job {job_id} (was RUNNING): cancelled" in stopped.stdout
+    assert _processes_of(run_dir) == []
