@@ -14,12 +14,15 @@ from torch import nn
 from torch.nn.parameter import is_lazy
 
 
-def prefer_channels_last(model: nn.Module, device: torch.device) -> None:
+def prefer_channels_last(model: nn.Module, device: torch.device) -> bool:
     """Store the model's 4-D weights channels-last when it has 2-D convolutions and runs on a CPU; idempotent.
-
-    A model with parameters not yet materialized (lazy modules) is left as it is until its first forward pass.
+    Returns whether the layout is settled: a model with parameters not yet materialized (lazy modules) is left as it
+    is until its first forward pass.
     """
-    if device.type != "cpu" or any(is_lazy(parameter) for parameter in model.parameters()):
-        return
+    if device.type != "cpu":
+        return True
+    if any(is_lazy(parameter) for parameter in model.parameters()):
+        return False
     if any(isinstance(module, nn.Conv2d) for module in model.modules()):
         model.to(memory_format=torch.channels_last)
+    return True
