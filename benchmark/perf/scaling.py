@@ -1,6 +1,6 @@
 """Scaling: our seconds per round beside the two-plain-process floor, selection over many registered clients, memory.
 
-    python benchmark/perf/scaling.py [--per-round 10 100 500 1000] [--rounds 6] [--registered 1000 ... 1000000]
+    python benchmark/perf/scaling.py [--per-round 10 100 500 1000] [--rounds 11] [--registered 1000 ... 1000000]
                                      [--skip-rounds] [--skip-selection] [--skip-million]
                                      [--skip-memory]
 
@@ -135,7 +135,7 @@ class _PeakPerProcess(TreeMemorySampler):
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--per-round", type=int, nargs="+", default=[10, 100, 500, 1000])
-    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--rounds", type=int, default=11)
     parser.add_argument("--registered", type=int, nargs="+", default=[1_000, 10_000, 100_000, 1_000_000])
     parser.add_argument("--skip-rounds", action="store_true")
     parser.add_argument("--skip-selection", action="store_true")
