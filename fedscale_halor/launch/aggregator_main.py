@@ -15,9 +15,10 @@ import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from fedscale_halor.config.errors import ConfigError
-from fedscale_halor.config.schema import JobConfig
+from fedscale_halor.config.schema import ExperimentConfig, JobConfig
 from fedscale_halor.errors import InputFileError
 from fedscale_halor.launch.errors import LaunchError
 from fedscale_halor.launch.executor_main import TOKEN_VARIABLE, read_token
@@ -48,8 +49,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     # under `submit` stdout is the log file already; echoing there would write every line twice
     handler = attach_log_file("fedscale_halor", run_dir / "aggregator.log", echo=sys.stdout.isatty())
     stop_on_sigterm()
+    return serve_to_exit_status(cfg, run_dir, token, handler)
+
+
+def serve_to_exit_status(cfg: ExperimentConfig, run_dir: Path, token: str, handler: logging.Handler,
+                         **options: Any) -> int:
+    """``serve_aggregator`` with its outcome as the process's exit status (0 done, 1 failed, 2 cannot run, or the
+    stopping signal's), the log file ``handler`` detached at the end; ``options`` go to ``serve_aggregator``."""
     try:
-        serve_aggregator(cfg, run_dir, token)
+        serve_aggregator(cfg, run_dir, token, **options)
     except JobFailedError as error:
         _log.error("job %s failed: %s", cfg.job.job_name, error)
         return 1

@@ -22,17 +22,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fedscale_halor.config.errors import ConfigError
-from fedscale_halor.errors import InputFileError
-from fedscale_halor.launch.aggregator_main import stop_on_sigterm
-from fedscale_halor.launch.errors import LaunchError
+from fedscale_halor.config.schema import ExperimentConfig
+from fedscale_halor.launch.aggregator_main import serve_to_exit_status, stop_on_sigterm
 from fedscale_halor.launch.executor_main import read_token, serve_executor
 from fedscale_halor.launch.jobfile import load_config
-from fedscale_halor.launch.rundir import attach_log_file, detach_log_file
-from fedscale_halor.launch.serving import serve_aggregator
+from fedscale_halor.launch.rundir import attach_log_file
 from fedscale_halor.launch.slurm_script import ADDRESS_FILE_NAME, CONFIG_FILE_NAME, TOKEN_FILE_NAME
 from fedscale_halor.server.board import WorkBoard
 from fedscale_halor.server.checkpoint_store import PREVIOUS_DIR, STATE_FILE
-from fedscale_halor.server.errors import JobFailedError
 
 _POLL_S = 0.2
 
@@ -115,13 +112,20 @@ def wait_for_address(run_dir: Path, job_id: str, restart: str, timeout_s: float)
         time.sleep(_POLL_S)
 
 
-def run_aggregator(run_dir: Path, environ: Mapping[str, str]) -> int:
+def _read_run(run_dir: Path, role: str) -> tuple[ExperimentConfig, str] | None:
+    """The run's config and token, as submit wrote them; None (said on stderr) when they cannot be read."""
     try:
-        cfg = load_config(run_dir / CONFIG_FILE_NAME)
-        token = read_token(str(run_dir / TOKEN_FILE_NAME))
+        return load_config(run_dir / CONFIG_FILE_NAME), read_token(str(run_dir / TOKEN_FILE_NAME))
     except (OSError, ConfigError) as error:
-        print(f"aggregator: {error}", file=sys.stderr)
+        print(f"{role}: {error}", file=sys.stderr)
+        return None
+
+
+def run_aggregator(run_dir: Path, environ: Mapping[str, str]) -> int:
+    run = _read_run(run_dir, "aggregator")
+    if run is None:
         return 2
+    cfg, token = run
     job_id, restart = attempt_of(environ)
     host = node_address(environ)
     resume = has_checkpoint(run_dir)
@@ -133,31 +137,16 @@ def run_aggregator(run_dir: Path, environ: Mapping[str, str]) -> int:
         _log.info("Slurm job %s (restart %s): aggregator on %s:%d%s", job_id, restart, host, port,
                   ", resumed from the checkpoint" if resume else "")
 
-    try:
-        serve_aggregator(cfg, run_dir, token, on_listening=announce, resume=resume)
-    except JobFailedError as error:
-        _log.error("job %s failed: %s", cfg.job.job_name, error)
-        return 1
-    except (LaunchError, InputFileError, ConfigError) as error:
-        _log.error("job %s cannot run: %s", cfg.job.job_name, error)
-        return 2
-    except SystemExit as stop:
-        _log.warning("job %s stopped by a signal", cfg.job.job_name)
-        return int(stop.code or 1)
-    finally:
-        detach_log_file("fedscale_halor", handler)
-    return 0
+    return serve_to_exit_status(cfg, run_dir, token, handler, on_listening=announce, resume=resume)
 
 
 def run_executor(run_dir: Path, environ: Mapping[str, str]) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stdout)
-    try:
-        cfg = load_config(run_dir / CONFIG_FILE_NAME)
-        token = read_token(str(run_dir / TOKEN_FILE_NAME))
-    except (OSError, ConfigError) as error:
-        print(f"executor: {error}", file=sys.stderr)
+    run = _read_run(run_dir, "executor")
+    if run is None:
         return 2
+    cfg, token = run
     rank = int(environ.get("SLURM_PROCID", "0"))
     job_id, restart = attempt_of(environ)
     address = wait_for_address(run_dir, job_id, restart, cfg.job.register_timeout)
