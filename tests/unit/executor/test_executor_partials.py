@@ -132,6 +132,8 @@ def test_an_event_of_fewer_clients_than_make_a_partial_worth_its_size_sends_each
     assert clients_worth_summing({"w": torch.zeros(10)}) == 5
     assert clients_worth_summing({"w": torch.zeros(10, dtype=torch.float16)}) == 9
     assert clients_worth_summing({"w": torch.zeros(3), "n": torch.tensor(0)}) == 3  # (48 + 8) // (12 + 8) + 1
+    assert clients_worth_summing({"w": torch.zeros(2**20)}) == 5  # 4 MiB: still summed
+    assert clients_worth_summing({"w": torch.zeros(2**20 + 1)}) is None  # larger: sent one by one
     sums = PartialSums("executor_1", Sent())
     sums.start(_event(*(_task(client) for client in range(4))), MODEL)
     assert not any(sums.takes(_task(client)) for client in range(4))
