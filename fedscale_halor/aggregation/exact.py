@@ -64,18 +64,26 @@ _TERM_LIMIT = float(1 << (TERM_RANGE_BITS + FRACTION_BITS))  # max |a| of one te
 
 
 class Scratch:
-    """Two float64 blocks per device reused by every add, so that an add allocates nothing."""
+    """Two float64 blocks per device reused by every add, so that an add allocates nothing; views of them are kept
+    per size, since slicing them anew at every add cost a small model's client more than the arithmetic."""
 
     def __init__(self) -> None:
         self._blocks: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._views: dict[tuple[torch.device, int], tuple[torch.Tensor, torch.Tensor]] = {}
 
     def blocks(self, size: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """Two float64 blocks of exactly ``min(size, BLOCK_ELEMENTS)`` elements (at least one)."""
         size = min(max(size, 1), BLOCK_ELEMENTS)
+        views = self._views.get((device, size))
+        if views is not None:
+            return views
         held = self._blocks.get(device)
         if held is None or held[0].numel() < size:
             held = self._blocks[device] = (torch.empty(size, dtype=torch.float64, device=device),
                                            torch.empty(size, dtype=torch.float64, device=device))
-        return held
+            self._views = {key: value for key, value in self._views.items() if key[0] != device}
+        views = self._views[(device, size)] = (held[0][:size], held[1][:size])
+        return views
 
 
 @dataclass(frozen=True)
@@ -150,23 +158,31 @@ class ExactSum:
         if self._float_bound + term.bound > _FLOAT_LIMIT:
             self._flush()
         a_block, hi_block = self._scratch.blocks(self.numel, self.device)
-        for start in range(0, self.numel, BLOCK_ELEMENTS):
-            stop = min(start + BLOCK_ELEMENTS, self.numel)
-            a, hi = a_block[:stop - start], hi_block[:stop - start]
-            a.copy_(term.flat[start:stop])
-            a.mul_(term.scale)
-            if term.has_specials:
-                self._set_aside(a, start, stop)
-            torch.round(a, out=hi)  # half to even
-            a.sub_(hi)
-            self._high[start:stop].add_(hi)
-            a.mul_(2.0**LOW_BITS).round_()
-            self._low[start:stop].add_(a)
+        if self.numel <= BLOCK_ELEMENTS:  # one block: no slicing at all
+            self._add_span(term, term.flat, a_block, hi_block, self._high, self._low, 0)
+        else:
+            for start in range(0, self.numel, BLOCK_ELEMENTS):
+                stop = min(start + BLOCK_ELEMENTS, self.numel)
+                self._add_span(term, term.flat[start:stop], a_block[:stop - start], hi_block[:stop - start],
+                               self._high[start:stop], self._low[start:stop], start)
         self.bound += term.bound
         self._float_bound += term.bound
         self._pending += 1
         if self._pending >= CARRY_EVERY:
             self._carry()
+
+    def _add_span(self, term: Term, flat: torch.Tensor, a: torch.Tensor, hi: torch.Tensor, high: torch.Tensor,
+                  low: torch.Tensor, start: int) -> None:
+        """Steps 1-4 of the module for the elements ``start`` .. ``start + len(flat)``."""
+        a.copy_(flat)
+        a.mul_(term.scale)
+        if term.has_specials:
+            self._set_aside(a, start, start + a.numel())
+        torch.round(a, out=hi)  # half to even
+        a.sub_(hi)
+        high.add_(hi)
+        a.mul_(2.0**LOW_BITS).round_()
+        low.add_(a)
 
     def _set_aside(self, a: torch.Tensor, start: int, stop: int) -> None:
         bad = ~torch.isfinite(a)

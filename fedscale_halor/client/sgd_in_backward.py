@@ -71,13 +71,15 @@ def fusable_linears(model: nn.Module) -> list[nn.Linear]:
 
 
 @contextmanager
-def sgd_in_backward(model: nn.Module, step: SGDStep) -> Iterator[set[int]]:
+def sgd_in_backward(model: nn.Module, step: SGDStep, layers: list[nn.Linear] | None = None) -> Iterator[set[int]]:
     """Within the block, the model's own dense layers update themselves during ``backward()``.
 
     Yields the ids of the parameters so updated; the caller's optimizer must leave them out. On leaving, the layers
-    compute as before.
+    compute as before. ``layers``: ``fusable_linears(model)`` as the caller keeps it (finding them walks the whole
+    model, a noticeable share of a small model's client).
     """
-    layers = fusable_linears(model)
+    if layers is None:
+        layers = fusable_linears(model)
     for layer in layers:
         layer.forward = _fused_forward(layer, step)  # type: ignore[method-assign]
     try:
