@@ -21,7 +21,7 @@ from fedscale_halor.config.schema import JobConfig
 from fedscale_halor.logging.base import MetricsSink
 from fedscale_halor.plugin.cohorts import CohortLayout, CohortPlugin, OneCohort
 from fedscale_halor.plugin.round import RoundPlugin
-from fedscale_halor.seeding import derive_seed
+from fedscale_halor.seeding import derive_seeds
 from fedscale_halor.selection.base import ClientOutcome, ClientSelector
 from fedscale_halor.server.board import RoundOutcome, WorkBoard
 from fedscale_halor.server.checkpoint import (
@@ -177,13 +177,14 @@ class Aggregator:
         fold = cohort.strategy.start_round(cohort.weights, planned.completing)
         # executors sum the updates that go straight into the fold, unless something needs each one
         sum_rule = None if parts.cohorts.takes_updates else fold.sum_rule()
+        seeds = derive_seeds(job.sample_seed, round_index, "train", participants)
         tasks = [
             TrainTask(round=round_index, client_id=client_id, model_version=cohort.version,
                       learning_rate=learning_rate, local_steps=planned.local_steps.get(client_id, job.local_steps),
-                      batch_size=job.batch_size, seed=derive_seed(job.sample_seed, round_index, "train", client_id),
+                      batch_size=job.batch_size, seed=seed,
                       client_state=cohort.strategy.task_state(client_id),  # FedDC: the client's drift
                       summed=sum_rule is not None and client_id not in late)
-            for client_id in participants
+            for client_id, seed in zip(participants, seeds, strict=True)
         ]
         late_results: list[TrainResult] = []
 
