@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import time
 import weakref
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F  # noqa: N812
@@ -16,6 +17,7 @@ from fedscale_halor.client.batching import batch_indices
 from fedscale_halor.client.feddc import DriftPenalty, drift_increment
 from fedscale_halor.client.fedprox import ProximalTerm
 from fedscale_halor.client.memory_layout import prefer_channels_last
+from fedscale_halor.client.model_state import ModelState
 from fedscale_halor.client.sgd_in_backward import SGDStep, fusable_linears, sgd_in_backward
 from fedscale_halor.seeding import torch_generator
 from fedscale_halor.types import ClientData, TrainResult, TrainTask, Weights
@@ -50,6 +52,14 @@ def _seed(device: torch.device, seed: int) -> None:
             torch.cuda.manual_seed(seed)
 
 
+@dataclass(frozen=True)
+class _PreparedModel:
+    """What the trainer learns about a model once: its fusable dense layers and a direct view of its state."""
+
+    fusable: list[nn.Linear]
+    state: ModelState | None
+
+
 class LocalTrainer(Trainer):
     """Runs exactly ``task.local_steps`` SGD steps over reshuffled mini-batches of the client's data.
 
@@ -72,38 +82,48 @@ class LocalTrainer(Trainer):
         self.proximal_mu = proximal_mu
         self.feddc_alpha = feddc_alpha
         self.device = torch.device(device)
-        # models already on the device in their layout (loading weights keeps both), with their fusable layers
-        self._ready: weakref.WeakKeyDictionary[nn.Module, list[nn.Linear]] = weakref.WeakKeyDictionary()
+        # models already on the device in their layout (loading weights keeps both)
+        self._ready: weakref.WeakKeyDictionary[nn.Module, _PreparedModel] = weakref.WeakKeyDictionary()
 
     def train(self, model: nn.Module, global_weights: Weights, data: ClientData, task: TrainTask) -> TrainResult:
         started = time.perf_counter()
         _check_inputs(data, task)
-        if model not in self._ready:  # walking a small model's modules for this was 5% of its client
+        prepared = self._ready.get(model)
+        if prepared is None:  # walking a small model's modules for this was 5% of its client
             if not _on_device(model, self.device):
                 model.to(self.device)
             if prefer_channels_last(model, self.device):
-                self._ready[model] = fusable_linears(model)
+                prepared = self._ready[model] = _PreparedModel(fusable_linears(model), ModelState.of(model))
+        state_view = prepared.state if prepared is not None else None
         try:
-            model.load_state_dict(global_weights, strict=True)
+            if state_view is not None:
+                state_view.load(global_weights)
+            else:
+                model.load_state_dict(global_weights, strict=True)
         except RuntimeError as error:
             raise ValueError(f"client {task.client_id}: the global weights do not fit the model: {error}") from error
+
+        def trained_weights() -> dict[str, torch.Tensor]:
+            return state_view.copy_out() if state_view is not None else cpu_weights(model)
 
         num_samples = len(data)
         if num_samples == 0 or task.local_steps == 0:
             # Nothing to learn from: hand back the global weights untouched rather than looping on an empty loader.
-            return _result(task, cpu_weights(model), num_samples, 0, 0.0, 0.0, started)
+            return _result(task, trained_weights(), num_samples, 0, 0.0, 0.0, started)
 
         with torch.random.fork_rng(devices=_rng_devices(self.device)):
             _seed(self.device, task.seed)
-            loss_mean, loss_square_mean = self._run_steps(model, data, task)
-        weights = cpu_weights(model)
+            loss_mean, loss_square_mean = self._run_steps(model, data, task, prepared)
+        weights = trained_weights()
         state = {} if self.feddc_alpha is None else drift_increment(model, weights, global_weights)
         return _result(task, weights, num_samples, task.local_steps, loss_mean, loss_square_mean, started, state)
 
-    def _run_steps(self, model: nn.Module, data: ClientData, task: TrainTask) -> tuple[float, float]:
+    def _run_steps(self, model: nn.Module, data: ClientData, task: TrainTask,
+                   prepared: _PreparedModel | None) -> tuple[float, float]:
         plain_sgd = self.momentum == 0 and self.proximal_mu == 0 and self.feddc_alpha is None
-        stepping = (sgd_in_backward(model, SGDStep(task.learning_rate, self.weight_decay), self._ready.get(model))
-                    if plain_sgd else contextlib.nullcontext(set()))
+        layers = prepared.fusable if prepared is not None else None
+        stepping = (sgd_in_backward(model, SGDStep(task.learning_rate, self.weight_decay), layers) if plain_sgd
+                    else contextlib.nullcontext(set()))
         with stepping as updated_in_backward:
             return self._loop(model, data, task, updated_in_backward)
 

@@ -223,3 +223,26 @@ def test_weights_that_do_not_fit_the_model_name_the_client() -> None:
     # Execute / Assert
     with pytest.raises(ValueError, match="client 3"):
         LocalTrainer().train(model, {"linear.weight": torch.zeros(2, 2)}, data, task_for(3))
+
+
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_a_model_loaded_through_its_hooks_trains_to_the_same_bits_as_one_loaded_directly(momentum: float) -> None:
+    # Prepare: the hooked model cannot use the direct state view, the plain one does
+    def model() -> nn.Module:
+        torch.manual_seed(3)
+        return nn.Sequential(nn.Linear(2, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 2))
+
+    plain, hooked = model(), model()
+    hooked.register_load_state_dict_post_hook(lambda *args: None)
+    global_weights = {key: value.clone() for key, value in plain.state_dict().items()}
+    trainer = LocalTrainer(momentum=momentum, weight_decay=5e-4)
+    # Execute: two clients each, so the second one reloads the global weights into a trained model
+    results = [[trainer.train(net, global_weights, separable_client(client, 6, seed=client), task_for(client))
+                for client in (1, 2)] for net in (plain, hooked)]
+    # Assert
+    for direct, through_hooks in zip(*results, strict=True):
+        assert list(direct.weights) == list(through_hooks.weights)
+        for key, tensor in direct.weights.items():
+            assert torch.equal(tensor, through_hooks.weights[key]), key
+        assert direct.loss_mean == through_hooks.loss_mean
+    assert not torch.equal(results[0][0].weights["0.weight"], global_weights["0.weight"])
