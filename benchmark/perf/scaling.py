@@ -1,8 +1,8 @@
 """Scaling: our seconds per round beside the two-plain-process floor, selection over many registered clients, memory.
 
-    python benchmark/perf/scaling.py [--per-round 10 100 500 1000] [--rounds 11] [--registered 1000 ... 1000000]
-                                     [--skip-rounds] [--skip-selection] [--skip-million]
-                                     [--skip-memory]
+    python benchmark/perf/scaling.py [--per-round 10 100 500 1000] [--rounds 11] [--pairs 3]
+                                     [--registered 1000 ... 1000000] [--skip-rounds] [--skip-selection]
+                                     [--skip-million] [--skip-memory]
 
 The workload (scaling.yml): 2,000 clients of 20 synthetic 8x8 samples, a one-hidden-layer perceptron, 5 local steps
 of plain SGD with batch 20, FedAvg, on 2 CPU cores. For each clients-per-round count it runs, in this invocation:
@@ -10,7 +10,9 @@ of plain SGD with batch 20, FedAvg, on 2 CPU cores. For each clients-per-round c
   clients with a running weighted sum: what two cores do with no framework at all;
 - **ours**: ``fedscale-halor start`` with 2 executors of 1 thread each over gRPC, the aggregator a third process.
 Seconds per round are the median of rounds 2.. (round 1 pays for warm-up); memory is the peak RSS of the busiest
-process of each run (the aggregator, or an executor). Then selection: milliseconds per round for random and Oort
+process of each run (the aggregator, or an executor). The floor and ours alternate ``--pairs`` times, and the ratio is
+the median of each pair's ratio: this shared machine's speed drifts by 10-20% over minutes, and a ratio of two runs
+minutes apart measured that drift as much as the framework. Then selection: milliseconds per round for random and Oort
 over 10^3 .. 10^6 registered clients (selection_scale.py). Then memory over 20 rounds at 100 and at 1,000 clients per
 round (the aggregator's and the executors' RSS early and late in the run). Last, a job over a million synthetic
 clients: its start and its memory beyond PyTorch (million_start.py).
@@ -70,9 +72,9 @@ def _run_job(data_dir: Path, work: Path, per_round: int, rounds: int, timestamp:
     return work / "logs" / "scaling" / timestamp
 
 
-def ours(data_dir: Path, work: Path, per_round: int, rounds: int) -> tuple[float, int]:
+def ours(data_dir: Path, work: Path, per_round: int, rounds: int, timestamp: str) -> tuple[float, int]:
     peaks = _PeakPerProcess()
-    seconds = round_seconds_from_metrics(_run_job(data_dir, work, per_round, rounds, f"per_round_{per_round}", peaks))
+    seconds = round_seconds_from_metrics(_run_job(data_dir, work, per_round, rounds, timestamp, peaks))
     return statistics.median(seconds[1:]), peaks.largest
 
 
@@ -136,6 +138,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--per-round", type=int, nargs="+", default=[10, 100, 500, 1000])
     parser.add_argument("--rounds", type=int, default=11)
+    parser.add_argument("--pairs", type=int, default=3, help="floor/ours runs, alternating, per clients-per-round")
     parser.add_argument("--registered", type=int, nargs="+", default=[1_000, 10_000, 100_000, 1_000_000])
     parser.add_argument("--skip-rounds", action="store_true")
     parser.add_argument("--skip-selection", action="store_true")
@@ -148,17 +151,27 @@ def main() -> int:
             work = Path(scratch)
             data_dir = write_synthetic_spec(work / "data", **SPEC)
             for per_round in args.per_round:
-                wait_for_quiet_machine()
-                floor_s = floor_round_s(data_dir, work, per_round, args.rounds)
-                wait_for_quiet_machine()
-                our_s, peak = ours(data_dir, work, per_round, args.rounds)
-                rows.append((per_round, floor_s, our_s, peak))
-                print(f"  {per_round} per round: floor {floor_s:.3f} s, ours {our_s:.3f} s", flush=True)
-        print(f"\n{CLIENTS} clients, 2 cores, median s/round of rounds 2-{args.rounds}:")
-        print(f"{'clients/round':>13}{'floor s':>9}{'ours s':>9}{'ratio':>8}{'target':>8}{'peak RSS/process':>18}")
-        for per_round, floor_s, our_s, peak in rows:
+                pairs = []
+                for pair in range(args.pairs):
+                    wait_for_quiet_machine()
+                    floor_s = floor_round_s(data_dir, work, per_round, args.rounds)
+                    wait_for_quiet_machine()
+                    our_s, peak = ours(data_dir, work, per_round, args.rounds, f"per_round_{per_round}_{pair}")
+                    pairs.append((floor_s, our_s, peak))
+                    print(f"  {per_round} per round: floor {floor_s:.3f} s, ours {our_s:.3f} s "
+                          f"({our_s / floor_s:.2f}x)", flush=True)
+                rows.append((per_round, pairs))
+        print(f"\n{CLIENTS} clients, 2 cores, median s/round of rounds 2-{args.rounds}, medians of {args.pairs} "
+              "alternating floor/ours pairs:")
+        print(f"{'clients/round':>13}{'floor s':>9}{'ours s':>9}{'ratio':>8}{'pair ratios':>18}{'target':>8}"
+              f"{'peak RSS/process':>18}")
+        for per_round, pairs in rows:
+            ratios = [our_s / floor_s for floor_s, our_s, _ in pairs]
+            spread = f"{min(ratios):.2f}-{max(ratios):.2f}x"
             target = f"<={TARGETS[per_round]:.1f}x" if per_round in TARGETS else ""
-            print(f"{per_round:>13}{floor_s:>9.3f}{our_s:>9.3f}{our_s / floor_s:>7.2f}x{target:>8}{gib(peak):>18}")
+            print(f"{per_round:>13}{statistics.median(pair[0] for pair in pairs):>9.3f}"
+                  f"{statistics.median(pair[1] for pair in pairs):>9.3f}{statistics.median(ratios):>7.2f}x"
+                  f"{spread:>18}{target:>8}{gib(max(pair[2] for pair in pairs)):>18}")
     if not args.skip_memory:
         print("\nmemory over 20 rounds (RSS, largest of the second fifth of the run -> of its last fifth):")
         with tempfile.TemporaryDirectory(prefix="scaling_memory_") as scratch:
