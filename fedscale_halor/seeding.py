@@ -32,7 +32,7 @@ def derive_seeds(job_seed: int, round_index: int, purpose: str, extras: Sequence
     ``SeedSequence.mix_entropy`` and ``generate_state``) run over arrays, one lane per extra; with four entropy words
     (the pool's size) it needs no loop over clients. Extras outside [0, 2^32) take the scalar path.
     """
-    values = np.asarray(extras, dtype=np.int64) if len(extras) else np.zeros(0, dtype=np.int64)
+    values = np.asarray(extras, dtype=np.int64)
     if values.ndim != 1 or (values.size and (values.min() < 0 or values.max() > 0xFFFFFFFF)):
         return [derive_seed(job_seed, round_index, purpose, int(extra)) for extra in extras]
     head = _entropy(job_seed, round_index, purpose, ())

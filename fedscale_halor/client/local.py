@@ -17,7 +17,7 @@ from fedscale_halor.client.batching import batch_indices
 from fedscale_halor.client.feddc import DriftPenalty, drift_increment
 from fedscale_halor.client.fedprox import ProximalTerm
 from fedscale_halor.client.memory_layout import prefer_channels_last
-from fedscale_halor.client.model_state import ModelState
+from fedscale_halor.client.model_state import ModelState, cpu_copy
 from fedscale_halor.client.sgd_in_backward import SGDStep, fusable_linears, sgd_in_backward
 from fedscale_halor.seeding import torch_generator
 from fedscale_halor.types import ClientData, TrainResult, TrainTask, Weights
@@ -25,8 +25,11 @@ from fedscale_halor.types import ClientData, TrainResult, TrainTask, Weights
 
 def cpu_weights(model: nn.Module) -> dict[str, torch.Tensor]:
     """Detached CPU copies of the model's state dict (parameters and buffers), never aliasing the model."""
-    return {name: tensor.detach().to("cpu", copy=True, memory_format=torch.contiguous_format)
-            for name, tensor in model.state_dict().items()}
+    return {name: cpu_copy(tensor) for name, tensor in model.state_dict().items()}
+
+
+def _copy_out(model: nn.Module, view: ModelState | None) -> dict[str, torch.Tensor]:
+    return view.copy_out() if view is not None else cpu_weights(model)
 
 
 def _rng_devices(device: torch.device) -> list[int]:
@@ -94,27 +97,24 @@ class LocalTrainer(Trainer):
                 model.to(self.device)
             if prefer_channels_last(model, self.device):
                 prepared = self._ready[model] = _PreparedModel(fusable_linears(model), ModelState.of(model))
-        state_view = prepared.state if prepared is not None else None
+        view = prepared.state if prepared is not None else None
         try:
-            if state_view is not None:
-                state_view.load(global_weights)
+            if view is not None:
+                view.load(global_weights)
             else:
                 model.load_state_dict(global_weights, strict=True)
         except RuntimeError as error:
             raise ValueError(f"client {task.client_id}: the global weights do not fit the model: {error}") from error
 
-        def trained_weights() -> dict[str, torch.Tensor]:
-            return state_view.copy_out() if state_view is not None else cpu_weights(model)
-
         num_samples = len(data)
         if num_samples == 0 or task.local_steps == 0:
             # Nothing to learn from: hand back the global weights untouched rather than looping on an empty loader.
-            return _result(task, trained_weights(), num_samples, 0, 0.0, 0.0, started)
+            return _result(task, _copy_out(model, view), num_samples, 0, 0.0, 0.0, started)
 
         with torch.random.fork_rng(devices=_rng_devices(self.device)):
             _seed(self.device, task.seed)
             loss_mean, loss_square_mean = self._run_steps(model, data, task, prepared)
-        weights = trained_weights()
+        weights = _copy_out(model, view)
         state = {} if self.feddc_alpha is None else drift_increment(model, weights, global_weights)
         return _result(task, weights, num_samples, task.local_steps, loss_mean, loss_square_mean, started, state)
 
